@@ -1,0 +1,341 @@
+//! Bytes ⇄ frames: newline-delimited JSON, incremental and bounded (protocol.md §1.5).
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::wire::Frame;
+use crate::wire::tagged::{self, Shape};
+
+/// The default longest line, in bytes without its `\n`: 1 MiB, the largest WebSocket
+/// message the reference gateway accepts.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 1 << 20;
+
+/// Turns a stream of byte chunks into frames.
+///
+/// Feed it the payload of every WebSocket message (text or binary) with
+/// [`push`](Self::push), then take what it decoded with [`next_frame`](Self::next_frame).
+/// Chunks may split lines anywhere, including inside a UTF-8 character, and may carry
+/// several lines; the frames are the same however the stream is cut.
+///
+/// Each line is scanned once: the total work is linear in the input however it is
+/// chunked. A line longer than the limit is reported once, as soon as it crosses the
+/// limit, and its remaining bytes are skipped up to the newline without being stored, so
+/// the decoder never holds more than `max_frame_len` bytes of a partial line. A bad line
+/// yields one [`DecodeError`] and the next line decodes normally. Blank lines are
+/// skipped; a trailing `\r` is tolerated.
+///
+/// ```
+/// use relay_machine::codec::FrameDecoder;
+/// use relay_machine::wire::Frame;
+///
+/// let mut decoder = FrameDecoder::new();
+/// decoder.push(br#"{"type":"going_idle_ack"}"#);
+/// assert!(decoder.next_frame().is_none()); // no newline yet
+/// decoder.push(b"\n{\"type\":");
+/// assert_eq!(decoder.next_frame(), Some(Ok(Frame::GoingIdleAck)));
+/// assert!(decoder.next_frame().is_none());
+/// ```
+#[derive(Debug)]
+pub struct FrameDecoder {
+    max_frame_len: usize,
+    /// Bytes of the current line that arrived in earlier chunks.
+    partial: Vec<u8>,
+    /// The current line crossed the limit and was reported; skip it up to its newline.
+    skipping: bool,
+    /// 1-based number of the current line.
+    line: u64,
+    /// Stream offset of the current line's first byte.
+    line_start: u64,
+    /// Stream offset of the next byte to arrive.
+    position: u64,
+    decoded: VecDeque<Result<Frame, DecodeError>>,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameDecoder {
+    /// A decoder with the default 1 MiB line limit.
+    pub fn new() -> Self {
+        Self::with_max_frame_len(DEFAULT_MAX_FRAME_LEN)
+    }
+
+    /// A decoder that rejects lines longer than `max_frame_len` bytes (without the `\n`).
+    pub fn with_max_frame_len(max_frame_len: usize) -> Self {
+        Self {
+            max_frame_len,
+            partial: Vec::new(),
+            skipping: false,
+            line: 1,
+            line_start: 0,
+            position: 0,
+            decoded: VecDeque::new(),
+        }
+    }
+
+    /// The line limit in bytes.
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
+    /// Feeds the next chunk of the stream and decodes every line it completes.
+    pub fn push(&mut self, mut chunk: &[u8]) {
+        while let Some(newline) = memchr::memchr(b'\n', chunk) {
+            let (line, rest) = chunk.split_at(newline);
+            self.end_line(line);
+            chunk = rest.get(1..).unwrap_or_default();
+        }
+        self.extend_partial(chunk);
+    }
+
+    /// The next decoded frame or per-line error, in stream order; `None` when every
+    /// complete line has been taken.
+    pub fn next_frame(&mut self) -> Option<Result<Frame, DecodeError>> {
+        self.decoded.pop_front()
+    }
+
+    /// Ends the stream: decodes a last line that has no trailing newline.
+    ///
+    /// A live connection never calls this (the protocol processes a frame only when its
+    /// newline arrives); it is for reading a capture whose last line lacks one.
+    pub fn finish(&mut self) {
+        if self.skipping {
+            self.skipping = false;
+        } else if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.decode_line(&line);
+        }
+        self.partial.clear();
+        self.line_start = self.position;
+    }
+
+    /// Forgets everything buffered and starts a new stream (a new connection).
+    pub fn reset(&mut self) {
+        *self = Self::with_max_frame_len(self.max_frame_len);
+    }
+
+    /// Bytes of a partial line held back, waiting for its newline. Never more than
+    /// [`max_frame_len`](Self::max_frame_len).
+    pub fn buffered_len(&self) -> usize {
+        self.partial.len()
+    }
+
+    fn extend_partial(&mut self, bytes: &[u8]) {
+        self.position += bytes.len() as u64;
+        if self.skipping || bytes.is_empty() {
+            return;
+        }
+        if self.partial.len() + bytes.len() > self.max_frame_len {
+            self.too_long();
+        } else {
+            self.partial.extend_from_slice(bytes);
+        }
+    }
+
+    /// `tail` is the rest of the current line, up to (not including) its newline.
+    fn end_line(&mut self, tail: &[u8]) {
+        self.position += tail.len() as u64;
+        if self.skipping {
+            self.skipping = false;
+        } else if self.partial.len() + tail.len() > self.max_frame_len {
+            self.too_long();
+            self.skipping = false;
+        } else if self.partial.is_empty() {
+            self.decode_line(tail);
+        } else {
+            let mut line = std::mem::take(&mut self.partial);
+            line.extend_from_slice(tail);
+            self.decode_line(&line);
+            // Keep the allocation for the next partial line.
+            line.clear();
+            self.partial = line;
+        }
+        self.position += 1;
+        self.line += 1;
+        self.line_start = self.position;
+    }
+
+    fn too_long(&mut self) {
+        self.partial = Vec::new();
+        self.skipping = true;
+        self.decoded.push_back(Err(DecodeError {
+            kind: DecodeErrorKind::FrameTooLong,
+            line: self.line,
+            offset: self.line_start,
+            frame_type: None,
+            message: format!("line exceeds {} bytes", self.max_frame_len),
+        }));
+    }
+
+    fn decode_line(&mut self, line: &[u8]) {
+        if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
+            return;
+        }
+        let result = decode_line(line).map_err(|(kind, at, frame_type, message)| DecodeError {
+            kind,
+            line: self.line,
+            offset: self.line_start + at as u64,
+            frame_type,
+            message,
+        });
+        self.decoded.push_back(result);
+    }
+}
+
+/// A line's problem: kind, byte offset within the line, frame type if known, message.
+type LineError = (DecodeErrorKind, usize, Option<String>, String);
+
+fn decode_line(line: &[u8]) -> Result<Frame, LineError> {
+    let text = std::str::from_utf8(line).map_err(|e| {
+        (
+            DecodeErrorKind::InvalidUtf8,
+            e.valid_up_to(),
+            None,
+            e.to_string(),
+        )
+    })?;
+    let start = text.len() - text.trim_start().len();
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => (
+                DecodeErrorKind::NotAnObject,
+                start,
+                None,
+                "frame is not a JSON object".to_owned(),
+            ),
+            Err(e) => json_error(DecodeErrorKind::InvalidJson, text, &e),
+        });
+    }
+    match tagged::from_str::<Frame>(text) {
+        Ok(Ok(frame)) => Ok(frame),
+        Ok(Err(shape)) => Err((
+            match shape {
+                Shape::MissingTag => DecodeErrorKind::MissingType,
+                Shape::TagNotString => DecodeErrorKind::TypeNotString,
+            },
+            start,
+            None,
+            shape.describe("type"),
+        )),
+        Err(e) => {
+            let kind = match e.classify() {
+                serde_json::error::Category::Data => DecodeErrorKind::InvalidFrame,
+                serde_json::error::Category::Io
+                | serde_json::error::Category::Syntax
+                | serde_json::error::Category::Eof => DecodeErrorKind::InvalidJson,
+            };
+            Err(json_error(kind, text, &e))
+        }
+    }
+}
+
+fn json_error(kind: DecodeErrorKind, text: &str, e: &serde_json::Error) -> LineError {
+    // serde_json counts 1-based columns within the (single) line.
+    let at = e.column().saturating_sub(1).min(text.len());
+    let message = e.to_string();
+    let message = match message.rsplit_once(" at line ") {
+        Some((head, _)) => head.to_owned(),
+        None => message,
+    };
+    let frame_type = if kind == DecodeErrorKind::InvalidFrame {
+        frame_type_of(text)
+    } else {
+        None
+    };
+    (kind, at, frame_type, message)
+}
+
+/// The `type` of a syntactically valid object, for error context.
+fn frame_type_of(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct TypeOnly {
+        #[serde(rename = "type")]
+        frame_type: Option<String>,
+    }
+    serde_json::from_str::<TypeOnly>(text).ok()?.frame_type
+}
+
+/// Why one line did not decode into a frame. The stream goes on with the next line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, byte {offset}: {kind}{}: {message}", .frame_type.as_ref().map(|t| format!(" ({t})")).unwrap_or_default())]
+pub struct DecodeError {
+    /// What kind of problem.
+    pub kind: DecodeErrorKind,
+    /// 1-based line number in the stream (blank lines count).
+    pub line: u64,
+    /// Byte offset in the stream where the problem was found (the line's start for an
+    /// over-long line).
+    pub offset: u64,
+    /// The frame's `type`, when the line was an object with a string `type`.
+    pub frame_type: Option<String>,
+    /// What was wrong, in words.
+    pub message: String,
+}
+
+/// The kinds of [`DecodeError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// The line is longer than the decoder's limit; it was skipped without being stored.
+    FrameTooLong,
+    /// The line is not valid UTF-8.
+    InvalidUtf8,
+    /// The line is not valid JSON (including nesting deeper than 128 levels and numbers
+    /// out of range).
+    InvalidJson,
+    /// The line is valid JSON but not an object.
+    NotAnObject,
+    /// The object has no `type`.
+    MissingType,
+    /// The object's `type` is not a string.
+    TypeNotString,
+    /// The frame's fields do not match its type: a required field is missing or a field
+    /// has the wrong JSON type.
+    InvalidFrame,
+}
+
+impl DecodeErrorKind {
+    /// A stable snake_case name, for logs and machine-readable output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecodeErrorKind::FrameTooLong => "frame_too_long",
+            DecodeErrorKind::InvalidUtf8 => "invalid_utf8",
+            DecodeErrorKind::InvalidJson => "invalid_json",
+            DecodeErrorKind::NotAnObject => "not_an_object",
+            DecodeErrorKind::MissingType => "missing_type",
+            DecodeErrorKind::TypeNotString => "type_not_string",
+            DecodeErrorKind::InvalidFrame => "invalid_frame",
+        }
+    }
+}
+
+impl fmt::Display for DecodeErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Appends `frame` to `out` as compact JSON and a `\n`: one wire line.
+pub fn encode_into(frame: &Frame, out: &mut Vec<u8>) {
+    let start = out.len();
+    // Writing to a Vec fails only for maps with non-string keys, which no frame has;
+    // should it ever happen, write nothing rather than half a line.
+    if serde_json::to_writer(&mut *out, frame).is_err() {
+        out.truncate(start);
+        return;
+    }
+    out.push(b'\n');
+}
+
+/// `frame` as one wire line: compact JSON and a `\n`, ready to be sent as one WebSocket
+/// text message.
+pub fn encode(frame: &Frame) -> Bytes {
+    let mut out = Vec::with_capacity(128);
+    encode_into(frame, &mut out);
+    Bytes::from(out)
+}

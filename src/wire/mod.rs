@@ -1,0 +1,364 @@
+//! Every frame of the relay ⇄ connector protocol as plain typed data (protocol.md §2).
+//!
+//! These types know nothing of connections or state: they are what one line of the
+//! newline-delimited JSON stream means. Keys are spelled exactly as on the wire
+//! (camelCase only for `botId`, `requestId`, `bufferId` and `bodyB64`); unknown keys are
+//! ignored and an unknown `type` decodes to [`Frame::Unknown`] rather than an error, so a
+//! newer peer never breaks an older one.
+
+mod action;
+mod descriptor;
+mod event;
+mod passthrough;
+pub(crate) mod tagged;
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+pub use action::{
+    ActionResult, DeleteAction, DraftAction, EGRESS_DECLINED, EditAction, FollowUpAction,
+    GetChatInfoAction, Metadata, OutboundAction, PromptAction, PromptOption, ReactAction,
+    SendAction, SendMediaAction, TaskCardAction, TaskCardStopAction, ThreadCreateAction,
+    ThreadRenameAction, TypingAction, UnknownAction,
+};
+pub use descriptor::{
+    CapabilityDescriptor, DEFAULT_MAX_MESSAGE_LENGTH, LEGACY_OPS, LenUnit, text_len,
+};
+pub use event::{
+    ContextAuthor, ContextItem, MediaItem, MessageEvent, MessageType, PromptResponse, ReplyTo,
+    SessionSource,
+};
+pub use passthrough::{Base64Error, BodyError, PassthroughForward, decode_base64};
+
+use tagged::{Tagged, TypeFirst};
+
+/// One frame of the protocol, in either direction.
+///
+/// Which direction a frame travels is a matter for the machines: the codec decodes any
+/// frame, so a machine can report a frame that arrived in the wrong direction instead of
+/// failing to parse it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Frame {
+    /// gateway → connector: announce one fronted identity.
+    Hello(Hello),
+    /// connector → gateway: capabilities of one announced platform.
+    Descriptor(Descriptor),
+    /// connector → gateway: one message event, possibly replayed from the buffer.
+    Inbound(Box<Inbound>),
+    /// gateway → connector: durable receipt of a buffered delivery.
+    InboundAck(InboundAck),
+    /// gateway → connector: a request to perform an action.
+    Outbound(Outbound),
+    /// connector → gateway: the result of one `outbound`.
+    OutboundResult(OutboundResult),
+    /// gateway → connector: stop a session's running turn.
+    Interrupt(Interrupt),
+    /// connector → gateway: a `/stop` for a session this gateway runs.
+    InterruptInbound(InterruptInbound),
+    /// gateway → connector: switch this instance to buffered-only delivery.
+    GoingIdle,
+    /// connector → gateway: the switch to buffered-only delivery is done.
+    GoingIdleAck,
+    /// connector → gateway: a provider webhook with its body.
+    PassthroughForward(PassthroughFrame),
+    /// A frame type this crate does not know, kept verbatim.
+    Unknown(UnknownFrame),
+}
+
+/// `hello`: one identity (platform and bot) the gateway fronts on this socket.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Hello {
+    /// The platform (`discord`, `telegram`, ...; `relay` when none is configured).
+    pub platform: String,
+    /// The bot or app identity on that platform; may be empty.
+    #[serde(rename = "botId")]
+    pub bot_id: String,
+    /// Discord only: the slash commands to register, passed through verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_manifest: Option<Vec<Map<String, Value>>>,
+}
+
+/// `descriptor`: the capabilities of one platform the gateway said `hello` for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Descriptor {
+    /// The capabilities.
+    pub descriptor: CapabilityDescriptor,
+}
+
+/// `inbound`: one message event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inbound {
+    /// The event.
+    pub event: MessageEvent,
+    /// Present when the event was replayed from the connector's durable buffer; the
+    /// gateway must then acknowledge it with `inbound_ack` once it owns it.
+    #[serde(
+        default,
+        rename = "bufferId",
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_buffer_id"
+    )]
+    pub buffer_id: Option<BufferId>,
+}
+
+/// `inbound_ack`: the gateway durably owns a buffered delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundAck {
+    /// The delivery acknowledged.
+    #[serde(rename = "bufferId")]
+    pub buffer_id: BufferId,
+}
+
+/// `outbound`: a request for the connector to perform an action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outbound {
+    /// Correlates the `outbound_result`.
+    #[serde(rename = "requestId")]
+    pub request_id: RequestId,
+    /// What to do.
+    pub action: OutboundAction,
+    /// Egress platform; absent means the session default (the first `hello`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// The bot identity on `platform`; only together with `platform`.
+    #[serde(default, rename = "botId", skip_serializing_if = "Option::is_none")]
+    pub bot_id: Option<String>,
+}
+
+/// `outbound_result`: what happened to one `outbound`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundResult {
+    /// The request answered.
+    #[serde(rename = "requestId")]
+    pub request_id: RequestId,
+    /// The result.
+    pub result: ActionResult,
+}
+
+/// `interrupt`: stop the running turn of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interrupt {
+    /// The session (protocol.md §9).
+    pub session_key: String,
+    /// Free text; always written, `null` when none.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `interrupt_inbound`: a `/stop` delivered to the gateway running the session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterruptInbound {
+    /// The session to interrupt.
+    pub session_key: String,
+    /// Its chat.
+    pub chat_id: String,
+}
+
+/// `passthrough_forward`: a provider webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassthroughFrame {
+    /// The webhook.
+    pub forward: PassthroughForward,
+    /// Present when replayed from the durable buffer; acknowledge like an `inbound`.
+    #[serde(
+        default,
+        rename = "bufferId",
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_buffer_id"
+    )]
+    pub buffer_id: Option<BufferId>,
+}
+
+/// A frame whose `type` this crate does not know.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnknownFrame {
+    /// The `type`.
+    pub frame_type: String,
+    /// Every other field, verbatim.
+    pub fields: Map<String, Value>,
+}
+
+macro_rules! frames {
+    (
+        bodies { $($variant:ident($ty:ty) = $name:literal,)* }
+        units { $($unit:ident = $uname:literal,)* }
+    ) => {
+        impl Frame {
+            /// The wire `type`.
+            pub fn frame_type(&self) -> &str {
+                match self {
+                    $(Frame::$variant(_) => $name,)*
+                    $(Frame::$unit => $uname,)*
+                    Frame::Unknown(u) => &u.frame_type,
+                }
+            }
+        }
+
+        impl Serialize for Frame {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $(Frame::$variant(body) => TypeFirst { tag: $name, body }.serialize(s),)*
+                    $(Frame::$unit => serialize_unknown("type", $uname, &Map::new(), s),)*
+                    Frame::Unknown(u) => serialize_unknown("type", &u.frame_type, &u.fields, s),
+                }
+            }
+        }
+
+        impl Tagged for Frame {
+            const TAG: &'static str = "type";
+            const EXPECTING: &'static str = "a JSON object (a relay frame)";
+
+            fn from_tag<'de, D: Deserializer<'de>>(tag: &str, body: D) -> Result<Self, D::Error> {
+                Ok(match tag {
+                    $($name => Frame::$variant(<$ty>::deserialize(body)?),)*
+                    $($uname => {
+                        de::IgnoredAny::deserialize(body)?;
+                        Frame::$unit
+                    })*
+                    other => {
+                        let mut fields = Map::deserialize(body)?;
+                        fields.remove("type");
+                        Frame::Unknown(UnknownFrame { frame_type: other.to_owned(), fields })
+                    }
+                })
+            }
+        }
+
+        $(impl From<$ty> for Frame {
+            fn from(body: $ty) -> Self {
+                Frame::$variant(body)
+            }
+        })*
+    };
+}
+
+frames! {
+    bodies {
+        Hello(Hello) = "hello",
+        Descriptor(Descriptor) = "descriptor",
+        Inbound(Box<Inbound>) = "inbound",
+        InboundAck(InboundAck) = "inbound_ack",
+        Outbound(Outbound) = "outbound",
+        OutboundResult(OutboundResult) = "outbound_result",
+        Interrupt(Interrupt) = "interrupt",
+        InterruptInbound(InterruptInbound) = "interrupt_inbound",
+        PassthroughForward(PassthroughFrame) = "passthrough_forward",
+    }
+    units {
+        GoingIdle = "going_idle",
+        GoingIdleAck = "going_idle_ack",
+    }
+}
+
+impl From<Inbound> for Frame {
+    fn from(body: Inbound) -> Self {
+        Frame::Inbound(Box::new(body))
+    }
+}
+
+impl<'de> Deserialize<'de> for Frame {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        tagged::deserialize(d)
+    }
+}
+
+/// Writes `{key: tag, ...fields}`, skipping a stray `key` inside `fields`.
+fn serialize_unknown<S: Serializer>(
+    key: &str,
+    tag: &str,
+    fields: &Map<String, Value>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(None)?;
+    map.serialize_entry(key, tag)?;
+    for (k, v) in fields.iter().filter(|(k, _)| k.as_str() != key) {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+/// Correlates an `outbound` with its `outbound_result`. Gateways built on this crate mint
+/// 32 lowercase hex characters; any string from a peer is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestId(pub String);
+
+/// Names one buffered delivery, acknowledged with `inbound_ack`.
+///
+/// On read a JSON integer is accepted and kept as its decimal text (the reference
+/// stringifies non-string scalars); `null` and `""` mean "not buffered".
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct BufferId(pub String);
+
+macro_rules! id_common {
+    ($($ty:ident),*) => {$(
+        impl $ty {
+            /// The id's text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl From<&str> for $ty {
+            fn from(s: &str) -> Self {
+                $ty(s.to_owned())
+            }
+        }
+        impl From<String> for $ty {
+            fn from(s: String) -> Self {
+                $ty(s)
+            }
+        }
+    )*};
+}
+
+id_common!(RequestId, BufferId);
+
+impl<'de> Deserialize<'de> for BufferId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(BufferIdVisitor)?
+            .ok_or_else(|| de::Error::custom("bufferId must not be empty"))
+    }
+}
+
+fn optional_buffer_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BufferId>, D::Error> {
+    d.deserialize_any(BufferIdVisitor)
+}
+
+struct BufferIdVisitor;
+
+impl Visitor<'_> for BufferIdVisitor {
+    type Value = Option<BufferId>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an integer (bufferId)")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok((!v.is_empty()).then(|| BufferId(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok((!v.is_empty()).then_some(BufferId(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(BufferId(v.to_string())))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(BufferId(v.to_string())))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
