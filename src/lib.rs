@@ -11,6 +11,8 @@
 //! - [`wire`]: every frame as typed data ([`wire::Frame`]).
 //! - [`codec`]: bytes ⇄ frames, incremental and bounded ([`codec::FrameDecoder`],
 //!   [`codec::encode`]).
+//! - Pure helpers: [`url::dial_url`] (dial-URL normalisation) and, with the default
+//!   `auth` feature, [`auth`] (upgrade-token mint and verify).
 //!
 //! ```
 //! use relay_machine::codec::{FrameDecoder, encode};
@@ -28,5 +30,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod codec;
+pub mod url;
 pub mod wire;
