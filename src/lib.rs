@@ -33,5 +33,8 @@
 #[cfg(feature = "auth")]
 pub mod auth;
 pub mod codec;
+pub mod gateway;
+mod pending;
+mod rng;
 pub mod url;
 pub mod wire;

@@ -1,0 +1,1026 @@
+//! The gateway role: [`RelayMachine`].
+
+mod acks;
+mod backoff;
+mod routes;
+mod types;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::codec::{self, FrameDecoder};
+use crate::pending::Pending;
+use crate::rng::Rng;
+use crate::wire::{
+    BufferId, CapabilityDescriptor, Frame, Hello, Inbound, InboundAck, Interrupt, Outbound,
+    OutboundAction, OutboundResult, PassthroughFrame, RequestId,
+};
+
+use acks::Unacked;
+pub use backoff::BackoffConfig;
+use backoff::Ladder;
+pub use routes::ChatRoute;
+use routes::Routes;
+pub use types::{
+    AckError, ConfigError, ConnectFailure, ConnectionCommand, Diagnostic, DialPurpose,
+    GatewayConfig, GatewayEvent, GatewayState, Identity, MAX_IDENTITIES, RequestFailure,
+};
+
+/// WebSocket close code by which a connector refuses or revokes a credential.
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+
+/// Close reason that marks a 4401 as "token too old, secret still valid".
+pub const REASON_EXPIRED: &str = "expired";
+
+/// The pause a disconnect grants pending requests, from the remaining shutdown budget:
+/// `max(0, min(5 s, budget − 3.5 s))` (protocol.md §6.9). 5 s gives 1.5 s; 3.5 s or less
+/// gives none.
+pub fn drain_grace(budget: Duration) -> Duration {
+    budget
+        .saturating_sub(Duration::from_millis(3500))
+        .min(Duration::from_secs(5))
+}
+
+/// Which deadline [`RelayMachine::poll_timeout`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum TimerKind {
+    /// The first descriptor is due.
+    Handshake,
+    /// The `going_idle_ack` is due.
+    GoIdle,
+    /// A backoff wait or a redial hold ends.
+    Redial,
+    /// The disconnect drain grace ends.
+    Drain,
+    /// A request's result is due.
+    Request,
+}
+
+const TIMERS: [TimerKind; 4] = [
+    TimerKind::Handshake,
+    TimerKind::GoIdle,
+    TimerKind::Redial,
+    TimerKind::Drain,
+];
+
+/// The connection timers: one slot per kind, so finding the next one is a constant-time
+/// scan of four slots plus the first entry of the request index.
+#[derive(Debug, Default)]
+struct Timers([Option<Instant>; 4]);
+
+impl Timers {
+    fn slot(kind: TimerKind) -> usize {
+        match kind {
+            TimerKind::Handshake => 0,
+            TimerKind::GoIdle => 1,
+            TimerKind::Redial => 2,
+            TimerKind::Drain | TimerKind::Request => 3,
+        }
+    }
+    fn set(&mut self, kind: TimerKind, at: Instant) {
+        if let Some(slot) = self.0.get_mut(Self::slot(kind)) {
+            *slot = Some(at);
+        }
+    }
+    fn clear(&mut self, kind: TimerKind) {
+        if let Some(slot) = self.0.get_mut(Self::slot(kind)) {
+            *slot = None;
+        }
+    }
+    fn get(&self, kind: TimerKind) -> Option<Instant> {
+        self.0.get(Self::slot(kind)).copied().flatten()
+    }
+    /// Clears and reports `kind` if it is due at `now`.
+    fn fire(&mut self, kind: TimerKind, now: Instant) -> bool {
+        let due = self.get(kind).is_some_and(|at| at <= now);
+        if due {
+            self.clear(kind);
+        }
+        due
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    Dialing(DialPurpose),
+    Connected,
+    Waiting,
+    Held,
+    Closed,
+    Revoked,
+}
+
+/// Everything that lives exactly as long as one socket.
+#[derive(Debug)]
+struct Connection {
+    generation: u64,
+    decoder: FrameDecoder,
+    /// When the first descriptor arrived; `None` while the handshake is open.
+    open_since: Option<Instant>,
+    unacked: Unacked,
+    /// `going_idle` frames written and acks received on this socket. Acks come back in
+    /// order, so only the ack that brings the two counts level answers the latest request:
+    /// a late ack for an earlier, timed-out request can never satisfy a newer one.
+    idle_sent: u64,
+    idle_acked: u64,
+    /// A `go_idle` awaits its ack; `true` when it was a `go_dormant`.
+    idle_waiter: Option<bool>,
+    /// `disconnect` started: new commands fail, pending requests drain.
+    closing: bool,
+}
+
+/// How a connection ended, for deciding what comes next.
+enum End {
+    Closed { code: Option<u16>, reason: String },
+    HandshakeTimeout,
+    Dormant,
+}
+
+/// The gateway side of the relay protocol as a pure state machine.
+///
+/// It owns no socket, clock, thread or random source. The driver feeds it what happened
+/// and carries out what it asks for, in this loop:
+///
+/// ```text
+/// loop {
+///     feed one input:  handle_input(now, bytes)       // payload of one WebSocket message
+///                      handle_timeout(now)            // the deadline from poll_timeout passed
+///                      on_connected(now) / on_dial_failed(now, why) / on_closed(now, code, reason)
+///                      connect / send / interrupt / ack_inbound / go_idle / disconnect ...
+///     then drain:      while let Some(c) = poll_command()  { dial or close the socket }
+///                      while let Some(t) = poll_transmit() { send t as one text message }
+///                      while let Some(e) = poll_event()    { hand e to the application }
+///     then sleep until poll_timeout(), a socket message, or an application command.
+/// }
+/// ```
+///
+/// **Drain after every input.** Outputs queue up until taken; the machine never writes,
+/// sleeps or dials on its own.
+///
+/// **Time is monotonic and yours.** Every call takes `now`; pass `Instant::now()` (or a
+/// virtual clock in tests) and never let it go backwards. Deadlines are compared with
+/// `<=`, so calling `handle_timeout` early or twice does nothing.
+///
+/// **Requests resolve exactly once.** [`send`](Self::send) either fails at once with a
+/// [`RequestFailure`] that is never ambiguous (nothing was written), or returns an id that
+/// later resolves in exactly one [`GatewayEvent::Response`]: the connector's result, or a
+/// failure that is always ambiguous (written, outcome unknown).
+///
+/// **Disconnect drains.** [`disconnect`](Self::disconnect) refuses new commands at once,
+/// lets pending requests finish for [`drain_grace`] of the remaining budget, then closes
+/// and fails what is left as ambiguous.
+///
+/// **The driver dials only when told.** Reconnection (backoff ladder, dormant cadence,
+/// redial hold, the two-strike 4401 rule) is policy inside the machine; a
+/// [`ConnectionCommand::Dial`] says when, and its purpose says whether it is the
+/// fresh-token retry. The driver handles one socket at a time: after a `Close` command or
+/// a report that the socket ended, it reports nothing more about that socket.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use relay_machine::gateway::{ConnectionCommand, GatewayConfig, GatewayEvent, Identity, RelayMachine};
+/// use relay_machine::wire::SendAction;
+///
+/// let config = GatewayConfig { identities: vec![Identity::new("telegram", "701")], ..Default::default() };
+/// let mut gw = RelayMachine::new(config).unwrap();
+/// let t0 = Instant::now();
+///
+/// gw.connect(t0).unwrap();
+/// assert!(matches!(gw.poll_command(), Some(ConnectionCommand::Dial { .. })));
+/// gw.on_connected(t0); // the driver's WebSocket is open
+/// assert_eq!(&gw.poll_transmit().unwrap()[..], b"{\"type\":\"hello\",\"platform\":\"telegram\",\"botId\":\"701\"}\n");
+///
+/// let descriptor = br#"{"type":"descriptor","descriptor":{"contract_version":1,"platform":"telegram","label":"Telegram","max_message_length":4096,"supports_draft_streaming":false,"supports_edit":true,"supports_threads":false,"markdown_dialect":"plain","len_unit":"utf16"}}"#;
+/// gw.handle_input(t0, descriptor);
+/// gw.handle_input(t0, b"\n");
+/// assert!(matches!(gw.poll_event(), Some(GatewayEvent::HandshakeComplete { .. })));
+///
+/// let action = SendAction { chat_id: "42".into(), content: "hi".into(), ..Default::default() };
+/// let id = gw.send(t0, action, None).unwrap();
+/// while gw.poll_transmit().is_some() {}
+///
+/// // No result within 30 s: the request resolves as ambiguous.
+/// let later = t0 + Duration::from_secs(30);
+/// assert_eq!(gw.poll_timeout(), Some(later));
+/// gw.handle_timeout(later);
+/// let resolved = std::iter::from_fn(|| gw.poll_event()).find_map(|e| match e {
+///     GatewayEvent::Response { id: rid, result: Err(failure) } if rid == id => Some(failure),
+///     _ => None,
+/// });
+/// assert!(resolved.unwrap().is_ambiguous());
+/// ```
+#[derive(Debug)]
+pub struct RelayMachine {
+    config: GatewayConfig,
+    state: State,
+    connection: Option<Connection>,
+    rng: Rng,
+    ladder: Ladder,
+    generation: u64,
+    /// Sticky: some connection ever completed its handshake (drives the 4401 rules).
+    handshake_succeeded: bool,
+    /// The next connection that opens is the fresh-token retry after a first strike.
+    auth_retry_pending: bool,
+    /// The connection opened by the fresh-token retry; a 4401 on it is the second strike.
+    auth_retry_generation: Option<u64>,
+    dormant: bool,
+    /// The next backoff wait is the dormant cadence (the close was a `go_dormant`).
+    dormant_wait: bool,
+    hold_redial: bool,
+    default_descriptor: Option<CapabilityDescriptor>,
+    descriptors: BTreeMap<String, CapabilityDescriptor>,
+    pending: Pending,
+    routes: Routes,
+    timers: Timers,
+    transmits: VecDeque<Bytes>,
+    events: VecDeque<GatewayEvent>,
+    commands: VecDeque<ConnectionCommand>,
+}
+
+impl RelayMachine {
+    /// A machine for `config`, idle until [`connect`](Self::connect).
+    pub fn new(mut config: GatewayConfig) -> Result<Self, ConfigError> {
+        if config.identities.is_empty() {
+            config.identities.push(Identity::new("relay", ""));
+        }
+        if config.identities.len() > MAX_IDENTITIES {
+            return Err(ConfigError::TooManyIdentities(config.identities.len()));
+        }
+        for (i, identity) in config.identities.iter().enumerate() {
+            if config.identities[..i]
+                .iter()
+                .any(|other| other.platform == identity.platform)
+            {
+                return Err(ConfigError::DuplicatePlatform(identity.platform.clone()));
+            }
+        }
+        if config.max_in_flight == 0 {
+            return Err(ConfigError::Zero("max_in_flight"));
+        }
+        if config.max_frame_len == 0 {
+            return Err(ConfigError::Zero("max_frame_len"));
+        }
+        Ok(Self {
+            rng: Rng::new(config.seed),
+            routes: Routes::new(config.route_capacity),
+            config,
+            state: State::Idle,
+            connection: None,
+            ladder: Ladder::default(),
+            generation: 0,
+            handshake_succeeded: false,
+            auth_retry_pending: false,
+            auth_retry_generation: None,
+            dormant: false,
+            dormant_wait: false,
+            hold_redial: false,
+            default_descriptor: None,
+            descriptors: BTreeMap::new(),
+            pending: Pending::default(),
+            timers: Timers::default(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            commands: VecDeque::new(),
+        })
+    }
+
+    // ----- outputs -------------------------------------------------------------------
+
+    /// The next frame to write, as one WebSocket text message (valid UTF-8, ending in
+    /// `\n`).
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the application.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<GatewayEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next instruction about the socket: dial or close.
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<ConnectionCommand> {
+        self.commands.pop_front()
+    }
+
+    /// The earliest deadline; call [`handle_timeout`](Self::handle_timeout) when it
+    /// passes. `None` when nothing is timed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timer().map(|(at, _)| at)
+    }
+
+    /// The earliest deadline and what it is for.
+    #[must_use]
+    pub fn next_timer(&self) -> Option<(Instant, TimerKind)> {
+        let timers = TIMERS
+            .iter()
+            .filter_map(|&kind| self.timers.get(kind).map(|at| (at, kind)));
+        let request = self
+            .pending
+            .next_deadline()
+            .map(|at| (at, TimerKind::Request));
+        timers.chain(request).min()
+    }
+
+    // ----- queries -------------------------------------------------------------------
+
+    /// The coarse state.
+    pub fn state(&self) -> GatewayState {
+        match self.state {
+            State::Idle => GatewayState::Idle,
+            State::Dialing(_) => GatewayState::Dialing,
+            State::Connected => match &self.connection {
+                Some(c) if c.closing => GatewayState::Closing,
+                Some(c) if c.open_since.is_some() => GatewayState::Open,
+                _ => GatewayState::AwaitingDescriptor,
+            },
+            State::Waiting => GatewayState::Waiting,
+            State::Held => GatewayState::Held,
+            State::Closed => GatewayState::Closed,
+            State::Revoked => GatewayState::Revoked,
+        }
+    }
+
+    /// The configured identities, in `hello` order.
+    pub fn identities(&self) -> &[Identity] {
+        &self.config.identities
+    }
+
+    /// The first descriptor of the current connection: the session default.
+    pub fn default_descriptor(&self) -> Option<&CapabilityDescriptor> {
+        self.default_descriptor.as_ref()
+    }
+
+    /// The latest descriptor for `platform` on the current connection.
+    pub fn descriptor(&self, platform: &str) -> Option<&CapabilityDescriptor> {
+        self.descriptors.get(platform)
+    }
+
+    /// Every descriptor of the current connection, by platform.
+    pub fn descriptors(&self) -> impl Iterator<Item = &CapabilityDescriptor> {
+        self.descriptors.values()
+    }
+
+    /// What the machine remembers of `chat_id` from its latest inbound.
+    pub fn route(&self, chat_id: &str) -> Option<&ChatRoute> {
+        self.routes.get(chat_id)
+    }
+
+    /// Requests awaiting their result.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Buffered deliveries handed out and not yet acknowledged on this connection.
+    pub fn unacked(&self) -> usize {
+        self.connection.as_ref().map_or(0, |c| c.unacked.len())
+    }
+
+    /// The last `go_dormant` was acknowledged and no dial has succeeded since.
+    pub fn is_dormant(&self) -> bool {
+        self.dormant
+    }
+
+    /// The generation of the latest dial.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    // ----- connection lifecycle ------------------------------------------------------
+
+    /// Starts the first connection: asks the driver to dial. Does nothing unless idle.
+    pub fn connect(&mut self, _now: Instant) -> Result<(), RequestFailure> {
+        match self.state {
+            State::Idle => {
+                self.dial(DialPurpose::Initial);
+                Ok(())
+            }
+            State::Closed => Err(RequestFailure::Closed),
+            State::Revoked => Err(RequestFailure::Revoked),
+            State::Dialing(_) | State::Connected | State::Waiting | State::Held => Ok(()),
+        }
+    }
+
+    /// The dial asked for succeeded: the WebSocket is open. Writes one `hello` per
+    /// identity and starts the handshake timer. Ignored unless a dial is in progress.
+    pub fn on_connected(&mut self, now: Instant) {
+        let State::Dialing(_) = self.state else {
+            return;
+        };
+        if std::mem::take(&mut self.auth_retry_pending) {
+            // Stamped only once the upgrade succeeded, so a network failure leaves the
+            // marker for the next attempt.
+            self.auth_retry_generation = Some(self.generation);
+        }
+        self.dormant = false;
+        self.default_descriptor = None;
+        self.descriptors.clear();
+        self.connection = Some(Connection {
+            generation: self.generation,
+            decoder: FrameDecoder::with_max_frame_len(self.config.max_frame_len),
+            open_since: None,
+            unacked: Unacked::new(self.config.max_unacked),
+            idle_sent: 0,
+            idle_acked: 0,
+            idle_waiter: None,
+            closing: false,
+        });
+        self.state = State::Connected;
+        for identity in self.config.identities.clone() {
+            self.transmit(&Frame::Hello(Hello {
+                platform: identity.platform,
+                bot_id: identity.bot_id,
+                command_manifest: identity.command_manifest,
+            }));
+        }
+        self.timers
+            .set(TimerKind::Handshake, now + self.config.handshake_timeout);
+    }
+
+    /// The dial asked for failed before a WebSocket was open. Ignored unless a dial is in
+    /// progress.
+    pub fn on_dial_failed(&mut self, now: Instant, reason: &str) {
+        let State::Dialing(purpose) = self.state else {
+            return;
+        };
+        match purpose {
+            DialPurpose::Initial => {
+                self.state = State::Idle;
+                self.events
+                    .push_back(GatewayEvent::ConnectFailed(ConnectFailure::Dial(
+                        reason.to_owned(),
+                    )));
+            }
+            DialPurpose::Backoff | DialPurpose::FreshToken if self.config.reconnect => {
+                self.schedule_redial(now);
+            }
+            DialPurpose::Backoff | DialPurpose::FreshToken => self.state = State::Idle,
+        }
+    }
+
+    /// The socket closed (by the peer or after an error), with the close code and reason
+    /// when there was a close frame. Ignored unless connected.
+    pub fn on_closed(&mut self, now: Instant, code: Option<u16>, reason: &str) {
+        match self.state {
+            State::Connected => self.end_connection(
+                now,
+                End::Closed {
+                    code,
+                    reason: reason.to_owned(),
+                },
+            ),
+            State::Dialing(_) => self.on_dial_failed(now, reason),
+            State::Idle | State::Waiting | State::Held | State::Closed | State::Revoked => {}
+        }
+    }
+
+    /// Parks the next due re-dial until [`release_redial`](Self::release_redial) or the
+    /// hold cap passes. Applies to one wait only.
+    pub fn hold_redial(&mut self) {
+        self.hold_redial = true;
+    }
+
+    /// Releases a redial hold; a parked dial goes ahead now.
+    pub fn release_redial(&mut self, _now: Instant) {
+        self.hold_redial = false;
+        if self.state == State::Held {
+            self.timers.clear(TimerKind::Redial);
+            self.dial(DialPurpose::Backoff);
+        }
+    }
+
+    /// Shuts down for good: new commands fail at once; pending requests may finish for
+    /// [`drain_grace`] of `budget` (the configured `disconnect_budget` when `None`); then
+    /// the socket is closed, what is left fails as ambiguous
+    /// ([`RequestFailure::Drained`]) and [`GatewayEvent::Closed`] ends the stream of events.
+    pub fn disconnect(&mut self, now: Instant, budget: Option<Duration>) {
+        match self.state {
+            State::Closed | State::Revoked => {}
+            State::Connected => {
+                let Some(connection) = self.connection.as_mut() else {
+                    return self.finish_close();
+                };
+                if connection.closing {
+                    return;
+                }
+                connection.closing = true;
+                let grace = drain_grace(budget.unwrap_or(self.config.disconnect_budget));
+                if self.pending.is_empty() || grace.is_zero() {
+                    self.finish_close();
+                } else {
+                    self.timers.set(TimerKind::Drain, now + grace);
+                }
+            }
+            State::Dialing(_) => {
+                // A socket may be opening; tell the driver to abandon it.
+                self.commands.push_back(ConnectionCommand::Close {
+                    code: 1000,
+                    reason: "disconnect".to_owned(),
+                });
+                self.finish_close();
+            }
+            State::Idle | State::Waiting | State::Held => self.finish_close(),
+        }
+    }
+
+    // ----- input ---------------------------------------------------------------------
+
+    /// Feeds the payload of one WebSocket message (text or binary).
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        let Some(connection) = self.connection.as_mut() else {
+            self.diagnostic(Diagnostic::InputWhileDisconnected(bytes.len()));
+            return;
+        };
+        connection.decoder.push(bytes);
+        while let Some(item) = self
+            .connection
+            .as_mut()
+            .and_then(|c| c.decoder.next_frame())
+        {
+            match item {
+                Ok(frame) => self.handle_frame(now, frame),
+                Err(e) => self.diagnostic(Diagnostic::Decode(e)),
+            }
+        }
+    }
+
+    /// Acts on every deadline that is due at `now`. Spurious calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(id) = self.pending.pop_expired(now) {
+            self.respond(id, Err(RequestFailure::Timeout));
+        }
+        if self.timers.fire(TimerKind::Handshake, now) && self.state == State::Connected {
+            self.commands.push_back(ConnectionCommand::Close {
+                code: 1000,
+                reason: "handshake timeout".to_owned(),
+            });
+            self.end_connection(now, End::HandshakeTimeout);
+        }
+        if self.timers.fire(TimerKind::GoIdle, now) {
+            if let Some(dormant) = self.connection.as_mut().and_then(|c| c.idle_waiter.take()) {
+                self.events.push_back(GatewayEvent::GoingIdle {
+                    acked: false,
+                    dormant,
+                });
+            }
+        }
+        if self.timers.fire(TimerKind::Drain, now) {
+            self.finish_close();
+        }
+        if self.timers.fire(TimerKind::Redial, now) {
+            match self.state {
+                State::Waiting if self.hold_redial => {
+                    self.state = State::Held;
+                    let until = now + self.config.backoff.hold_cap;
+                    self.timers.set(TimerKind::Redial, until);
+                    self.events.push_back(GatewayEvent::RedialHeld { until });
+                }
+                State::Waiting | State::Held => {
+                    self.hold_redial = false;
+                    self.dial(DialPurpose::Backoff);
+                }
+                State::Idle
+                | State::Dialing(_)
+                | State::Connected
+                | State::Closed
+                | State::Revoked => {}
+            }
+        }
+        self.finish_close_if_drained();
+    }
+
+    // ----- commands ------------------------------------------------------------------
+
+    /// Asks the connector to perform `action`, tagged with `platform` when given.
+    ///
+    /// Untagged actions for a chat seen in an inbound are tagged with that chat's
+    /// platform, and the routing facts the connector needs to find the tenant
+    /// (`metadata.scope_id`, `metadata.user_id`, `metadata.profile`) are added when the
+    /// caller did not set them. `botId` rides with the platform when that platform was
+    /// announced with one.
+    ///
+    /// Returns the request id, which resolves in exactly one
+    /// [`GatewayEvent::Response`]; or fails at once, nothing written.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        action: impl Into<OutboundAction>,
+        platform: Option<&str>,
+    ) -> Result<RequestId, RequestFailure> {
+        self.writable()?;
+        if self.pending.len() >= self.config.max_in_flight {
+            return Err(RequestFailure::InFlightLimit {
+                limit: self.config.max_in_flight,
+            });
+        }
+        let mut action = action.into();
+        let route = action.chat_id().and_then(|c| self.routes.get(c)).cloned();
+        if let (Some(route), Some(metadata)) = (&route, action.metadata_mut()) {
+            for (key, value) in [
+                ("scope_id", &route.scope_id),
+                ("user_id", &route.user_id),
+                ("profile", &route.profile),
+            ] {
+                if let Some(value) = value {
+                    metadata
+                        .entry(key)
+                        .or_insert_with(|| Value::String(value.clone()));
+                }
+            }
+        }
+        let platform = platform
+            .map(str::to_owned)
+            .or_else(|| route.map(|r| r.platform).filter(|p| !p.is_empty()))
+            .or_else(|| self.follow_up_platform(&action));
+        let bot_id = platform
+            .as_deref()
+            .and_then(|p| self.identity(p))
+            .map(|i| i.bot_id.clone())
+            .filter(|b| !b.is_empty());
+        let mut id = RequestId(self.rng.hex32());
+        while self.pending.contains(&id) {
+            id = RequestId(self.rng.hex32());
+        }
+        self.transmit(&Frame::Outbound(Outbound {
+            request_id: id.clone(),
+            action,
+            platform,
+            bot_id,
+        }));
+        self.pending
+            .insert(id.clone(), now + self.config.request_timeout);
+        Ok(id)
+    }
+
+    /// Asks the connector to stop the running turn of `session_key`. Fire-and-forget on
+    /// the wire; fails at once, like a request, when it cannot be written.
+    pub fn interrupt(
+        &mut self,
+        _now: Instant,
+        session_key: &str,
+        reason: Option<&str>,
+    ) -> Result<(), RequestFailure> {
+        self.writable()?;
+        self.transmit(&Frame::Interrupt(Interrupt {
+            session_key: session_key.to_owned(),
+            reason: reason.map(str::to_owned),
+        }));
+        Ok(())
+    }
+
+    /// Acknowledges a buffered delivery: the application now owns it durably and the
+    /// connector may advance past it. Each delivery is acked at most once.
+    pub fn ack_inbound(&mut self, _now: Instant, buffer_id: &BufferId) -> Result<(), AckError> {
+        let connection = self.connection.as_mut().ok_or(AckError::NotConnected)?;
+        if !connection.unacked.remove(buffer_id) {
+            return Err(AckError::Unknown(buffer_id.clone()));
+        }
+        self.transmit(&Frame::InboundAck(InboundAck {
+            buffer_id: buffer_id.clone(),
+        }));
+        Ok(())
+    }
+
+    /// Asks the connector to deliver further inbound for this instance to its durable
+    /// buffer only. Ends in one [`GatewayEvent::GoingIdle`] (acked, or not within the
+    /// go-idle timeout). While one is pending, another call joins it.
+    pub fn go_idle(&mut self, now: Instant) -> Result<(), RequestFailure> {
+        self.start_idle(now, false)
+    }
+
+    /// [`go_idle`](Self::go_idle), then on ack close the socket and re-dial on the dormant
+    /// cadence (usually parked by [`hold_redial`](Self::hold_redial) until the application
+    /// has work). Without an ack the connection stays as it is.
+    pub fn go_dormant(&mut self, now: Instant) -> Result<(), RequestFailure> {
+        self.start_idle(now, true)
+    }
+
+    fn start_idle(&mut self, now: Instant, dormant: bool) -> Result<(), RequestFailure> {
+        self.writable()?;
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(RequestFailure::NotConnected);
+        };
+        if let Some(waiter) = connection.idle_waiter.as_mut() {
+            *waiter |= dormant;
+            return Ok(());
+        }
+        connection.idle_waiter = Some(dormant);
+        connection.idle_sent += 1;
+        self.transmit(&Frame::GoingIdle);
+        self.timers
+            .set(TimerKind::GoIdle, now + self.config.go_idle_timeout);
+        Ok(())
+    }
+
+    // ----- internals -----------------------------------------------------------------
+
+    fn handle_frame(&mut self, now: Instant, frame: Frame) {
+        match frame {
+            Frame::Descriptor(d) => self.on_descriptor(now, d.descriptor),
+            Frame::Inbound(inbound) => {
+                let Inbound { event, buffer_id } = *inbound;
+                let source = &event.source;
+                if !source.chat_id.is_empty() {
+                    self.routes.remember(
+                        &source.chat_id,
+                        ChatRoute {
+                            platform: source.platform.clone(),
+                            scope_id: source.scope_id.clone(),
+                            user_id: source.user_id.clone(),
+                            profile: source.profile.clone(),
+                        },
+                    );
+                }
+                self.deliver(buffer_id.as_ref());
+                self.events.push_back(GatewayEvent::Inbound {
+                    event: Box::new(event),
+                    buffer_id,
+                });
+            }
+            Frame::PassthroughForward(PassthroughFrame { forward, buffer_id }) => {
+                self.deliver(buffer_id.as_ref());
+                self.events.push_back(GatewayEvent::Passthrough {
+                    forward: Box::new(forward),
+                    buffer_id,
+                });
+            }
+            Frame::OutboundResult(OutboundResult { request_id, result }) => {
+                if self.pending.remove(&request_id) {
+                    self.events.push_back(GatewayEvent::Response {
+                        id: request_id,
+                        result: Ok(result),
+                    });
+                    self.finish_close_if_drained();
+                } else {
+                    self.diagnostic(Diagnostic::UnknownResult(request_id));
+                }
+            }
+            Frame::InterruptInbound(i) => self.events.push_back(GatewayEvent::Interrupt {
+                session_key: i.session_key,
+                chat_id: i.chat_id,
+            }),
+            Frame::GoingIdleAck => self.on_going_idle_ack(now),
+            other @ (Frame::Hello(_)
+            | Frame::InboundAck(_)
+            | Frame::Outbound(_)
+            | Frame::Interrupt(_)
+            | Frame::GoingIdle
+            | Frame::Unknown(_)) => {
+                self.diagnostic(Diagnostic::UnexpectedFrame(other.frame_type().to_owned()));
+            }
+        }
+    }
+
+    fn on_descriptor(&mut self, now: Instant, descriptor: CapabilityDescriptor) {
+        let announced = self
+            .config
+            .identities
+            .iter()
+            .any(|i| i.platform == descriptor.platform || i.platform == "relay");
+        if !announced {
+            self.diagnostic(Diagnostic::UnannouncedDescriptor(
+                descriptor.platform.clone(),
+            ));
+        }
+        if !descriptor.platform.is_empty() {
+            self.descriptors
+                .insert(descriptor.platform.clone(), descriptor.clone());
+        }
+        let first = self.default_descriptor.is_none();
+        if first {
+            self.default_descriptor = Some(descriptor.clone());
+            self.handshake_succeeded = true;
+            self.timers.clear(TimerKind::Handshake);
+            if let Some(connection) = self.connection.as_mut() {
+                connection.open_since = Some(now);
+            }
+            self.events.push_back(GatewayEvent::HandshakeComplete {
+                platform: descriptor.platform.clone(),
+            });
+        }
+        self.events
+            .push_back(GatewayEvent::Descriptor(Box::new(descriptor)));
+    }
+
+    fn on_going_idle_ack(&mut self, now: Instant) {
+        let Some(connection) = self.connection.as_mut() else {
+            return;
+        };
+        connection.idle_acked += 1;
+        let answers_latest = connection.idle_acked == connection.idle_sent;
+        let waiter = if answers_latest {
+            connection.idle_waiter.take()
+        } else {
+            None
+        };
+        let Some(dormant) = waiter else {
+            return self.diagnostic(Diagnostic::StrayGoingIdleAck);
+        };
+        self.timers.clear(TimerKind::GoIdle);
+        self.events.push_back(GatewayEvent::GoingIdle {
+            acked: true,
+            dormant,
+        });
+        if dormant {
+            self.commands.push_back(ConnectionCommand::Close {
+                code: 1000,
+                reason: "dormant".to_owned(),
+            });
+            self.end_connection(now, End::Dormant);
+        }
+    }
+
+    /// Tracks a buffered delivery for its ack, or acks it at once in auto-ack mode.
+    fn deliver(&mut self, buffer_id: Option<&BufferId>) {
+        let Some(id) = buffer_id else {
+            return;
+        };
+        if self.config.auto_ack {
+            self.transmit(&Frame::InboundAck(InboundAck {
+                buffer_id: id.clone(),
+            }));
+        } else if let Some(connection) = self.connection.as_mut() {
+            connection.unacked.insert(id.clone());
+        }
+    }
+
+    /// Tears down the current connection and decides what comes next (§7.3).
+    fn end_connection(&mut self, now: Instant, end: End) {
+        let Some(connection) = self.connection.take() else {
+            return;
+        };
+        self.timers.clear(TimerKind::Handshake);
+        self.timers.clear(TimerKind::GoIdle);
+        let lived = connection
+            .open_since
+            .map(|t| now.saturating_duration_since(t));
+        for id in self.pending.drain() {
+            self.respond(id, Err(RequestFailure::ConnectionLost));
+        }
+        if let Some(dormant) = connection.idle_waiter {
+            self.events.push_back(GatewayEvent::GoingIdle {
+                acked: false,
+                dormant,
+            });
+        }
+        let (code, reason) = match &end {
+            End::Closed { code, reason } => (*code, reason.clone()),
+            End::HandshakeTimeout => (None, "handshake timeout".to_owned()),
+            End::Dormant => (Some(1000), "dormant".to_owned()),
+        };
+        self.events.push_back(GatewayEvent::Disconnected {
+            code,
+            reason: reason.clone(),
+        });
+        if connection.closing {
+            return self.finish_close();
+        }
+        if lived.is_some_and(|l| l >= self.config.backoff.stable_after) {
+            self.ladder.reset();
+        }
+        if !self.handshake_succeeded {
+            // The first connection never completed: report it and let the caller decide.
+            self.state = State::Idle;
+            let failure = match end {
+                End::HandshakeTimeout => ConnectFailure::HandshakeTimeout,
+                End::Closed {
+                    code: Some(CLOSE_UNAUTHORIZED),
+                    reason,
+                } => ConnectFailure::Unauthorized { reason },
+                End::Closed { code, reason } => ConnectFailure::Closed { code, reason },
+                End::Dormant => ConnectFailure::Closed { code, reason },
+            };
+            self.events.push_back(GatewayEvent::ConnectFailed(failure));
+            return;
+        }
+        if code == Some(CLOSE_UNAUTHORIZED) && reason != REASON_EXPIRED {
+            if self.auth_retry_generation == Some(connection.generation) {
+                self.state = State::Revoked;
+                self.timers = Timers::default();
+                self.events.push_back(GatewayEvent::Revoked { reason });
+                return;
+            }
+            // First strike: re-dial at once with a fresh token, no backoff.
+            self.auth_retry_pending = true;
+            self.events.push_back(GatewayEvent::Reconnecting {
+                at: now,
+                purpose: DialPurpose::FreshToken,
+            });
+            self.dial(DialPurpose::FreshToken);
+            return;
+        }
+        if matches!(end, End::Dormant) {
+            self.dormant = true;
+            self.dormant_wait = true;
+        }
+        if self.config.reconnect {
+            self.schedule_redial(now);
+        } else {
+            self.state = State::Idle;
+        }
+    }
+
+    fn schedule_redial(&mut self, now: Instant) {
+        let wait = if std::mem::take(&mut self.dormant_wait) {
+            self.config.backoff.dormant_cadence
+        } else {
+            self.ladder.next_wait(&self.config.backoff, &mut self.rng)
+        };
+        let at = now + wait;
+        self.state = State::Waiting;
+        self.timers.set(TimerKind::Redial, at);
+        self.events.push_back(GatewayEvent::Reconnecting {
+            at,
+            purpose: DialPurpose::Backoff,
+        });
+    }
+
+    fn dial(&mut self, purpose: DialPurpose) {
+        self.generation += 1;
+        self.state = State::Dialing(purpose);
+        self.commands.push_back(ConnectionCommand::Dial {
+            generation: self.generation,
+            purpose,
+        });
+    }
+
+    fn finish_close_if_drained(&mut self) {
+        let draining = self.connection.as_ref().is_some_and(|c| c.closing);
+        if draining && self.pending.is_empty() {
+            self.finish_close();
+        }
+    }
+
+    fn finish_close(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            self.commands.push_back(ConnectionCommand::Close {
+                code: 1000,
+                reason: "disconnect".to_owned(),
+            });
+            if let Some(dormant) = connection.idle_waiter {
+                self.events.push_back(GatewayEvent::GoingIdle {
+                    acked: false,
+                    dormant,
+                });
+            }
+        }
+        for id in self.pending.drain() {
+            self.respond(id, Err(RequestFailure::Drained));
+        }
+        self.timers = Timers::default();
+        self.state = State::Closed;
+        self.events.push_back(GatewayEvent::Closed);
+    }
+
+    /// Whether a new frame may be written now, and if not, why.
+    fn writable(&self) -> Result<(), RequestFailure> {
+        match (self.state, &self.connection) {
+            (State::Connected, Some(c)) if c.closing => Err(RequestFailure::Closing),
+            (State::Connected, Some(_)) => Ok(()),
+            (State::Closed, _) => Err(RequestFailure::Closed),
+            (State::Revoked, _) => Err(RequestFailure::Revoked),
+            _ => Err(RequestFailure::NotConnected),
+        }
+    }
+
+    fn identity(&self, platform: &str) -> Option<&Identity> {
+        self.config
+            .identities
+            .iter()
+            .find(|i| i.platform == platform)
+    }
+
+    /// A `follow_up` whose capability kind names an announced platform
+    /// (`discord.interaction_token`) goes to that platform.
+    fn follow_up_platform(&self, action: &OutboundAction) -> Option<String> {
+        let OutboundAction::FollowUp(f) = action else {
+            return None;
+        };
+        let prefix = f.kind.split('.').next()?;
+        self.identity(prefix).map(|i| i.platform.clone())
+    }
+
+    fn respond(
+        &mut self,
+        id: RequestId,
+        result: Result<crate::wire::ActionResult, RequestFailure>,
+    ) {
+        self.events.push_back(GatewayEvent::Response { id, result });
+    }
+
+    fn diagnostic(&mut self, diagnostic: Diagnostic) {
+        self.events.push_back(GatewayEvent::Diagnostic(diagnostic));
+    }
+
+    fn transmit(&mut self, frame: &Frame) {
+        self.transmits.push_back(codec::encode(frame));
+    }
+}
