@@ -36,5 +36,6 @@ pub mod codec;
 pub mod gateway;
 mod pending;
 mod rng;
+pub mod transcript;
 pub mod url;
 pub mod wire;
