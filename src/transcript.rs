@@ -54,16 +54,18 @@ impl Transcript {
         }
         while let Some(event) = gateway.poll_event() {
             // Deadlines are absolute instants; a transcript shows them as delays.
-            let line = match &event {
-                GatewayEvent::Reconnecting { at, purpose } => format!(
+            let line = if let GatewayEvent::Reconnecting { at, purpose } = &event {
+                format!(
                     "event Reconnecting in {}ms ({purpose:?})",
                     at.saturating_duration_since(now).as_millis()
-                ),
-                GatewayEvent::RedialHeld { until } => format!(
+                )
+            } else if let GatewayEvent::RedialHeld { until } = &event {
+                format!(
                     "event RedialHeld for {}ms",
                     until.saturating_duration_since(now).as_millis()
-                ),
-                _ => format!("event {event}"),
+                )
+            } else {
+                format!("event {event}")
             };
             self.note(now, "gw", line);
         }
