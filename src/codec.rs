@@ -1,4 +1,5 @@
 //! Bytes ⇄ frames: newline-delimited JSON, incremental and bounded (protocol.md §1.5).
+#![deny(clippy::indexing_slicing)]
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -29,6 +29,13 @@
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Library code must not panic on peer input; tests and examples may.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::wildcard_enum_match_arm
+)]
 
 #[cfg(feature = "auth")]
 pub mod auth;

@@ -5,6 +5,7 @@
 //! (camelCase only for `botId`, `requestId`, `bufferId` and `bodyB64`); unknown keys are
 //! ignored and an unknown `type` decodes to [`Frame::Unknown`] rather than an error, so a
 //! newer peer never breaks an older one.
+#![deny(clippy::indexing_slicing)]
 
 mod action;
 mod descriptor;

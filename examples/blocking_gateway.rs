@@ -1,0 +1,214 @@
+//! A gateway driven from a plain synchronous loop: tungstenite over std::net, no async
+//! runtime. Proof that `RelayMachine` needs nothing but bytes, a clock and commands.
+//!
+//! ```text
+//! cargo run --example blocking_gateway -- --url ws://HOST:PORT/relay [--identity PLATFORM:BOTID]...
+//! ```
+//!
+//! Connects, completes the handshake, sends one `send` action to chat `demo`, prints the
+//! descriptors and the result as JSON lines, acks any buffered inbound that arrives
+//! meanwhile, disconnects cleanly and exits 0; exits 2 if the connection or handshake
+//! fails (and 1 on bad arguments).
+
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use relay_machine::gateway::{
+    ConnectionCommand, GatewayConfig, GatewayEvent, Identity, RelayMachine,
+};
+use relay_machine::wire::SendAction;
+use serde_json::json;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+
+fn main() -> ExitCode {
+    let (url, identities) = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!(
+                "blocking_gateway: {e}\nusage: blocking_gateway --url URL [--identity PLATFORM:BOTID]..."
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let config = GatewayConfig {
+        identities,
+        reconnect: false,
+        seed: std::process::id().into(),
+        ..GatewayConfig::default()
+    };
+    let mut gw = match RelayMachine::new(config) {
+        Ok(gw) => gw,
+        Err(e) => {
+            eprintln!("blocking_gateway: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let _ = gw.connect(Instant::now());
+    let mut socket: Option<Socket> = None;
+    let mut request = None;
+
+    loop {
+        let now = Instant::now();
+        // Drain every output of the last input. Handling an event may issue a command
+        // (the send after the handshake), so repeat until a pass finds nothing.
+        let mut drained = false;
+        let mut closed = false;
+        while !drained {
+            drained = true;
+            while let Some(command) = gw.poll_command() {
+                drained = false;
+                match command {
+                    ConnectionCommand::Dial { .. } => match tungstenite::connect(url.as_str()) {
+                        Ok((ws, _response)) => {
+                            socket = Some(ws);
+                            gw.on_connected(now);
+                        }
+                        Err(e) => gw.on_dial_failed(now, &e.to_string()),
+                    },
+                    ConnectionCommand::Close { code, reason } => {
+                        if let Some(mut ws) = socket.take() {
+                            let frame = tungstenite::protocol::CloseFrame {
+                                code: code.into(),
+                                reason: reason.into(),
+                            };
+                            // Complete the closing handshake (bounded) so the peer
+                            // sees a clean close, not a reset.
+                            if let MaybeTlsStream::Plain(tcp) = ws.get_mut() {
+                                let _ = tcp.set_read_timeout(Some(Duration::from_secs(1)));
+                            }
+                            let _ = ws.close(Some(frame));
+                            while ws.read().is_ok() {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(bytes) = gw.poll_transmit() {
+                drained = false;
+                let Some(ws) = socket.as_mut() else { break };
+                let text = tungstenite::Utf8Bytes::try_from(bytes).unwrap_or_default();
+                if let Err(e) = ws.send(Message::Text(text)) {
+                    socket = None;
+                    gw.on_closed(now, None, &e.to_string());
+                }
+            }
+            while let Some(event) = gw.poll_event() {
+                drained = false;
+                match event {
+                    GatewayEvent::HandshakeComplete { .. } => {
+                        let action = SendAction {
+                            chat_id: "demo".into(),
+                            content: "hello from a blocking gateway".into(),
+                            ..SendAction::default()
+                        };
+                        request = gw.send(now, action, None).ok();
+                    }
+                    GatewayEvent::Descriptor(d) => println!("{}", json!({ "descriptor": d })),
+                    GatewayEvent::Inbound {
+                        buffer_id: Some(id),
+                        ..
+                    }
+                    | GatewayEvent::Passthrough {
+                        buffer_id: Some(id),
+                        ..
+                    } => {
+                        let _ = gw.ack_inbound(now, &id);
+                    }
+                    GatewayEvent::Response { id, result } if Some(&id) == request.as_ref() => {
+                        match result {
+                            Ok(result) => {
+                                println!("{}", json!({ "requestId": id, "result": result }))
+                            }
+                            Err(e) => println!(
+                                "{}",
+                                json!({ "requestId": id, "error": e.to_string(), "ambiguous": e.is_ambiguous() })
+                            ),
+                        }
+                        gw.disconnect(now, None);
+                    }
+                    GatewayEvent::ConnectFailed(why) => {
+                        eprintln!("blocking_gateway: connection failed: {why:?}");
+                        return ExitCode::from(2);
+                    }
+                    GatewayEvent::Closed => closed = true,
+                    GatewayEvent::Diagnostic(d) => eprintln!("blocking_gateway: {d:?}"),
+                    _ => {}
+                }
+            }
+        }
+
+        // Exit only once every command (the final close) has been carried out.
+        if closed {
+            return ExitCode::SUCCESS;
+        }
+        // Wait for the next socket message or deadline, whichever comes first.
+        let Some(ws) = socket.as_mut() else {
+            match gw.poll_timeout() {
+                Some(at) => {
+                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                    gw.handle_timeout(Instant::now());
+                    continue;
+                }
+                None => {
+                    eprintln!("blocking_gateway: no connection and nothing to wait for");
+                    return ExitCode::from(2);
+                }
+            }
+        };
+        let wait = gw
+            .poll_timeout()
+            .map(|at| at.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(60))
+            .max(Duration::from_millis(1));
+        if let MaybeTlsStream::Plain(tcp) = ws.get_mut() {
+            let _ = tcp.set_read_timeout(Some(wait));
+        }
+        match ws.read() {
+            Ok(Message::Text(text)) => gw.handle_input(Instant::now(), text.as_bytes()),
+            Ok(Message::Binary(bytes)) => gw.handle_input(Instant::now(), &bytes),
+            Ok(Message::Close(frame)) => {
+                socket = None;
+                let (code, reason) = frame.map_or((None, String::new()), |f| {
+                    (Some(u16::from(f.code)), f.reason.to_string())
+                });
+                gw.on_closed(Instant::now(), code, &reason);
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+            {
+                gw.handle_timeout(Instant::now());
+            }
+            Err(e) => {
+                socket = None;
+                gw.on_closed(Instant::now(), None, &e.to_string());
+            }
+        }
+    }
+}
+
+fn parse_args() -> Result<(String, Vec<Identity>), String> {
+    let mut url = None;
+    let mut identities = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--url" => {
+                url = Some(relay_machine::url::dial_url(&value()?).map_err(|e| e.to_string())?)
+            }
+            "--identity" => {
+                let v = value()?;
+                let (platform, bot) = v.split_once(':').unwrap_or((v.as_str(), ""));
+                identities.push(Identity::new(platform, bot));
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok((url.ok_or("--url is required")?, identities))
+}

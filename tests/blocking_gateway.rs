@@ -1,0 +1,210 @@
+//! End-to-end: `examples/blocking_gateway` against a scripted connector on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+/// The example's binary. A plain `cargo test` builds examples next to the test binaries;
+/// a filtered run (`cargo test --test blocking_gateway`) does not, so build it here.
+fn example(name: &str) -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let mut dir = std::env::current_exe().unwrap();
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join("examples").join(name);
+    BUILD.call_once(|| {
+        // Cheap when up to date; keeps a filtered run from testing a stale binary.
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    });
+    path
+}
+
+fn run_gateway(args: &[&str]) -> Output {
+    Command::new(example("blocking_gateway"))
+        .args(args)
+        .output()
+        .expect("the blocking_gateway example is built by cargo test")
+}
+
+/// Reads frames until `pred` matches one; returns every frame read.
+fn read_until(ws: &mut WebSocket<TcpStream>, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut seen = Vec::new();
+    let mut buffer = String::new();
+    loop {
+        match ws.read().unwrap() {
+            Message::Text(t) => buffer.push_str(t.as_str()),
+            Message::Close(_) => panic!("closed early; saw {seen:?}"),
+            _ => continue,
+        }
+        while let Some(i) = buffer.find('\n') {
+            let line: String = buffer.drain(..=i).collect();
+            let frame: Value = serde_json::from_str(&line).unwrap();
+            let done = pred(&frame);
+            seen.push(frame);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+fn descriptor(platform: &str) -> String {
+    format!(
+        r#"{{"type": "descriptor", "descriptor": {{"contract_version": 1, "platform": "{platform}", "label": "{platform}", "max_message_length": 2000, "supports_draft_streaming": false, "supports_edit": true, "supports_threads": true, "markdown_dialect": "discord", "len_unit": "utf16"}}}}"#
+    )
+}
+
+#[test]
+fn handshake_send_ack_and_clean_disconnect() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connector = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut ws = tungstenite::accept(tcp).unwrap();
+        let hellos = read_until(&mut ws, |f| f["platform"] == "telegram");
+        assert_eq!(hellos.len(), 2, "{hellos:?}");
+        assert_eq!(hellos[0]["type"], "hello");
+        assert_eq!(hellos[0]["platform"], "discord");
+        assert_eq!(hellos[0]["botId"], "111");
+        assert_eq!(hellos[1]["botId"], "222");
+        // During the handshake, a buffered inbound split across two messages mid-character
+        // (é is 2 bytes): it teaches the gateway the chat's platform.
+        let inbound = "{\"type\":\"inbound\",\"event\":{\"text\":\"caf\u{e9}\",\"source\":{\"platform\":\"discord\",\"chat_id\":\"demo\"}},\"bufferId\":\"b-1\"}\n";
+        let cut = inbound.find('\u{e9}').unwrap() + 1;
+        ws.send(Message::binary(inbound.as_bytes()[..cut].to_vec()))
+            .unwrap();
+        ws.send(Message::binary(inbound.as_bytes()[cut..].to_vec()))
+            .unwrap();
+        // Two descriptors coalesced into one message, in the reference's formatting.
+        let both = format!("{}\n{}\n", descriptor("discord"), descriptor("telegram"));
+        ws.send(Message::text(both)).unwrap();
+        let frames = read_until(&mut ws, |f| f["type"] == "outbound");
+        let outbound = frames.last().unwrap().clone();
+        assert_eq!(outbound["action"]["op"], "send");
+        assert_eq!(outbound["action"]["chat_id"], "demo");
+        // The chat was seen on discord: the reply is tagged with it.
+        assert_eq!(outbound["platform"], "discord");
+        assert_eq!(outbound["botId"], "111");
+        let request_id = outbound["requestId"].as_str().unwrap().to_owned();
+        let result = format!(
+            r#"{{"type": "outbound_result", "requestId": "{request_id}", "result": {{"success": true, "message_id": "m-9"}}}}"#
+        );
+        ws.send(Message::text(result + "\n")).unwrap();
+        let mut all = frames;
+        if !all.iter().any(|f| f["type"] == "inbound_ack") {
+            all.extend(read_until(&mut ws, |f| f["type"] == "inbound_ack"));
+        }
+        let acks: Vec<_> = all.iter().filter(|f| f["type"] == "inbound_ack").collect();
+        assert_eq!(acks.len(), 1);
+        assert_eq!(acks[0]["bufferId"], "b-1");
+        // The gateway closes cleanly.
+        loop {
+            match ws.read() {
+                Ok(Message::Close(frame)) => {
+                    assert_eq!(frame.map(|f| f.code), Some(CloseCode::Normal));
+                    break;
+                }
+                Ok(_) => continue,
+                Err(e) => panic!("expected a close frame, got {e}"),
+            }
+        }
+        request_id
+    });
+
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = run_gateway(&[
+        "--url",
+        &url,
+        "--identity",
+        "discord:111",
+        "--identity",
+        "telegram:222",
+    ]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let Ok(request_id) = connector.join() else {
+        panic!(
+            "connector failed; gateway said:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    assert!(
+        out.status.success(),
+        "{:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0]["descriptor"]["platform"], "discord");
+    assert_eq!(lines[1]["descriptor"]["platform"], "telegram");
+    assert_eq!(lines[2]["requestId"], request_id.as_str());
+    assert_eq!(lines[2]["result"]["success"], true);
+    assert_eq!(lines[2]["result"]["message_id"], "m-9");
+    assert_eq!(request_id.len(), 32);
+    assert!(
+        request_id
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    );
+}
+
+#[test]
+fn exits_2_when_nothing_listens() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let out = run_gateway(&["--url", &format!("ws://127.0.0.1:{port}/relay")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn exits_2_when_the_connector_refuses_the_credential() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connector = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let mut ws = tungstenite::accept(tcp).unwrap();
+        let frame = CloseFrame {
+            code: CloseCode::from(4401),
+            reason: "unauthorized".into(),
+        };
+        ws.close(Some(frame)).unwrap();
+        // Let the close handshake finish.
+        while ws.read().is_ok() {}
+    });
+    let out = run_gateway(&["--url", &format!("ws://127.0.0.1:{port}")]);
+    connector.join().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Unauthorized"), "{stderr}");
+}
+
+#[test]
+fn exits_1_on_bad_arguments() {
+    assert_eq!(run_gateway(&[]).status.code(), Some(1));
+    assert_eq!(
+        run_gateway(&["--url", "connector.example"]).status.code(),
+        Some(1)
+    );
+}
