@@ -40,6 +40,7 @@
 #[cfg(feature = "auth")]
 pub mod auth;
 pub mod codec;
+pub mod connector;
 pub mod gateway;
 mod pending;
 mod rng;

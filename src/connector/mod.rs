@@ -1,0 +1,578 @@
+//! The connector role: [`ConnectorMachine`], one per gateway connection.
+
+mod store;
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::codec::{self, DEFAULT_MAX_FRAME_LEN, DecodeError, FrameDecoder};
+use crate::wire::{
+    ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Hello, Inbound,
+    InterruptInbound, MessageEvent, Outbound, OutboundAction, OutboundResult, PassthroughForward,
+    PassthroughFrame, RequestId,
+};
+
+pub use store::{Delivery, DeliveryStore, MemoryStore};
+
+/// WebSocket close code for a refused or revoked credential.
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+
+/// The failure `code` the machine answers for an `outbound` whose platform/botId pair was
+/// not announced on this socket.
+pub const UNKNOWN_IDENTITY: &str = "unknown_identity";
+
+/// Limits of one connection.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    /// Longest frame accepted, in bytes (1 MiB).
+    pub max_frame_len: usize,
+    /// Most identities one socket may announce (64); further hellos are refused.
+    pub max_identities: usize,
+    /// Buffered deliveries sent and not yet acked at once (32): replay is ack-gated, so a
+    /// gateway that falls behind is not flooded, and one that dies gets the unacked tail.
+    pub replay_window: usize,
+    /// Most `outbound` requests awaiting the application's response (1024); more are
+    /// answered with a failure at once.
+    pub max_open_requests: usize,
+}
+
+impl Default for ConnectorConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            max_identities: 64,
+            replay_window: 32,
+            max_open_requests: 1024,
+        }
+    }
+}
+
+/// One platform identity a gateway announced with `hello`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnouncedIdentity {
+    /// The platform.
+    pub platform: String,
+    /// The bot identity; may be empty.
+    pub bot_id: String,
+}
+
+/// Something the connector application should act on.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ConnectorEvent {
+    /// The gateway announced an identity. Validate it against the authenticated tenant and
+    /// answer with [`ConnectorMachine::send_descriptor`]. The first is the session default.
+    Hello {
+        /// The identity.
+        identity: AnnouncedIdentity,
+        /// Discord slash commands to reconcile (best effort).
+        command_manifest: Option<Vec<Map<String, Value>>>,
+    },
+    /// The gateway asks for an action. Answer exactly once with
+    /// [`ConnectorMachine::respond`].
+    Outbound {
+        /// Correlates the response.
+        request_id: RequestId,
+        /// What to do.
+        action: OutboundAction,
+        /// The identity to act as: the tagged one, or the session default.
+        identity: AnnouncedIdentity,
+    },
+    /// The gateway asks to stop a session's running turn; route it to the gateway that owns
+    /// the session as an `interrupt_inbound`.
+    Interrupt {
+        /// The session.
+        session_key: String,
+        /// Free text.
+        reason: Option<String>,
+    },
+    /// The gateway durably owns a buffered delivery; it will never be replayed again.
+    Acked(BufferId),
+    /// The gateway went idle: further deliveries on this instance are buffered only
+    /// (`going_idle_ack` is already written).
+    WentIdle,
+    /// The first delivery was buffered for an idle instance: poke its wake URL.
+    WakeNeeded,
+    /// Something unexpected that changed nothing.
+    Diagnostic(ConnectorDiagnostic),
+}
+
+/// Gateway behaviour that was tolerated.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ConnectorDiagnostic {
+    /// A line that did not decode.
+    Decode(DecodeError),
+    /// A frame a gateway should not send, or an unknown type.
+    UnexpectedFrame(String),
+    /// An `inbound_ack` for nothing awaiting one.
+    UnknownAck(BufferId),
+    /// An `outbound` reusing an id still awaiting its response; it was ignored.
+    DuplicateRequest(RequestId),
+    /// An `outbound` for an identity not announced on this socket; it was answered with
+    /// an `unknown_identity` failure.
+    UnknownIdentity {
+        /// The request.
+        request_id: RequestId,
+        /// Its platform tag.
+        platform: Option<String>,
+        /// Its botId tag.
+        bot_id: Option<String>,
+    },
+    /// An `outbound` past `max_open_requests`; it was answered with a failure.
+    TooManyRequests(RequestId),
+    /// A `hello` past `max_identities`, or repeating an announced platform; ignored.
+    RefusedHello(String),
+}
+
+/// How an application-pushed delivery travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Sent at once without a `bufferId`; never acked, never replayed. Buffered instead
+    /// while the instance is idle.
+    Live,
+    /// Appended to the durable store and sent with a `bufferId` through the ack-gated
+    /// window; replayed on every connection until acked.
+    Buffered,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectorError {
+    /// The connection is closed.
+    #[error("connection closed")]
+    Closed,
+    /// No `outbound` with this id awaits a response (never received, or answered).
+    #[error("no open request {0}")]
+    UnknownRequest(RequestId),
+    /// The descriptor's platform was not announced with `hello` on this socket.
+    #[error("platform {0:?} was not announced on this connection")]
+    NotAnnounced(String),
+}
+
+/// A request to close the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// WebSocket close code.
+    pub code: u16,
+    /// Close reason.
+    pub reason: String,
+}
+
+/// The connector side of one gateway connection, as a pure state machine.
+///
+/// Same run-loop contract as [`RelayMachine`](crate::gateway::RelayMachine): feed one input
+/// (`handle_input` with a WebSocket message's payload, or a command), then drain
+/// [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event) and
+/// [`poll_close`](Self::poll_close) until all are empty — answering an event (a
+/// descriptor, a response) queues more output. It reads no clock; `now` is accepted for
+/// symmetry and future timers, and must be monotonic.
+///
+/// The durable buffer is the application's [`DeliveryStore`]; the machine owns it for the
+/// connection's lifetime and hands it back with [`into_store`](Self::into_store), so the
+/// next connection's machine replays exactly the unacked tail, in order.
+///
+/// ```
+/// use std::time::Instant;
+/// use relay_machine::connector::{ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore, MemoryStore, Mode};
+/// use relay_machine::wire::{CapabilityDescriptor, MessageEvent};
+///
+/// let now = Instant::now();
+/// let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::new());
+/// conn.handle_input(now, b"{\"type\":\"hello\",\"platform\":\"telegram\",\"botId\":\"701\"}\n");
+/// let Some(ConnectorEvent::Hello { identity, .. }) = conn.poll_event() else { panic!() };
+/// conn.send_descriptor(now, CapabilityDescriptor::new(identity.platform, "Telegram")).unwrap();
+/// conn.push(now, MessageEvent { text: "hi".into(), ..Default::default() }, Mode::Buffered).unwrap();
+/// let frames: Vec<_> = std::iter::from_fn(|| conn.poll_transmit()).collect();
+/// assert!(frames[1].starts_with(b"{\"type\":\"inbound\""));
+/// assert!(std::str::from_utf8(&frames[1]).unwrap().contains("\"bufferId\":\"b-1\""));
+///
+/// conn.handle_input(now, b"{\"type\":\"inbound_ack\",\"bufferId\":\"b-1\"}\n");
+/// assert!(matches!(conn.poll_event(), Some(ConnectorEvent::Acked(_))));
+/// assert_eq!(conn.into_store().unacked_len(), 0);
+/// ```
+#[derive(Debug)]
+pub struct ConnectorMachine<S: DeliveryStore = MemoryStore> {
+    config: ConnectorConfig,
+    store: S,
+    decoder: FrameDecoder,
+    identities: Vec<AnnouncedIdentity>,
+    /// A descriptor was sent: the handshake is answered and replay may run.
+    handshaken: bool,
+    /// Buffered deliveries sent on this connection and not yet acked, oldest first.
+    in_window: VecDeque<BufferId>,
+    /// The last buffered delivery sent; the store is read after it.
+    last_sent: Option<BufferId>,
+    idle: bool,
+    woke: bool,
+    open_requests: HashSet<RequestId>,
+    closed: bool,
+    transmits: VecDeque<Bytes>,
+    events: VecDeque<ConnectorEvent>,
+    close: Option<Close>,
+}
+
+impl<S: DeliveryStore> ConnectorMachine<S> {
+    /// A machine for a newly accepted (and authenticated) gateway connection.
+    pub fn new(config: ConnectorConfig, store: S) -> Self {
+        Self {
+            decoder: FrameDecoder::with_max_frame_len(config.max_frame_len),
+            config,
+            store,
+            identities: Vec::new(),
+            handshaken: false,
+            in_window: VecDeque::new(),
+            last_sent: None,
+            idle: false,
+            woke: false,
+            open_requests: HashSet::new(),
+            closed: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            close: None,
+        }
+    }
+
+    /// The next frame to write as one WebSocket text message.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the application.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ConnectorEvent> {
+        self.events.pop_front()
+    }
+
+    /// A request to close the socket (after writing every queued frame).
+    #[must_use]
+    pub fn poll_close(&mut self) -> Option<Close> {
+        self.close.take()
+    }
+
+    /// The identities announced so far, in order; the first is the session default.
+    pub fn identities(&self) -> &[AnnouncedIdentity] {
+        &self.identities
+    }
+
+    /// The gateway asked to go idle on this connection.
+    pub fn is_idle(&self) -> bool {
+        self.idle
+    }
+
+    /// Requests awaiting [`respond`](Self::respond).
+    pub fn open_requests(&self) -> usize {
+        self.open_requests.len()
+    }
+
+    /// The durable store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Ends the machine and returns the store for the next connection.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Feeds the payload of one WebSocket message.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        if self.closed {
+            return;
+        }
+        self.decoder.push(bytes);
+        while let Some(item) = self.decoder.next_frame() {
+            match item {
+                Ok(frame) => self.handle_frame(now, frame),
+                Err(e) => self.diagnostic(ConnectorDiagnostic::Decode(e)),
+            }
+        }
+    }
+
+    /// The socket ended. Nothing more is written; unacked buffered deliveries stay in the
+    /// store for the next connection.
+    pub fn on_closed(&mut self, _now: Instant) {
+        self.closed = true;
+        self.transmits.clear();
+    }
+
+    /// Answers a `hello` with the platform's capabilities. The first descriptor completes
+    /// the handshake and starts the replay of the buffered backlog.
+    pub fn send_descriptor(
+        &mut self,
+        _now: Instant,
+        descriptor: CapabilityDescriptor,
+    ) -> Result<(), ConnectorError> {
+        self.open()?;
+        if !self
+            .identities
+            .iter()
+            .any(|i| i.platform == descriptor.platform)
+        {
+            return Err(ConnectorError::NotAnnounced(descriptor.platform));
+        }
+        self.transmit(&Frame::Descriptor(Descriptor { descriptor }));
+        if !self.handshaken {
+            // The flip to buffered-only lasts until the next successful handshake.
+            self.handshaken = true;
+            self.idle = false;
+            self.fill_window();
+        }
+        Ok(())
+    }
+
+    /// Sends the one `outbound_result` for `request_id`.
+    pub fn respond(
+        &mut self,
+        _now: Instant,
+        request_id: &RequestId,
+        result: ActionResult,
+    ) -> Result<(), ConnectorError> {
+        self.open()?;
+        if !self.open_requests.remove(request_id) {
+            return Err(ConnectorError::UnknownRequest(request_id.clone()));
+        }
+        self.transmit(&Frame::OutboundResult(OutboundResult {
+            request_id: request_id.clone(),
+            result,
+        }));
+        Ok(())
+    }
+
+    /// Delivers a message event, live or through the durable buffer. Returns the buffer id
+    /// when it was buffered (always for [`Mode::Buffered`]; for [`Mode::Live`] while the
+    /// instance is idle).
+    pub fn push(
+        &mut self,
+        now: Instant,
+        event: MessageEvent,
+        mode: Mode,
+    ) -> Result<Option<BufferId>, ConnectorError> {
+        self.deliver(now, Delivery::Inbound(Box::new(event)), mode)
+    }
+
+    /// Delivers a provider webhook, live or through the durable buffer, like
+    /// [`push`](Self::push).
+    pub fn push_passthrough(
+        &mut self,
+        now: Instant,
+        forward: PassthroughForward,
+        mode: Mode,
+    ) -> Result<Option<BufferId>, ConnectorError> {
+        self.deliver(now, Delivery::Passthrough(Box::new(forward)), mode)
+    }
+
+    /// Delivers a `/stop` for `session_key` to this gateway.
+    pub fn send_interrupt(
+        &mut self,
+        _now: Instant,
+        session_key: &str,
+        chat_id: &str,
+    ) -> Result<(), ConnectorError> {
+        self.open()?;
+        self.transmit(&Frame::InterruptInbound(InterruptInbound {
+            session_key: session_key.to_owned(),
+            chat_id: chat_id.to_owned(),
+        }));
+        Ok(())
+    }
+
+    /// Refuses or revokes the gateway's credential: close 4401 with `reason` (use
+    /// [`TokenError::close_reason`](crate::auth::TokenError::close_reason): `expired` only
+    /// when the token was genuine but too old).
+    pub fn reject_auth(&mut self, now: Instant, reason: &str) {
+        self.close(now, CLOSE_UNAUTHORIZED, reason);
+    }
+
+    /// Closes the connection with `code` and `reason` after the queued frames.
+    pub fn close(&mut self, _now: Instant, code: u16, reason: &str) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.close = Some(Close {
+            code,
+            reason: reason.to_owned(),
+        });
+    }
+
+    fn deliver(
+        &mut self,
+        _now: Instant,
+        delivery: Delivery,
+        mode: Mode,
+    ) -> Result<Option<BufferId>, ConnectorError> {
+        self.open()?;
+        if mode == Mode::Live && !self.idle {
+            self.transmit(&frame_of(delivery, None));
+            return Ok(None);
+        }
+        let id = self.store.append(delivery);
+        if self.idle {
+            if !std::mem::replace(&mut self.woke, true) {
+                self.events.push_back(ConnectorEvent::WakeNeeded);
+            }
+        } else {
+            self.fill_window();
+        }
+        Ok(Some(id))
+    }
+
+    /// Sends buffered deliveries in store order while the window has room.
+    fn fill_window(&mut self) {
+        if !self.handshaken || self.idle || self.closed {
+            return;
+        }
+        let room = self
+            .config
+            .replay_window
+            .saturating_sub(self.in_window.len());
+        if room == 0 {
+            return;
+        }
+        for (id, delivery) in self.store.unacked_after(self.last_sent.as_ref(), room) {
+            self.transmit(&frame_of(delivery, Some(id.clone())));
+            self.last_sent = Some(id.clone());
+            self.in_window.push_back(id);
+        }
+    }
+
+    fn handle_frame(&mut self, _now: Instant, frame: Frame) {
+        match frame {
+            Frame::Hello(hello) => self.on_hello(hello),
+            Frame::InboundAck(ack) => {
+                let in_window = self.in_window.iter().position(|id| *id == ack.buffer_id);
+                if let Some(i) = in_window {
+                    self.in_window.remove(i);
+                }
+                if self.store.ack(&ack.buffer_id) {
+                    self.events.push_back(ConnectorEvent::Acked(ack.buffer_id));
+                    self.fill_window();
+                } else {
+                    self.diagnostic(ConnectorDiagnostic::UnknownAck(ack.buffer_id));
+                }
+            }
+            Frame::Outbound(outbound) => self.on_outbound(outbound),
+            Frame::Interrupt(i) => self.events.push_back(ConnectorEvent::Interrupt {
+                session_key: i.session_key,
+                reason: i.reason,
+            }),
+            Frame::GoingIdle => {
+                self.idle = true;
+                self.woke = false;
+                self.transmit(&Frame::GoingIdleAck);
+                self.events.push_back(ConnectorEvent::WentIdle);
+            }
+            other @ (Frame::Descriptor(_)
+            | Frame::Inbound(_)
+            | Frame::OutboundResult(_)
+            | Frame::InterruptInbound(_)
+            | Frame::GoingIdleAck
+            | Frame::PassthroughForward(_)
+            | Frame::Unknown(_)) => {
+                self.diagnostic(ConnectorDiagnostic::UnexpectedFrame(
+                    other.frame_type().to_owned(),
+                ));
+            }
+        }
+    }
+
+    fn on_hello(&mut self, hello: Hello) {
+        let repeated = self.identities.iter().any(|i| i.platform == hello.platform);
+        if repeated || self.identities.len() >= self.config.max_identities {
+            return self.diagnostic(ConnectorDiagnostic::RefusedHello(hello.platform));
+        }
+        let identity = AnnouncedIdentity {
+            platform: hello.platform,
+            bot_id: hello.bot_id,
+        };
+        self.identities.push(identity.clone());
+        self.events.push_back(ConnectorEvent::Hello {
+            identity,
+            command_manifest: hello.command_manifest,
+        });
+    }
+
+    fn on_outbound(&mut self, outbound: Outbound) {
+        let Outbound {
+            request_id,
+            action,
+            platform,
+            bot_id,
+        } = outbound;
+        if self.open_requests.contains(&request_id) {
+            return self.diagnostic(ConnectorDiagnostic::DuplicateRequest(request_id));
+        }
+        let identity = match &platform {
+            Some(p) => self.identities.iter().find(|i| &i.platform == p),
+            None => self.identities.first(),
+        }
+        .filter(|i| bot_id.as_ref().is_none_or(|b| *b == i.bot_id))
+        .cloned();
+        let Some(identity) = identity else {
+            let error = format!(
+                "identity {}:{} is not announced on this connection",
+                platform.as_deref().unwrap_or("<default>"),
+                bot_id.as_deref().unwrap_or("")
+            );
+            self.transmit(&Frame::OutboundResult(OutboundResult {
+                request_id: request_id.clone(),
+                result: ActionResult::failure(error, Some(UNKNOWN_IDENTITY)),
+            }));
+            return self.diagnostic(ConnectorDiagnostic::UnknownIdentity {
+                request_id,
+                platform,
+                bot_id,
+            });
+        };
+        if self.open_requests.len() >= self.config.max_open_requests {
+            self.transmit(&Frame::OutboundResult(OutboundResult {
+                request_id: request_id.clone(),
+                result: ActionResult::failure("connector busy: too many open requests", None),
+            }));
+            return self.diagnostic(ConnectorDiagnostic::TooManyRequests(request_id));
+        }
+        self.open_requests.insert(request_id.clone());
+        self.events.push_back(ConnectorEvent::Outbound {
+            request_id,
+            action,
+            identity,
+        });
+    }
+
+    fn open(&self) -> Result<(), ConnectorError> {
+        if self.closed {
+            Err(ConnectorError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn diagnostic(&mut self, diagnostic: ConnectorDiagnostic) {
+        self.events
+            .push_back(ConnectorEvent::Diagnostic(diagnostic));
+    }
+
+    fn transmit(&mut self, frame: &Frame) {
+        self.transmits.push_back(codec::encode(frame));
+    }
+}
+
+fn frame_of(delivery: Delivery, buffer_id: Option<BufferId>) -> Frame {
+    match delivery {
+        Delivery::Inbound(event) => Frame::from(Inbound {
+            event: *event,
+            buffer_id,
+        }),
+        Delivery::Passthrough(forward) => Frame::PassthroughForward(PassthroughFrame {
+            forward: *forward,
+            buffer_id,
+        }),
+    }
+}

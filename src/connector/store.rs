@@ -1,0 +1,105 @@
+//! The seam to the connector's durable per-instance buffer.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::wire::{BufferId, MessageEvent, PassthroughForward};
+
+/// One buffered delivery.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// A message event (`inbound`).
+    Inbound(Box<MessageEvent>),
+    /// A provider webhook (`passthrough_forward`).
+    Passthrough(Box<PassthroughForward>),
+}
+
+/// A connector's durable buffer of deliveries for one gateway instance, ack-gated.
+///
+/// The store is the application's (a database table, a Redis stream, ...); the machine only
+/// appends, reads the unacked tail in order, and acks. An entry, once acked, must never be
+/// returned again; an unacked one must be returned on every replay until it is acked —
+/// that is what lets a gateway that dies mid-drain get exactly the unacked tail again.
+pub trait DeliveryStore {
+    /// Appends a delivery and returns its id (unique within this store).
+    fn append(&mut self, delivery: Delivery) -> BufferId;
+    /// Up to `limit` unacked deliveries in append order, starting after `after` (from the
+    /// oldest unacked one when `None`).
+    fn unacked_after(&self, after: Option<&BufferId>, limit: usize) -> Vec<(BufferId, Delivery)>;
+    /// Marks `id` acknowledged; `false` if it is unknown or was acked already.
+    fn ack(&mut self, id: &BufferId) -> bool;
+    /// How many deliveries are not yet acknowledged.
+    fn unacked_len(&self) -> usize;
+}
+
+/// An in-memory [`DeliveryStore`]: for tests, demos, and connectors whose buffer need not
+/// survive a restart. Ids are `b-1`, `b-2`, ... Acked entries at the head are dropped, so
+/// memory follows the unacked span.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    /// Sequence number of the first entry of `entries`.
+    base: u64,
+    entries: VecDeque<(BufferId, Option<Delivery>)>,
+    seq_of: HashMap<BufferId, u64>,
+    unacked: usize,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn index_of(&self, id: &BufferId) -> Option<usize> {
+        let seq = *self.seq_of.get(id)?;
+        usize::try_from(seq.checked_sub(self.base)?).ok()
+    }
+}
+
+impl DeliveryStore for MemoryStore {
+    fn append(&mut self, delivery: Delivery) -> BufferId {
+        let seq = self.base + self.entries.len() as u64;
+        let id = BufferId(format!("b-{}", seq + 1));
+        self.seq_of.insert(id.clone(), seq);
+        self.entries.push_back((id.clone(), Some(delivery)));
+        self.unacked += 1;
+        id
+    }
+
+    fn unacked_after(&self, after: Option<&BufferId>, limit: usize) -> Vec<(BufferId, Delivery)> {
+        let start = match after {
+            // An id that is gone was acked and dropped from the head: start at the head.
+            Some(id) => self.index_of(id).map_or(0, |i| i + 1),
+            None => 0,
+        };
+        self.entries
+            .iter()
+            .skip(start)
+            .filter_map(|(id, d)| d.as_ref().map(|d| (id.clone(), d.clone())))
+            .take(limit)
+            .collect()
+    }
+
+    fn ack(&mut self, id: &BufferId) -> bool {
+        let Some(index) = self.index_of(id) else {
+            return false;
+        };
+        let Some((_, slot)) = self.entries.get_mut(index) else {
+            return false;
+        };
+        if slot.take().is_none() {
+            return false;
+        }
+        self.unacked -= 1;
+        while let Some((id, None)) = self.entries.front() {
+            self.seq_of.remove(id);
+            self.entries.pop_front();
+            self.base += 1;
+        }
+        true
+    }
+
+    fn unacked_len(&self) -> usize {
+        self.unacked
+    }
+}
