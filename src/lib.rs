@@ -44,6 +44,8 @@ pub mod connector;
 pub mod gateway;
 mod pending;
 mod rng;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transcript;
 pub mod url;
 pub mod wire;

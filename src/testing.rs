@@ -1,0 +1,346 @@
+//! An in-memory pair harness: a [`RelayMachine`] and a [`ConnectorMachine`] joined on a
+//! virtual clock, for testing applications built on either role (feature `testing`).
+//!
+//! The harness plays the socket between the two machines and, unless told otherwise, a
+//! minimal connector application: it answers every `hello` with a default descriptor and
+//! every `outbound` with a success. Knobs cut every message at arbitrary byte offsets,
+//! coalesce several frames into one message, delay delivery, and drop the connection.
+//! Every frame and event goes into a [`Transcript`].
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::connector::{
+    ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore, MemoryStore,
+};
+use crate::gateway::{ConnectionCommand, GatewayEvent, RelayMachine};
+use crate::transcript::Transcript;
+use crate::wire::{ActionResult, CapabilityDescriptor};
+
+/// How the harness carries messages.
+#[derive(Debug, Clone, Default)]
+pub struct Knobs {
+    /// Cut every message into pieces of at most this many bytes (`None`: whole).
+    pub split: Option<usize>,
+    /// Deliver everything one side wrote in a step as one message.
+    pub coalesce: bool,
+    /// Delay every message by this much virtual time.
+    pub latency: Duration,
+    /// Refuse every dial (the connector is unreachable).
+    pub refuse_dials: bool,
+}
+
+/// What the harness plays as the connector application.
+#[derive(Debug, Clone)]
+pub struct ConnectorApp {
+    /// Answer each `hello` with [`CapabilityDescriptor::new`] for its platform.
+    pub auto_descriptor: bool,
+    /// Answer each `outbound` with [`ActionResult::ok_with_message`] (`m-<n>`).
+    pub auto_respond: bool,
+}
+
+impl Default for ConnectorApp {
+    fn default() -> Self {
+        Self {
+            auto_descriptor: true,
+            auto_respond: true,
+        }
+    }
+}
+
+/// The harness did not settle.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the pair did not converge within {0} steps")]
+pub struct NotConverged(pub usize);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    ToConnector,
+    ToGateway,
+}
+
+/// A gateway and a connector joined in memory.
+#[derive(Debug)]
+pub struct Pair<S: DeliveryStore = MemoryStore> {
+    /// The gateway.
+    pub gateway: RelayMachine,
+    /// The connector of the current connection, if one is open.
+    pub connector: Option<ConnectorMachine<S>>,
+    /// The durable store while no connection is open.
+    store: Option<S>,
+    /// Connector settings for each new connection.
+    pub connector_config: ConnectorConfig,
+    /// How messages travel.
+    pub knobs: Knobs,
+    /// What the harness answers as the connector application.
+    pub app: ConnectorApp,
+    /// The virtual clock.
+    pub now: Instant,
+    /// Everything that happened.
+    pub transcript: Transcript,
+    /// Every gateway event so far, in order.
+    pub gateway_events: Vec<GatewayEvent>,
+    /// Every connector event so far, in order.
+    pub connector_events: Vec<ConnectorEvent>,
+    wire: VecDeque<(Instant, Side, Bytes)>,
+    responses: u64,
+}
+
+/// Bound on the steps of one [`Pair::drive_until_idle`].
+pub const MAX_STEPS: usize = 100_000;
+
+impl<S: DeliveryStore> Pair<S> {
+    /// A pair around `gateway` and the connector's durable `store`, at virtual time `start`.
+    pub fn new(gateway: RelayMachine, store: S, start: Instant) -> Self {
+        Self {
+            gateway,
+            connector: None,
+            store: Some(store),
+            connector_config: ConnectorConfig::default(),
+            knobs: Knobs::default(),
+            app: ConnectorApp::default(),
+            now: start,
+            transcript: Transcript::new(start),
+            gateway_events: Vec::new(),
+            connector_events: Vec::new(),
+            wire: VecDeque::new(),
+            responses: 0,
+        }
+    }
+
+    /// The connector's store (wherever it currently lives).
+    pub fn store(&self) -> Option<&S> {
+        match &self.connector {
+            Some(c) => Some(c.store()),
+            None => self.store.as_ref(),
+        }
+    }
+
+    /// Processes everything that is due now until nothing moves. Time does not advance.
+    pub fn drive_until_idle(&mut self) -> Result<(), NotConverged> {
+        for _ in 0..MAX_STEPS {
+            if !self.step() {
+                return Ok(());
+            }
+        }
+        Err(NotConverged(MAX_STEPS))
+    }
+
+    /// Advances the clock by `by`, firing every deadline and delivering every message due
+    /// on the way, in time order.
+    pub fn advance(&mut self, by: Duration) -> Result<(), NotConverged> {
+        let end = self.now + by;
+        self.drive_until_idle()?;
+        loop {
+            let next_wire = self.wire.iter().map(|(at, _, _)| *at).min();
+            let next = [self.gateway.poll_timeout(), next_wire]
+                .into_iter()
+                .flatten()
+                .filter(|at| *at <= end)
+                .min();
+            let Some(at) = next else { break };
+            self.now = self.now.max(at);
+            self.gateway.handle_timeout(self.now);
+            self.drive_until_idle()?;
+        }
+        self.now = end;
+        self.gateway.handle_timeout(self.now);
+        self.drive_until_idle()
+    }
+
+    /// Drops the connection as a network failure would: both sides learn it at once, with
+    /// no close frame.
+    pub fn drop_connection(&mut self) {
+        self.wire.clear();
+        if let Some(mut connector) = self.connector.take() {
+            connector.on_closed(self.now);
+            self.store = Some(connector.into_store());
+            self.transcript.note(self.now, "net", "connection dropped");
+            self.gateway.on_closed(self.now, None, "connection reset");
+        }
+    }
+
+    /// One round: the gateway's commands and frames, the connector's frames and close,
+    /// both sides' events, then the messages due now. `false` when nothing moved.
+    fn step(&mut self) -> bool {
+        // Frames written before a command (an ack before a close) go on the wire first.
+        let mut moved = self.collect(Side::ToConnector);
+        while let Some(command) = self.gateway.poll_command() {
+            moved = true;
+            self.transcript
+                .note(self.now, "gw", format_args!("{command:?}"));
+            self.on_gateway_command(command);
+        }
+        moved |= self.collect(Side::ToConnector);
+        while let Some(event) = self.gateway.poll_event() {
+            moved = true;
+            self.transcript
+                .note(self.now, "gw", format_args!("event {event}"));
+            self.gateway_events.push(event);
+        }
+        moved |= self.connector_round();
+        moved |= self.collect(Side::ToGateway);
+        moved |= self.deliver_due();
+        moved
+    }
+
+    fn on_gateway_command(&mut self, command: ConnectionCommand) {
+        match command {
+            ConnectionCommand::Dial { .. } if self.knobs.refuse_dials => {
+                self.gateway.on_dial_failed(self.now, "connection refused");
+            }
+            ConnectionCommand::Dial { .. } => {
+                if let Some(old) = self.connector.take() {
+                    self.store = Some(old.into_store());
+                }
+                let store = self.store.take();
+                if let Some(store) = store {
+                    self.wire.clear();
+                    self.connector =
+                        Some(ConnectorMachine::new(self.connector_config.clone(), store));
+                    self.gateway.on_connected(self.now);
+                }
+            }
+            ConnectionCommand::Close { .. } => {
+                // Frames already written still arrive before the close, as on a socket.
+                self.deliver_all(Side::ToConnector);
+                if let Some(mut connector) = self.connector.take() {
+                    connector.on_closed(self.now);
+                    self.store = Some(connector.into_store());
+                }
+                self.wire.clear();
+            }
+        }
+    }
+
+    /// Handles connector events as the application and returns whether anything moved.
+    fn connector_round(&mut self) -> bool {
+        let Some(connector) = self.connector.as_mut() else {
+            return false;
+        };
+        let mut moved = false;
+        while let Some(event) = connector.poll_event() {
+            moved = true;
+            self.transcript
+                .note(self.now, "conn", format_args!("event {event:?}"));
+            match &event {
+                ConnectorEvent::Hello { identity, .. } if self.app.auto_descriptor => {
+                    let descriptor =
+                        CapabilityDescriptor::new(identity.platform.clone(), &identity.platform);
+                    let _ = connector.send_descriptor(self.now, descriptor);
+                }
+                ConnectorEvent::Outbound { request_id, .. } if self.app.auto_respond => {
+                    self.responses += 1;
+                    let result = ActionResult::ok_with_message(format!("m-{}", self.responses));
+                    let _ = connector.respond(self.now, request_id, result);
+                }
+                ConnectorEvent::Hello { .. }
+                | ConnectorEvent::Outbound { .. }
+                | ConnectorEvent::Interrupt { .. }
+                | ConnectorEvent::Acked(_)
+                | ConnectorEvent::WentIdle
+                | ConnectorEvent::WakeNeeded
+                | ConnectorEvent::Diagnostic(_) => {}
+            }
+            self.connector_events.push(event);
+        }
+        let close = connector.poll_close();
+        if let Some(close) = close {
+            moved = true;
+            self.collect(Side::ToGateway);
+            self.deliver_all(Side::ToGateway);
+            if let Some(connector) = self.connector.take() {
+                self.store = Some(connector.into_store());
+            }
+            self.transcript.note(
+                self.now,
+                "conn",
+                format_args!("close {} {:?}", close.code, close.reason),
+            );
+            self.gateway
+                .on_closed(self.now, Some(close.code), &close.reason);
+        }
+        moved
+    }
+
+    /// Moves one side's written frames onto the wire, cut and merged per the knobs.
+    fn collect(&mut self, side: Side) -> bool {
+        let mut frames = Vec::new();
+        match side {
+            Side::ToConnector => {
+                while let Some(bytes) = self.gateway.poll_transmit() {
+                    frames.push(bytes);
+                }
+            }
+            Side::ToGateway => {
+                if let Some(connector) = self.connector.as_mut() {
+                    while let Some(bytes) = connector.poll_transmit() {
+                        frames.push(bytes);
+                    }
+                }
+            }
+        }
+        if frames.is_empty() {
+            return false;
+        }
+        let label = match side {
+            Side::ToConnector => "gw→conn",
+            Side::ToGateway => "conn→gw",
+        };
+        for frame in &frames {
+            self.transcript.frame(self.now, label, frame);
+        }
+        let messages = if self.knobs.coalesce {
+            vec![Bytes::from(frames.concat())]
+        } else {
+            frames
+        };
+        let at = self.now + self.knobs.latency;
+        for message in messages {
+            let piece = self.knobs.split.unwrap_or(usize::MAX).max(1);
+            let mut rest = message;
+            while rest.len() > piece {
+                let head = rest.split_to(piece);
+                self.wire.push_back((at, side, head));
+            }
+            self.wire.push_back((at, side, rest));
+        }
+        true
+    }
+
+    fn deliver_due(&mut self) -> bool {
+        let mut moved = false;
+        while let Some((at, _, _)) = self.wire.front() {
+            if *at > self.now {
+                break;
+            }
+            if let Some((_, side, bytes)) = self.wire.pop_front() {
+                self.deliver(side, &bytes);
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    fn deliver_all(&mut self, side: Side) {
+        let (mine, others): (VecDeque<_>, VecDeque<_>) =
+            self.wire.drain(..).partition(|(_, s, _)| *s == side);
+        self.wire = others;
+        for (_, side, bytes) in mine {
+            self.deliver(side, &bytes);
+        }
+    }
+
+    fn deliver(&mut self, side: Side, bytes: &[u8]) {
+        match side {
+            Side::ToConnector => {
+                if let Some(connector) = self.connector.as_mut() {
+                    connector.handle_input(self.now, bytes);
+                }
+            }
+            Side::ToGateway => self.gateway.handle_input(self.now, bytes),
+        }
+    }
+}
