@@ -1,0 +1,250 @@
+//! A gateway client (smol + async-tungstenite) for any connector that speaks the protocol.
+//!
+//! ```text
+//! cargo run --example gateway -- --url URL [--identity PLATFORM:BOTID]...
+//!     [--gateway-id ID --secret S] [--sends N] [--wait-inbound K] [--go-idle] [--timeout SECS]
+//! ```
+//!
+//! Without flags it takes the reference gateway's environment: `GATEWAY_RELAY_URL`,
+//! `GATEWAY_RELAY_PLATFORMS`, `GATEWAY_RELAY_BOT_IDS`, `GATEWAY_RELAY_ID`,
+//! `GATEWAY_RELAY_SECRET`. Prints one JSON line per event. Exit codes: 0 ok, 2 connect or
+//! handshake failed (4401 included), 3 a wait timed out, 4 going idle not acknowledged.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use relay_machine::gateway::{GatewayConfig, GatewayEvent, Identity, RelayMachine};
+use relay_machine::wire::SendAction;
+use serde_json::{Value, json};
+use smol::future::FutureExt as _;
+
+struct Options {
+    url: String,
+    identities: Vec<Identity>,
+    credentials: Option<(String, String)>,
+    sends: usize,
+    wait_inbound: usize,
+    go_idle: bool,
+    timeout: Duration,
+}
+
+enum Exit {
+    Failed = 2,
+    TimedOut = 3,
+    NotIdle = 4,
+}
+
+fn main() -> std::process::ExitCode {
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            return std::process::ExitCode::from(64);
+        }
+    };
+    match smol::block_on(run(options)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(exit) => std::process::ExitCode::from(exit as u8),
+    }
+}
+
+async fn run(o: Options) -> Result<(), Exit> {
+    let config = GatewayConfig {
+        identities: o.identities,
+        seed: common::unix_now(),
+        ..GatewayConfig::default()
+    };
+    let machine = RelayMachine::new(config).map_err(|e| fail(&e.to_string()))?;
+    let mut gw = common::Gateway::new(machine, o.url, o.credentials);
+    let _ = gw.machine.connect(Instant::now());
+    let (mut inbound, mut results, mut requests) = (0, 0, Vec::new());
+    let mut stage = Stage::Handshake;
+    // Each stage gets `--timeout` to see what it waits for.
+    let mut deadline = Instant::now() + o.timeout;
+    loop {
+        let event = async { gw.next_event().await }
+            .or(async {
+                smol::Timer::at(deadline).await;
+                None
+            })
+            .await;
+        let Some(event) = event else {
+            eprintln!("gateway: timed out waiting for {stage:?}");
+            return Err(if stage == Stage::Handshake {
+                Exit::Failed
+            } else {
+                Exit::TimedOut
+            });
+        };
+        let now = Instant::now();
+        print_event(&event);
+        inbound += usize::from(matches!(event, GatewayEvent::Inbound { .. }));
+        let before = stage;
+        match event {
+            GatewayEvent::ConnectFailed(why) => return Err(fail(&format!("{why:?}"))),
+            GatewayEvent::Revoked { reason } => return Err(fail(&reason)),
+            GatewayEvent::HandshakeComplete { .. } if stage == Stage::Handshake => {
+                for i in 0..o.sends {
+                    let action = SendAction {
+                        chat_id: "demo".into(),
+                        content: format!("send {i}"),
+                        ..Default::default()
+                    };
+                    match gw.machine.send(now, action, None) {
+                        Ok(id) => requests.push(id),
+                        Err(e) => println!(
+                            "{}",
+                            json!({ "event": "send_failed", "error": e.to_string() })
+                        ),
+                    }
+                }
+                stage = Stage::Results;
+            }
+            GatewayEvent::Response { id, .. } if requests.contains(&id) => results += 1,
+            GatewayEvent::Inbound { buffer_id, .. }
+            | GatewayEvent::Passthrough { buffer_id, .. } => {
+                if let Some(id) = buffer_id {
+                    let _ = gw.machine.ack_inbound(now, &id);
+                }
+            }
+            GatewayEvent::GoingIdle { acked: false, .. } => return Err(Exit::NotIdle),
+            GatewayEvent::GoingIdle { acked: true, .. } => {
+                gw.machine.disconnect(now, None);
+                stage = Stage::Closing;
+            }
+            GatewayEvent::Closed => return Ok(()),
+            _ => {}
+        }
+        // Move on once what this stage waits for has come.
+        if stage == Stage::Results && results == requests.len() {
+            stage = Stage::Inbound;
+        }
+        if stage == Stage::Inbound && inbound >= o.wait_inbound {
+            stage = if o.go_idle {
+                Stage::GoingIdle
+            } else {
+                Stage::Closing
+            };
+            if o.go_idle {
+                let _ = gw.machine.go_idle(now);
+            } else {
+                gw.machine.disconnect(now, None);
+            }
+        }
+        if stage != before {
+            deadline = now + o.timeout;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Handshake,
+    Results,
+    Inbound,
+    GoingIdle,
+    Closing,
+}
+
+fn fail(why: &str) -> Exit {
+    eprintln!("gateway: connection failed: {why}");
+    Exit::Failed
+}
+
+fn print_event(event: &GatewayEvent) {
+    let line = match event {
+        GatewayEvent::Descriptor(d) => json!({ "event": "descriptor", "descriptor": d }),
+        GatewayEvent::Response { id, result: Ok(r) } => {
+            json!({ "event": "result", "requestId": id, "result": r })
+        }
+        GatewayEvent::Response { id, result: Err(e) } => {
+            json!({ "event": "result", "requestId": id, "error": e.to_string(), "ambiguous": e.is_ambiguous() })
+        }
+        GatewayEvent::Inbound { event, buffer_id } => {
+            json!({ "event": "inbound", "bufferId": buffer_id, "inbound": event })
+        }
+        GatewayEvent::Passthrough { forward, buffer_id } => {
+            json!({ "event": "passthrough", "bufferId": buffer_id,
+            "platform": forward.platform, "path": forward.path,
+            "body": match &forward.body { Ok(b) => json!(String::from_utf8_lossy(b)), Err(e) => json!({ "error": e.to_string() }) } })
+        }
+        GatewayEvent::Interrupt {
+            session_key,
+            chat_id,
+        } => json!({ "event": "interrupt", "session_key": session_key, "chat_id": chat_id }),
+        GatewayEvent::GoingIdle { acked, .. } => json!({ "event": "going_idle", "acked": acked }),
+        other => json!({ "event": "status", "detail": other.to_string() }),
+    };
+    println!("{line}");
+}
+
+fn parse_args() -> Result<Options, String> {
+    let env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    // Defaults from the reference gateway's environment (protocol.md Appendix A, §6.2).
+    let bot_ids: Value = env("GATEWAY_RELAY_BOT_IDS")
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default();
+    let mut identities: Vec<Identity> = env("GATEWAY_RELAY_PLATFORMS")
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| Identity::new(p, bot_ids[p]["botId"].as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut url = env("GATEWAY_RELAY_URL");
+    let (mut id, mut secret) = (env("GATEWAY_RELAY_ID"), env("GATEWAY_RELAY_SECRET"));
+    let mut o = Options {
+        url: String::new(),
+        identities: Vec::new(),
+        credentials: None,
+        sends: 0,
+        wait_inbound: 0,
+        go_idle: false,
+        timeout: Duration::from_secs(30),
+    };
+    let mut flag_identities = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--url" => url = Some(value()?),
+            "--identity" => {
+                let v = value()?;
+                let (platform, bot) = v.split_once(':').unwrap_or((v.as_str(), ""));
+                flag_identities.push(Identity::new(platform, bot));
+            }
+            "--gateway-id" => id = Some(value()?),
+            "--secret" => secret = Some(value()?),
+            "--sends" => o.sends = value()?.parse().map_err(|e| format!("--sends: {e}"))?,
+            "--wait-inbound" => {
+                o.wait_inbound = value()?
+                    .parse()
+                    .map_err(|e| format!("--wait-inbound: {e}"))?
+            }
+            "--go-idle" => o.go_idle = true,
+            "--timeout" => {
+                o.timeout = Duration::from_secs_f64(
+                    value()?.parse().map_err(|e| format!("--timeout: {e}"))?,
+                )
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if !flag_identities.is_empty() {
+        identities = flag_identities;
+    }
+    o.identities = identities;
+    o.url = relay_machine::url::dial_url(&url.ok_or("--url (or GATEWAY_RELAY_URL) is required")?)
+        .map_err(|e| e.to_string())?;
+    // Either credential missing means an unauthenticated upgrade, as in the reference.
+    o.credentials = id.zip(secret);
+    Ok(o)
+}
