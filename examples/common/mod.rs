@@ -170,6 +170,8 @@ pub async fn accept(
     secret: Option<&str>,
 ) -> Result<(ServerSocket, Result<String, &'static str>), String> {
     let mut auth: Result<String, &'static str> = Ok(String::new());
+    // The callback's signature is tungstenite's; its error type is an HTTP response.
+    #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         if request.uri().path().trim_end_matches('/') != "/relay" {
             let mut refusal = ErrorResponse::new(Some("serve /relay only".into()));
