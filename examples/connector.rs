@@ -126,6 +126,7 @@ async fn connection(
             other => json!({ "event": "other", "detail": format!("{other:?}") }),
         };
         println!("{line}");
+        std::ops::ControlFlow::Continue(())
     })
     .await;
     let unacked = machine.store().unacked_len();

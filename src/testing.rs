@@ -224,7 +224,7 @@ impl<S: DeliveryStore> Pair<S> {
         while let Some(event) = connector.poll_event() {
             moved = true;
             self.transcript
-                .note(self.now, "conn", format_args!("event {event:?}"));
+                .note(self.now, "conn", format_args!("event {event}"));
             match &event {
                 ConnectorEvent::Hello { identity, .. } if self.app.auto_descriptor => {
                     let descriptor =

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use crate::connector::ConnectorEvent;
 use crate::gateway::{ConnectionCommand, GatewayEvent, RelayMachine};
 
 /// Collects the lines of a run.
@@ -187,6 +188,46 @@ impl fmt::Display for GatewayEvent {
             GatewayEvent::Revoked { reason } => write!(f, "Revoked {reason:?}"),
             GatewayEvent::Closed => write!(f, "Closed"),
             GatewayEvent::Diagnostic(d) => write!(f, "Diagnostic {d:?}"),
+        }
+    }
+}
+
+impl fmt::Display for ConnectorEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectorEvent::Hello {
+                identity,
+                command_manifest,
+            } => write!(
+                f,
+                "Hello {}:{}{}",
+                identity.platform,
+                identity.bot_id,
+                if command_manifest.is_some() {
+                    " +manifest"
+                } else {
+                    ""
+                }
+            ),
+            ConnectorEvent::Outbound {
+                request_id,
+                action,
+                identity,
+            } => write!(
+                f,
+                "Outbound {request_id} as {}:{} {}",
+                identity.platform,
+                identity.bot_id,
+                json(action)
+            ),
+            ConnectorEvent::Interrupt {
+                session_key,
+                reason,
+            } => write!(f, "Interrupt {session_key} reason={reason:?}"),
+            ConnectorEvent::Acked(id) => write!(f, "Acked {id}"),
+            ConnectorEvent::WentIdle => write!(f, "WentIdle"),
+            ConnectorEvent::WakeNeeded => write!(f, "WakeNeeded"),
+            ConnectorEvent::Diagnostic(d) => write!(f, "Diagnostic {d:?}"),
         }
     }
 }

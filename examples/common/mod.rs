@@ -3,6 +3,8 @@
 //! machine's.
 #![allow(dead_code)]
 
+use std::ops::ControlFlow;
+use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_tungstenite::WebSocketStream;
@@ -19,8 +21,17 @@ use smol::future::FutureExt as _;
 use smol::net::TcpStream;
 use smol::stream::StreamExt as _;
 
-type ClientSocket = WebSocketStream<async_tungstenite::smol::ConnectStream>;
+type ClientSocket = WebSocketStream<TcpStream>;
 pub type ServerSocket = WebSocketStream<TcpStream>;
+
+/// Sees every frame written, labelled by direction (the demo prints them).
+pub static TAP: OnceLock<fn(&str, &[u8])> = OnceLock::new();
+
+fn tap(direction: &str, bytes: &[u8]) {
+    if let Some(tap) = TAP.get() {
+        tap(direction, bytes);
+    }
+}
 
 fn text(bytes: Bytes) -> Message {
     // Every transmit is a JSON line, so this never falls back.
@@ -131,6 +142,7 @@ impl Gateway {
             while let Some(bytes) = self.machine.poll_transmit() {
                 moved = true;
                 let Some(ws) = self.ws.as_mut() else { break };
+                tap("gw→conn", &bytes);
                 if let Err(e) = ws.send(text(bytes)).await {
                     self.ws = None;
                     self.machine.on_closed(Instant::now(), None, &e.to_string());
@@ -155,7 +167,21 @@ impl Gateway {
                 .map_err(|_| "bad token".to_owned())?;
             request.headers_mut().insert(auth::HEADER_NAME, value);
         }
-        let (ws, _) = async_tungstenite::smol::connect_async(request)
+        let uri = request.uri();
+        if uri.scheme_str() != Some("ws") {
+            return Err("this example speaks ws:// only (no TLS)".into());
+        }
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let tcp = TcpStream::connect((host, uri.port_u16().unwrap_or(80)))
+            .await
+            .map_err(|e| e.to_string())?;
+        // One small frame per message, latency-bound: do not let Nagle hold them back.
+        let _ = tcp.set_nodelay(true);
+        let (ws, _) = async_tungstenite::client_async(request, tcp)
             .await
             .map_err(|e| e.to_string())?;
         Ok(ws)
@@ -191,6 +217,7 @@ pub async fn accept(
         }
         Ok(response)
     };
+    let _ = tcp.set_nodelay(true);
     let ws = async_tungstenite::accept_hdr_async(tcp, callback)
         .await
         .map_err(|e| e.to_string())?;
@@ -198,24 +225,30 @@ pub async fn accept(
 }
 
 /// The connector driver for one connection: feeds messages, lets `app` answer each event,
-/// writes frames, closes when the machine asks. Returns when the socket is gone.
+/// writes frames, closes when the machine asks. Returns when the socket is gone, or, when
+/// `app` breaks, right after writing the queued frames, dropping the socket unclosed.
 pub async fn serve<S: relay_machine::connector::DeliveryStore>(
     ws: &mut ServerSocket,
     machine: &mut ConnectorMachine<S>,
-    mut app: impl FnMut(&mut ConnectorMachine<S>, ConnectorEvent),
+    mut app: impl FnMut(&mut ConnectorMachine<S>, ConnectorEvent) -> ControlFlow<()>,
 ) {
+    let mut dropping = false;
     loop {
         loop {
             let mut moved = false;
             while let Some(event) = machine.poll_event() {
                 moved = true;
-                app(machine, event);
+                dropping |= app(machine, event).is_break();
             }
             while let Some(bytes) = machine.poll_transmit() {
                 moved = true;
+                tap("conn→gw", &bytes);
                 if ws.send(text(bytes)).await.is_err() {
                     return machine.on_closed(Instant::now());
                 }
+            }
+            if dropping {
+                return machine.on_closed(Instant::now());
             }
             if let Some(close) = machine.poll_close() {
                 let frame = CloseFrame {

@@ -1,0 +1,207 @@
+//! The whole protocol over a real WebSocket on 127.0.0.1, as a readable transcript:
+//! an embedded connector and a gateway, both built on relay-machine.
+//!
+//! ```text
+//! cargo run --example demo
+//! ```
+//!
+//! Shows a handshake with two identities, a buffered inbound and its ack, a send round
+//! trip, a Discord interaction passthrough decoded, an interrupt both ways, a dropped
+//! connection followed by reconnect and replay of exactly the unacked tail, and going idle.
+
+mod common;
+
+use std::ops::ControlFlow;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use relay_machine::connector::{
+    ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore, MemoryStore, Mode,
+};
+use relay_machine::gateway::{GatewayConfig, GatewayEvent, Identity, RelayMachine};
+use relay_machine::wire::{
+    ActionResult, CapabilityDescriptor, MessageEvent, PassthroughForward, SendAction, SessionSource,
+};
+use serde_json::{Value, json};
+use smol::future::FutureExt as _;
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+fn say(who: &str, what: impl std::fmt::Display) {
+    let ms = START.get().map_or(0, |s| s.elapsed().as_millis());
+    println!("+{ms:>5}ms {who:<8} {what}");
+}
+
+/// Prints a frame as `type {other fields}`.
+fn show_frame(direction: &str, bytes: &[u8]) {
+    let line = String::from_utf8_lossy(bytes);
+    match serde_json::from_str::<Value>(line.trim_end()) {
+        Ok(Value::Object(mut map)) => {
+            let kind = map
+                .remove("type")
+                .and_then(|t| t.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            say(direction, format!("{kind} {}", Value::Object(map)))
+        }
+        _ => say(direction, line.trim_end()),
+    }
+}
+
+fn message(text: &str) -> MessageEvent {
+    let mut source = SessionSource::new("discord", "group", "4455");
+    source.user_id = Some("77".into());
+    source.scope_id = Some("1000".into());
+    MessageEvent {
+        text: text.into(),
+        source,
+        ..MessageEvent::default()
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let _ = START.set(Instant::now());
+    let _ = common::TAP.set(show_frame);
+    let outcome = smol::block_on(run().or(async {
+        smol::Timer::after(Duration::from_secs(20)).await;
+        Err("the demo did not finish within 20 s".to_owned())
+    }));
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let listener = smol::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = format!(
+        "ws://{}/relay",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    say("demo", format!("connector listening on {url}"));
+    smol::spawn(connector(listener)).detach();
+
+    let config = GatewayConfig {
+        identities: vec![
+            Identity::new("discord", "1122334455"),
+            Identity::new("telegram", "7012345678"),
+        ],
+        ..GatewayConfig::default()
+    };
+    let machine = RelayMachine::new(config).map_err(|e| e.to_string())?;
+    let mut gw = common::Gateway::new(machine, url, None);
+    let _ = gw.machine.connect(Instant::now());
+    let mut reconnected = false;
+    while let Some(event) = gw.next_event().await {
+        let now = Instant::now();
+        say("gw", format!("event {event}"));
+        match event {
+            GatewayEvent::Inbound {
+                event,
+                buffer_id: Some(id),
+            } => {
+                // Before the drop, the gateway "crashes" before owning the second delivery:
+                // it is not acked, so the connector must replay it after reconnecting.
+                if !reconnected && event.text.contains("owned later") {
+                    let _ = gw.machine.interrupt(
+                        now,
+                        "agent:main:discord:group:4455:77",
+                        Some("user pressed stop"),
+                    );
+                } else {
+                    let _ = gw.machine.ack_inbound(now, &id);
+                }
+                if event.text.contains("please deploy") {
+                    let reply = SendAction {
+                        chat_id: event.source.chat_id.clone(),
+                        content: "deploying".into(),
+                        ..Default::default()
+                    };
+                    let _ = gw.machine.send(now, reply, None);
+                }
+                if reconnected {
+                    let _ = gw.machine.go_idle(now);
+                }
+            }
+            GatewayEvent::Passthrough { forward, .. } => {
+                let body = forward
+                    .body
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned());
+                say("gw", format!("  decoded interaction body: {body:?}"));
+            }
+            GatewayEvent::Disconnected { .. } => reconnected = true,
+            GatewayEvent::GoingIdle { acked: true, .. } => gw.machine.disconnect(now, None),
+            GatewayEvent::GoingIdle { acked: false, .. } => {
+                return Err("going idle was not acknowledged".into());
+            }
+            GatewayEvent::ConnectFailed(why) => return Err(format!("connect failed: {why:?}")),
+            GatewayEvent::Closed => return Ok(()),
+            _ => {}
+        }
+    }
+    Err("the gateway stopped before closing".into())
+}
+
+/// A scripted connector: one durable store shared by its successive connections.
+async fn connector(listener: smol::net::TcpListener) {
+    let mut store = MemoryStore::new();
+    for connection in 1.. {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok((mut ws, _)) = common::accept(tcp, None).await else {
+            return;
+        };
+        let mut machine = ConnectorMachine::new(ConnectorConfig::default(), store);
+        let mut descriptors = 0;
+        common::serve(&mut ws, &mut machine, |m, event| {
+            let now = Instant::now();
+            say("conn", format!("event {event}"));
+            match event {
+                ConnectorEvent::Hello { identity, .. } => {
+                    let mut d = CapabilityDescriptor::new(identity.platform.clone(), identity.platform.clone());
+                    d.len_unit = relay_machine::wire::LenUnit::Utf16;
+                    let _ = m.send_descriptor(now, d);
+                    descriptors += 1;
+                    if connection == 1 && descriptors == 2 {
+                        let _ = m.push(now, message("please deploy to staging"), Mode::Buffered);
+                        let body = json!({ "type": 2, "id": "i1", "channel_id": "4455", "guild_id": "1000",
+                            "data": { "name": "skill", "options": [{ "type": 1, "name": "run", "options": [{ "type": 3, "name": "target", "value": "deploy" }] }] },
+                            "member": { "nick": "Al", "user": { "id": "77", "username": "alice" } } });
+                        let _ = m.push_passthrough(now, PassthroughForward::new("discord", body.to_string().into_bytes()), Mode::Live);
+                    }
+                }
+                ConnectorEvent::Outbound { request_id, .. } => {
+                    let _ = m.respond(now, &request_id, ActionResult::ok_with_message("9002"));
+                    if connection == 1 {
+                        let _ = m.push(now, message("status? (owned later)"), Mode::Buffered);
+                    }
+                }
+                // A real connector routes the stop to the gateway that owns the session.
+                ConnectorEvent::Interrupt { session_key, .. } => {
+                    let _ = m.send_interrupt(now, &session_key, "4455");
+                    if connection == 1 {
+                        say("conn", "dropping the connection (simulated network failure)");
+                        return ControlFlow::Break(());
+                    }
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        })
+        .await;
+        say(
+            "conn",
+            format!(
+                "connection {connection} ended; {} unacked in the store",
+                machine.store().unacked_len()
+            ),
+        );
+        store = machine.into_store();
+    }
+}
