@@ -1,0 +1,344 @@
+//! The smol drivers (`examples/connector.rs`, `examples/gateway.rs`, `examples/demo.rs`)
+//! as processes over loopback: flags, output shapes and exit codes are a contract.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::Duration;
+
+use serde_json::Value;
+use tungstenite::{Message, WebSocket};
+
+fn example(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--examples"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    });
+    let mut dir = std::env::current_exe().unwrap();
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join("examples").join(name)
+}
+
+/// A connector process and the URL from its first output line.
+struct Connector {
+    child: Child,
+    url: String,
+}
+
+impl Connector {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(example("connector"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let line: Value = serde_json::from_str(&first).unwrap();
+        let url = line["listening"].as_str().unwrap().to_owned();
+        assert!(
+            url.starts_with("ws://127.0.0.1:") && url.ends_with("/relay"),
+            "{url}"
+        );
+        Self { child, url }
+    }
+
+    /// Waits for a `--once` connector and returns its exit code and remaining lines.
+    fn finish(mut self) -> (Option<i32>, Vec<Value>) {
+        let mut lines = Vec::new();
+        for line in BufReader::new(self.child.stdout.take().unwrap()).lines() {
+            lines.push(serde_json::from_str(&line.unwrap()).unwrap());
+        }
+        (self.child.wait().unwrap().code(), lines)
+    }
+}
+
+impl Drop for Connector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn gateway(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Vec<Value>) {
+    let mut command = Command::new(example("gateway"));
+    command.args(args);
+    for var in [
+        "GATEWAY_RELAY_URL",
+        "GATEWAY_RELAY_PLATFORMS",
+        "GATEWAY_RELAY_BOT_IDS",
+        "GATEWAY_RELAY_ID",
+        "GATEWAY_RELAY_SECRET",
+    ] {
+        command.env_remove(var);
+    }
+    command.envs(env.iter().copied());
+    let Output { status, stdout, .. } = command.output().unwrap();
+    let lines = String::from_utf8(stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (status.code(), lines)
+}
+
+fn events<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["event"] == kind).collect()
+}
+
+#[test]
+fn gateway_and_connector_run_the_whole_protocol_with_auth() {
+    let connector = Connector::start(&[
+        "--once",
+        "--secret",
+        "s3cr3t",
+        "--push-inbound",
+        "6",
+        "--buffered-every",
+        "3",
+        "--passthrough",
+        "2",
+    ]);
+    let http_url = connector
+        .url
+        .replace("ws://", "http://")
+        .replace("/relay", "/");
+    let (code, lines) = gateway(
+        &[
+            "--url",
+            &http_url,
+            "--identity",
+            "discord:111",
+            "--identity",
+            "telegram:222",
+            "--gateway-id",
+            "gw-7",
+            "--secret",
+            "s3cr3t",
+            "--sends",
+            "5",
+            "--wait-inbound",
+            "6",
+            "--go-idle",
+            "--timeout",
+            "10",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{lines:#?}");
+    let descriptors = events(&lines, "descriptor");
+    assert_eq!(descriptors.len(), 2);
+    assert_eq!(descriptors[0]["descriptor"]["platform"], "discord");
+    let results = events(&lines, "result");
+    assert_eq!(results.len(), 5);
+    assert!(results.iter().all(|r| r["result"]["success"] == true));
+    let inbound = events(&lines, "inbound");
+    assert_eq!(inbound.len(), 6);
+    let buffered: Vec<_> = inbound
+        .iter()
+        .filter(|i| !i["bufferId"].is_null())
+        .collect();
+    assert_eq!(buffered.len(), 2, "every 3rd of 6");
+    let passthrough = events(&lines, "passthrough");
+    assert_eq!(passthrough.len(), 2);
+    assert!(
+        passthrough[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("\"type\":2")
+    );
+    assert_eq!(events(&lines, "going_idle")[0]["acked"], true);
+
+    let (code, lines) = connector.finish();
+    assert_eq!(
+        code,
+        Some(0),
+        "every buffered delivery was acked: {lines:#?}"
+    );
+    assert_eq!(events(&lines, "connected")[0]["gateway"], "gw-7");
+    let hellos = events(&lines, "hello");
+    assert_eq!(hellos.len(), 2);
+    assert_eq!(hellos[1]["botId"], "222");
+    assert_eq!(events(&lines, "outbound").len(), 5);
+    assert_eq!(events(&lines, "acked").len(), 2);
+    assert_eq!(events(&lines, "going_idle").len(), 1);
+}
+
+#[test]
+fn a_wrong_secret_is_refused_with_4401_and_exit_2() {
+    let connector = Connector::start(&["--once", "--secret", "right"]);
+    let (code, lines) = gateway(
+        &[
+            "--url",
+            &connector.url,
+            "--gateway-id",
+            "gw-1",
+            "--secret",
+            "wrong",
+            "--timeout",
+            "10",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{lines:#?}");
+    let (_, lines) = connector.finish();
+    assert_eq!(events(&lines, "auth_failed")[0]["reason"], "unauthorized");
+}
+
+#[test]
+fn the_reference_environment_supplies_the_defaults() {
+    let connector = Connector::start(&["--once", "--push-inbound", "1"]);
+    let (code, lines) = gateway(
+        &["--wait-inbound", "1", "--timeout", "10"],
+        &[
+            ("GATEWAY_RELAY_URL", &connector.url.replace("/relay", "")),
+            ("GATEWAY_RELAY_PLATFORMS", "telegram, discord"),
+            ("GATEWAY_RELAY_BOT_IDS", r#"{"discord": {"botId": "55"}}"#),
+        ],
+    );
+    assert_eq!(code, Some(0), "{lines:#?}");
+    let (_, lines) = connector.finish();
+    let hellos = events(&lines, "hello");
+    assert_eq!(hellos.len(), 2);
+    assert_eq!(hellos[0]["platform"], "telegram");
+    assert_eq!(hellos[0]["botId"], "");
+    assert_eq!(hellos[1]["platform"], "discord");
+    assert_eq!(hellos[1]["botId"], "55");
+}
+
+#[test]
+fn waiting_for_inbound_that_never_comes_exits_3() {
+    let connector = Connector::start(&["--push-inbound", "1"]);
+    let (code, lines) = gateway(
+        &[
+            "--url",
+            &connector.url,
+            "--wait-inbound",
+            "2",
+            "--timeout",
+            "0.5",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(3), "{lines:#?}");
+    assert_eq!(events(&lines, "inbound").len(), 1);
+}
+
+#[test]
+fn nothing_listening_exits_2() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, _) = gateway(&["--url", &format!("ws://127.0.0.1:{port}")], &[]);
+    assert_eq!(code, Some(2));
+}
+
+/// A peer that writes like the Python reference: `json.dumps` spacing and `\uXXXX`
+/// escapes, one frame per message and frames split across messages; and it never acks,
+/// so a `--once` connector exits 1.
+#[test]
+fn connector_interoperates_with_reference_formatting_and_exits_1_when_unacked() {
+    let connector = Connector::start(&["--once", "--push-inbound", "2", "--buffered-every", "1"]);
+    let address = connector
+        .url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/relay");
+    let tcp = TcpStream::connect(address).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut ws, _) = tungstenite::client(connector.url.as_str(), tcp).unwrap();
+    let hello = "{\"type\": \"hello\", \"platform\": \"discord\", \"botId\": \"caf\\u00e9\"}\n";
+    ws.send(Message::text(&hello[..20])).unwrap();
+    ws.send(Message::text(&hello[20..])).unwrap();
+    let frames = read_frames(&mut ws, 3);
+    assert_eq!(frames[0]["type"], "descriptor");
+    assert_eq!(frames[1]["type"], "inbound");
+    assert_eq!(frames[1]["bufferId"], "b-1");
+    assert_eq!(frames[2]["bufferId"], "b-2");
+    let outbound = "{\"type\": \"outbound\", \"requestId\": \"0a9b8c7d6e5f40312233445566778899\", \"action\": {\"op\": \"send\", \"chat_id\": \"4455\", \"content\": \"\\ud83d\\ude80\", \"reply_to\": null, \"metadata\": {}}, \"platform\": \"discord\", \"botId\": \"caf\\u00e9\"}\n";
+    ws.send(Message::text(outbound)).unwrap();
+    let result = &read_frames(&mut ws, 1)[0];
+    assert_eq!(result["type"], "outbound_result");
+    assert_eq!(result["requestId"], "0a9b8c7d6e5f40312233445566778899");
+    assert_eq!(result["result"]["success"], true);
+    ws.close(None).unwrap();
+    while ws.read().is_ok() {}
+    let (code, lines) = connector.finish();
+    assert_eq!(code, Some(1), "two buffered deliveries were never acked");
+    let outbound = events(&lines, "outbound");
+    assert_eq!(outbound[0]["action"]["content"], "🚀");
+    assert_eq!(events(&lines, "hello")[0]["botId"], "café");
+}
+
+fn read_frames(ws: &mut WebSocket<TcpStream>, count: usize) -> Vec<Value> {
+    let mut frames = Vec::new();
+    let mut buffer = String::new();
+    while frames.len() < count {
+        if let Message::Text(text) = ws.read().unwrap() {
+            buffer.push_str(text.as_str());
+        }
+        while let Some(i) = buffer.find('\n') {
+            let line: String = buffer.drain(..=i).collect();
+            frames.push(serde_json::from_str(&line).unwrap());
+        }
+    }
+    frames
+}
+
+#[test]
+fn the_demo_shows_every_scenario_and_exits_0() {
+    let out = Command::new(example("demo")).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let transcript = String::from_utf8(out.stdout).unwrap();
+    let position = |needle: &str| {
+        transcript
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing from\n{transcript}"))
+    };
+    let order = [
+        "gw→conn  hello {\"botId\":\"1122334455\",\"platform\":\"discord\"}",
+        "gw       event HandshakeComplete default=discord",
+        "gw→conn  inbound_ack {\"bufferId\":\"b-1\"}",
+        "decoded interaction body",
+        "gw       event Response",
+        "gw→conn  interrupt",
+        "gw       event Interrupt",
+        "gw       event Disconnected",
+        "gw       event Reconnecting",
+        "gw→conn  inbound_ack {\"bufferId\":\"b-2\"}",
+        "gw       event GoingIdle acked=true",
+        "gw       event Closed",
+    ];
+    let positions: Vec<usize> = order.iter().map(|n| position(n)).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{transcript}");
+    // The replay after the reconnect is exactly the unacked tail: b-2, never b-1 again.
+    assert_eq!(
+        transcript.matches("\"bufferId\":\"b-1\",\"event\"").count(),
+        1
+    );
+    assert_eq!(
+        transcript
+            .matches("conn→gw  inbound {\"bufferId\":\"b-2\"")
+            .count(),
+        2
+    );
+}
