@@ -206,8 +206,7 @@ fn camel_case_only_for_the_four_keys() {
     );
     for k in &all {
         assert!(
-            k.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
             "odd key {k}"
         );
     }

@@ -8,12 +8,12 @@
 use bytes::Bytes;
 use relay_machine::wire::{
     ActionResult, BufferId, CapabilityDescriptor, ContextAuthor, ContextItem, DeleteAction,
-    Descriptor, DraftAction, EditAction, FollowUpAction, Frame, GetChatInfoAction, Hello,
-    Inbound, InboundAck, Interrupt, InterruptInbound, LenUnit, MediaItem, MessageEvent,
-    MessageType, Outbound, OutboundAction, OutboundResult, PassthroughForward, PassthroughFrame,
-    PromptAction, PromptOption, PromptResponse, ReactAction, ReplyTo, RequestId, SendAction,
-    SendMediaAction, SessionSource, TaskCardAction, TaskCardStopAction, ThreadCreateAction,
-    ThreadRenameAction, TypingAction, UnknownAction, UnknownFrame,
+    Descriptor, DraftAction, EditAction, FollowUpAction, Frame, GetChatInfoAction, Hello, Inbound,
+    InboundAck, Interrupt, InterruptInbound, LenUnit, MediaItem, MessageEvent, MessageType,
+    Outbound, OutboundAction, OutboundResult, PassthroughForward, PassthroughFrame, PromptAction,
+    PromptOption, PromptResponse, ReactAction, ReplyTo, RequestId, SendAction, SendMediaAction,
+    SessionSource, TaskCardAction, TaskCardStopAction, ThreadCreateAction, ThreadRenameAction,
+    TypingAction, UnknownAction, UnknownFrame,
 };
 use serde_json::{Map, Value, json};
 
