@@ -1441,11 +1441,22 @@ fn non_positive_max_message_length_reads_as_4096() {
         (json!(1), 1),
         (json!(2000), 2000),
         (json!(i64::MAX), i64::MAX as u64),
+        (json!(u64::MAX), u64::MAX),
     ] {
         let d = descriptor(|d| {
             d.insert("max_message_length".into(), wire.clone());
         });
         assert_eq!(d.max_message_length, expected, "{wire}");
+        // The same with `type` last (the decoder's buffered path).
+        let mut body = common::telegram_descriptor();
+        body.max_message_length = 7;
+        let mut body = serde_json::to_value(body).unwrap();
+        body["max_message_length"] = wire.clone();
+        let line = json!({"type": "descriptor", "descriptor": body}).to_string();
+        let Frame::Descriptor(d) = frame(&line) else {
+            panic!("{line}")
+        };
+        assert_eq!(d.descriptor.max_message_length, expected, "{wire}");
     }
 }
 
