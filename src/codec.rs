@@ -223,15 +223,15 @@ fn decode_line(line: &[u8]) -> Result<Frame, LineError> {
             None,
             shape.describe("type"),
         )),
-        Err(e) => {
-            let kind = match e.classify() {
-                serde_json::error::Category::Data => DecodeErrorKind::InvalidFrame,
-                serde_json::error::Category::Io
-                | serde_json::error::Category::Syntax
-                | serde_json::error::Category::Eof => DecodeErrorKind::InvalidJson,
-            };
-            Err(json_error(kind, text, &e))
-        }
+        // serde stops at the first problem it meets, so its error category says nothing
+        // about the line as a whole: a header `["a", "b", "c"]` is "trailing characters"
+        // (a syntax error) in valid JSON, and a mistyped field before an unclosed bracket
+        // is a data error in a line that is not JSON. Classify by the line itself; this
+        // second parse runs only for lines that already failed.
+        Err(e) => Err(match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(_) => json_error(DecodeErrorKind::InvalidFrame, text, &e),
+            Err(syntax) => json_error(DecodeErrorKind::InvalidJson, text, &syntax),
+        }),
     }
 }
 

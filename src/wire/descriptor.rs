@@ -61,12 +61,33 @@ fn default_emoji() -> String {
     "\u{1F50C}".to_owned()
 }
 
+/// Any JSON integer that fits `i64` or `u64` (the field is a `u64`, so every value this
+/// crate writes must read back); zero or less reads as the default.
 fn max_message_length<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let value = i64::deserialize(d)?;
-    Ok(u64::try_from(value)
-        .ok()
-        .filter(|&v| v > 0)
-        .unwrap_or(DEFAULT_MAX_MESSAGE_LENGTH))
+    struct Length;
+
+    impl serde::de::Visitor<'_> for Length {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(if v == 0 {
+                DEFAULT_MAX_MESSAGE_LENGTH
+            } else {
+                v
+            })
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            Ok(u64::try_from(v)
+                .ok()
+                .filter(|&v| v > 0)
+                .unwrap_or(DEFAULT_MAX_MESSAGE_LENGTH))
+        }
+    }
+
+    d.deserialize_i64(Length)
 }
 
 fn supported_ops<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
