@@ -753,6 +753,56 @@ fn rows() -> Vec<Row> {
         ),
     ));
 
+    // serde's derived structs would take an array as fields by position; only objects are
+    // accepted for a struct-typed field.
+    let array_rows: [(&'static str, &'static str, &'static str); 6] = [
+        (
+            "event as an array",
+            "inbound",
+            r#"{"type":"inbound","event":[]}"#,
+        ),
+        (
+            "source as an array",
+            "inbound",
+            r#"{"type":"inbound","event":{"source":["discord","4455"]}}"#,
+            "[\"discord\",\"4455\"]",
+        ),
+        (
+            "descriptor as an array",
+            "descriptor",
+            r#"{"type":"descriptor","descriptor":[1,"x","y",5,true,true,true,"plain","chars"]}"#,
+            "\"chars\"]",
+        ),
+        (
+            "result as an array",
+            "outbound_result",
+            r#"{"type":"outbound_result","requestId":"r","result":[true]}"#,
+        ),
+        (
+            "forward as an array",
+            "passthrough_forward",
+            r#"{"type":"passthrough_forward","forward":["discord"]}"#,
+            "[\"discord\"]",
+        ),
+        (
+            "prompt option as an array",
+            "outbound",
+            r#"{"type":"outbound","requestId":"r","action":{"op":"prompt","chat_id":"c","content":"x","prompt_kind":"choice","prompt_id":"p","options":[["a","b"]]}}"#,
+            "[\"a\"",
+        ),
+    ];
+    for (label, frame_type, line) in array_rows {
+        rows.push(row(
+            label,
+            line,
+            Expect::Err {
+                kind: InvalidFrame,
+                offset: None,
+                frame_type: Some(frame_type),
+            },
+        ));
+    }
+
     rows
 }
 

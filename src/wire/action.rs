@@ -147,6 +147,7 @@ pub struct PromptAction {
     /// Gateway-minted prompt id.
     pub prompt_id: String,
     /// The answer buttons.
+    #[serde(deserialize_with = "tagged::objects")]
     pub options: Vec<PromptOption>,
     /// Message to reply to. Always written, `null` when none.
     #[serde(default)]

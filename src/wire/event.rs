@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::tagged;
+
 /// One normalised platform message, as carried by an `inbound` frame.
 ///
 /// Every field but `source` is optional on the wire; absent fields take the defaults of
@@ -22,25 +24,41 @@ pub struct MessageEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to_message_id: Option<String>,
     /// What the user quoted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "tagged::optional_object"
+    )]
     pub reply_to: Option<ReplyTo>,
     /// Fetchable attachment references.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub media_urls: Vec<String>,
     /// Metadata for attachments, matched to `media_urls` by URL.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "tagged::objects"
+    )]
     pub media: Vec<MediaItem>,
     /// Surrounding messages, oldest first (multi-party chats, `supports_context`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "tagged::objects"
+    )]
     pub context: Vec<ContextItem>,
     /// Connector-side marker that fetching context failed; informational.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_error: Option<bool>,
     /// Structured answer to an interactive prompt (a button press).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "tagged::optional_object"
+    )]
     pub prompt_response: Option<PromptResponse>,
     /// Where the message came from.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tagged::object")]
     pub source: SessionSource,
 }
 
@@ -139,7 +157,7 @@ impl Serialize for MessageType {
 
 impl<'de> Deserialize<'de> for MessageType {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = super::tagged::Text::deserialize(d)?;
+        let text = tagged::Text::deserialize(d)?;
         Ok(MessageType::from_wire(text.as_str()))
     }
 }
@@ -187,7 +205,11 @@ pub struct ContextItem {
     #[serde(default)]
     pub text: String,
     /// Its author.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "tagged::optional_object"
+    )]
     pub source: Option<ContextAuthor>,
 }
 
@@ -327,6 +349,7 @@ impl SessionSource {
 
 /// The wire form, which also accepts the legacy `guild_id`.
 #[derive(Deserialize)]
+#[serde(rename = "SessionSource")]
 struct SourceWire {
     #[serde(default = "default_platform")]
     platform: String,

@@ -87,6 +87,7 @@ pub struct Hello {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Descriptor {
     /// The capabilities.
+    #[serde(deserialize_with = "tagged::object")]
     pub descriptor: CapabilityDescriptor,
 }
 
@@ -94,6 +95,7 @@ pub struct Descriptor {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inbound {
     /// The event.
+    #[serde(deserialize_with = "tagged::object")]
     pub event: MessageEvent,
     /// Present when the event was replayed from the connector's durable buffer; the
     /// gateway must then acknowledge it with `inbound_ack` once it owns it.
@@ -137,6 +139,7 @@ pub struct OutboundResult {
     #[serde(rename = "requestId")]
     pub request_id: RequestId,
     /// The result.
+    #[serde(deserialize_with = "tagged::object")]
     pub result: ActionResult,
 }
 
@@ -163,6 +166,7 @@ pub struct InterruptInbound {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassthroughFrame {
     /// The webhook.
+    #[serde(deserialize_with = "tagged::object")]
     pub forward: PassthroughForward,
     /// Present when replayed from the durable buffer; acknowledge like an `inbound`.
     #[serde(

@@ -235,3 +235,54 @@ pub(crate) struct OpFirst<'a, B> {
     #[serde(flatten)]
     pub(crate) body: &'a B,
 }
+
+/// serde's derived structs accept a JSON array as well as an object (fields by position),
+/// which would let `"event": []` pass as an empty event. Every struct-typed field goes
+/// through these, so only an object is accepted.
+pub(crate) fn object<'de, D: Deserializer<'de>, T: de::Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
+    T::deserialize(ObjectOnly(d))
+}
+
+/// [`object`] for an optional field: `null` is `None`.
+pub(crate) fn optional_object<'de, D: Deserializer<'de>, T: de::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(<Option<Obj<T>> as de::Deserialize>::deserialize(d)?.map(|Obj(t)| t))
+}
+
+/// [`object`] for each element of an array.
+pub(crate) fn objects<'de, D: Deserializer<'de>, T: de::Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(<Vec<Obj<T>> as de::Deserialize>::deserialize(d)?
+        .into_iter()
+        .map(|Obj(t)| t)
+        .collect())
+}
+
+struct Obj<T>(T);
+
+impl<'de, T: de::Deserialize<'de>> de::Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(ObjectOnly(d)).map(Obj)
+    }
+}
+
+/// Turns every request into `deserialize_map`, so a struct sees only objects.
+struct ObjectOnly<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for ObjectOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
