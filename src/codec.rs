@@ -6,8 +6,8 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::wire::Frame;
 use crate::wire::tagged::{self, Shape};
+use crate::wire::{BufferId, Frame, RequestId};
 
 /// The default longest line, in bytes without its `\n`: 1 MiB, the largest WebSocket
 /// message the reference gateway accepts.
@@ -169,6 +169,8 @@ impl FrameDecoder {
             line: self.line,
             offset: self.line_start,
             frame_type: None,
+            request_id: None,
+            buffer_id: None,
             message: format!("line exceeds {} bytes", self.max_frame_len),
         }));
     }
@@ -177,65 +179,114 @@ impl FrameDecoder {
         if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
             return;
         }
-        let result = decode_line(line).map_err(|(kind, at, frame_type, message)| DecodeError {
-            kind,
+        let result = decode_line(line).map_err(|e| DecodeError {
+            kind: e.kind,
             line: self.line,
-            offset: self.line_start + at as u64,
-            frame_type,
-            message,
+            offset: self.line_start + e.at as u64,
+            frame_type: e.salvage.frame_type,
+            request_id: e.salvage.request_id,
+            buffer_id: e.salvage.buffer_id,
+            message: e.message,
         });
         self.decoded.push_back(result);
     }
 }
 
-/// A line's problem: kind, byte offset within the line, frame type if known, message.
-type LineError = (DecodeErrorKind, usize, Option<String>, String);
+/// A line's problem, before it is placed in the stream.
+struct LineError {
+    kind: DecodeErrorKind,
+    /// Byte offset within the line.
+    at: usize,
+    message: String,
+    salvage: Salvage,
+}
+
+/// What can still be read from a well-formed object whose frame is invalid: enough for a
+/// machine to resolve the request or ack the delivery it belonged to, so a frame that fails
+/// validation neither strands a request until its timeout nor is redelivered forever.
+#[derive(Default)]
+struct Salvage {
+    frame_type: Option<String>,
+    request_id: Option<RequestId>,
+    buffer_id: Option<BufferId>,
+}
+
+impl Salvage {
+    fn from_object(value: &serde_json::Value) -> Self {
+        let text = |key: &str| match value.get(key) {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+            _ => None,
+        };
+        Self {
+            frame_type: value
+                .get("type")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned),
+            request_id: text("requestId").map(RequestId),
+            buffer_id: text("bufferId").map(BufferId),
+        }
+    }
+}
 
 fn decode_line(line: &[u8]) -> Result<Frame, LineError> {
-    let text = std::str::from_utf8(line).map_err(|e| {
-        (
-            DecodeErrorKind::InvalidUtf8,
-            e.valid_up_to(),
-            None,
-            e.to_string(),
-        )
+    let text = std::str::from_utf8(line).map_err(|e| LineError {
+        kind: DecodeErrorKind::InvalidUtf8,
+        at: e.valid_up_to(),
+        message: e.to_string(),
+        salvage: Salvage::default(),
     })?;
     let start = text.len() - text.trim_start().len();
     if !text.trim_start().starts_with('{') {
         return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-            Ok(_) => (
-                DecodeErrorKind::NotAnObject,
-                start,
-                None,
-                "frame is not a JSON object".to_owned(),
-            ),
-            Err(e) => json_error(DecodeErrorKind::InvalidJson, text, &e),
+            Ok(_) => LineError {
+                kind: DecodeErrorKind::NotAnObject,
+                at: start,
+                message: "frame is not a JSON object".to_owned(),
+                salvage: Salvage::default(),
+            },
+            Err(e) => json_error(DecodeErrorKind::InvalidJson, text, &e, Salvage::default()),
         });
     }
     match tagged::from_str::<Frame>(text) {
         Ok(Ok(frame)) => Ok(frame),
-        Ok(Err(shape)) => Err((
-            match shape {
+        Ok(Err(shape)) => Err(LineError {
+            kind: match shape {
                 Shape::MissingTag => DecodeErrorKind::MissingType,
                 Shape::TagNotString => DecodeErrorKind::TypeNotString,
             },
-            start,
-            None,
-            shape.describe("type"),
-        )),
+            at: start,
+            message: shape.describe("type"),
+            salvage: Salvage::default(),
+        }),
         // serde stops at the first problem it meets, so its error category says nothing
         // about the line as a whole: a header `["a", "b", "c"]` is "trailing characters"
         // (a syntax error) in valid JSON, and a mistyped field before an unclosed bracket
         // is a data error in a line that is not JSON. Classify by the line itself; this
         // second parse runs only for lines that already failed.
         Err(e) => Err(match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(_) => json_error(DecodeErrorKind::InvalidFrame, text, &e),
-            Err(syntax) => json_error(DecodeErrorKind::InvalidJson, text, &syntax),
+            Ok(value) => json_error(
+                DecodeErrorKind::InvalidFrame,
+                text,
+                &e,
+                Salvage::from_object(&value),
+            ),
+            Err(syntax) => json_error(
+                DecodeErrorKind::InvalidJson,
+                text,
+                &syntax,
+                Salvage::default(),
+            ),
         }),
     }
 }
 
-fn json_error(kind: DecodeErrorKind, text: &str, e: &serde_json::Error) -> LineError {
+fn json_error(
+    kind: DecodeErrorKind,
+    text: &str,
+    e: &serde_json::Error,
+    salvage: Salvage,
+) -> LineError {
     // serde_json counts 1-based columns within the (single) line.
     let at = e.column().saturating_sub(1).min(text.len());
     let message = e.to_string();
@@ -243,26 +294,17 @@ fn json_error(kind: DecodeErrorKind, text: &str, e: &serde_json::Error) -> LineE
         Some((head, _)) => head.to_owned(),
         None => message,
     };
-    let frame_type = if kind == DecodeErrorKind::InvalidFrame {
-        frame_type_of(text)
-    } else {
-        None
-    };
-    (kind, at, frame_type, message)
-}
-
-/// The `type` of a syntactically valid object, for error context.
-fn frame_type_of(text: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct TypeOnly {
-        #[serde(rename = "type")]
-        frame_type: Option<String>,
+    LineError {
+        kind,
+        at,
+        message,
+        salvage,
     }
-    serde_json::from_str::<TypeOnly>(text).ok()?.frame_type
 }
 
 /// Why one line did not decode into a frame. The stream goes on with the next line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error("line {line}, byte {offset}: {kind}{}: {message}", .frame_type.as_ref().map(|t| format!(" ({t})")).unwrap_or_default())]
 pub struct DecodeError {
     /// What kind of problem.
@@ -274,6 +316,12 @@ pub struct DecodeError {
     pub offset: u64,
     /// The frame's `type`, when the line was an object with a string `type`.
     pub frame_type: Option<String>,
+    /// For an invalid frame that still names a `requestId`: the request it answers (or
+    /// asks for), so it can be resolved now rather than time out.
+    pub request_id: Option<RequestId>,
+    /// For an invalid frame that still names a `bufferId`: the delivery, so it can be
+    /// acked (dropped) instead of being redelivered forever.
+    pub buffer_id: Option<BufferId>,
     /// What was wrong, in words.
     pub message: String,
 }

@@ -24,6 +24,10 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 /// not announced on this socket.
 pub const UNKNOWN_IDENTITY: &str = "unknown_identity";
 
+/// The failure `code` the machine answers for an `outbound` that names a `requestId` but
+/// does not decode (a mistyped or missing field).
+pub const INVALID_ACTION: &str = "invalid_action";
+
 /// Limits of one connection.
 #[derive(Debug, Clone)]
 pub struct ConnectorConfig {
@@ -104,7 +108,8 @@ pub enum ConnectorEvent {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ConnectorDiagnostic {
-    /// A line that did not decode.
+    /// A line that did not decode. An `outbound` among them that named its `requestId`
+    /// was answered with an [`INVALID_ACTION`] failure.
     Decode(DecodeError),
     /// A frame a gateway should not send, or an unknown type.
     UnexpectedFrame(String),
@@ -290,7 +295,7 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
         while let Some(item) = self.decoder.next_frame() {
             match item {
                 Ok(frame) => self.handle_frame(now, frame),
-                Err(e) => self.diagnostic(ConnectorDiagnostic::Decode(e)),
+                Err(e) => self.on_bad_frame(e),
             }
         }
     }
@@ -481,6 +486,25 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
                 ));
             }
         }
+    }
+
+    /// An `outbound` that did not decode but names its `requestId` is answered with an
+    /// `invalid_action` failure, so the gateway's request resolves now (definitely not
+    /// executed) instead of timing out as ambiguous.
+    fn on_bad_frame(&mut self, e: DecodeError) {
+        let unanswerable = e.frame_type.as_deref() == Some("outbound");
+        if let Some(id) = e
+            .request_id
+            .clone()
+            .filter(|id| unanswerable && !self.open_requests.contains(id))
+        {
+            let error = format!("invalid outbound: {}", e.message);
+            self.transmit(&Frame::OutboundResult(OutboundResult {
+                request_id: id,
+                result: ActionResult::failure(error, Some(INVALID_ACTION)),
+            }));
+        }
+        self.diagnostic(ConnectorDiagnostic::Decode(e));
     }
 
     fn on_hello(&mut self, hello: Hello) {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::codec::{self, FrameDecoder};
+use crate::codec::{self, DecodeError, FrameDecoder};
 use crate::pending::Pending;
 use crate::rng::Rng;
 use crate::wire::{
@@ -547,7 +547,7 @@ impl RelayMachine {
         {
             match item {
                 Ok(frame) => self.handle_frame(now, frame),
-                Err(e) => self.diagnostic(Diagnostic::Decode(e)),
+                Err(e) => self.on_bad_frame(e),
             }
         }
     }
@@ -777,6 +777,21 @@ impl RelayMachine {
                 self.diagnostic(Diagnostic::UnexpectedFrame(other.frame_type().to_owned()));
             }
         }
+    }
+
+    /// A frame that did not decode may still name the request or delivery it belongs to.
+    fn on_bad_frame(&mut self, e: DecodeError) {
+        match e.frame_type.as_deref() {
+            Some("outbound_result") => {
+                if let Some(id) = e.request_id.clone().filter(|id| self.pending.remove(id)) {
+                    self.respond(id, Err(RequestFailure::InvalidResult(e.message.clone())));
+                    self.finish_close_if_drained();
+                }
+            }
+            Some("inbound" | "passthrough_forward") => self.deliver(e.buffer_id.as_ref()),
+            _ => {}
+        }
+        self.diagnostic(Diagnostic::Decode(e));
     }
 
     fn on_descriptor(&mut self, now: Instant, descriptor: CapabilityDescriptor) {

@@ -138,6 +138,9 @@ pub enum RequestFailure {
     /// Ambiguous: sent, and `disconnect` ended the wait before the result came.
     #[error("relay transport closed before the result came")]
     Drained,
+    /// Ambiguous: the connector answered, but its `outbound_result` did not decode.
+    #[error("undecodable outbound_result: {0}")]
+    InvalidResult(String),
 }
 
 impl RequestFailure {
@@ -146,9 +149,10 @@ impl RequestFailure {
     /// idempotent.
     pub fn is_ambiguous(&self) -> bool {
         match self {
-            RequestFailure::Timeout | RequestFailure::ConnectionLost | RequestFailure::Drained => {
-                true
-            }
+            RequestFailure::Timeout
+            | RequestFailure::ConnectionLost
+            | RequestFailure::Drained
+            | RequestFailure::InvalidResult(_) => true,
             RequestFailure::NotConnected
             | RequestFailure::Closing
             | RequestFailure::Closed
@@ -337,7 +341,10 @@ pub enum GatewayEvent {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Diagnostic {
-    /// A line that did not decode.
+    /// A line that did not decode. If it was an `outbound_result` for a pending request,
+    /// that request has resolved with [`RequestFailure::InvalidResult`]; if it was a
+    /// buffered delivery, its id awaits `ack_inbound` like any other (ack it to drop it;
+    /// auto-ack mode does), so a poison delivery is not redelivered forever.
     Decode(DecodeError),
     /// An `outbound_result` for an id that is not pending: unknown, late, or a duplicate.
     UnknownResult(RequestId),
