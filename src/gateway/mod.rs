@@ -369,6 +369,18 @@ impl RelayMachine {
         self.descriptors.values()
     }
 
+    /// The capabilities that govern replies to `chat_id` (protocol.md §3.5): the descriptor
+    /// of the chat's platform when an inbound told us the platform and the connector
+    /// described it, else the session default. Use it for `max_message_length`, text length
+    /// in the chat's `len_unit` ([`CapabilityDescriptor::text_len`],
+    /// [`CapabilityDescriptor::split`]) and op gating ([`CapabilityDescriptor::supports_op`]).
+    pub fn chat_descriptor(&self, chat_id: &str) -> Option<&CapabilityDescriptor> {
+        self.routes
+            .get(chat_id)
+            .and_then(|route| self.descriptors.get(&route.platform))
+            .or(self.default_descriptor.as_ref())
+    }
+
     /// What the machine remembers of `chat_id` from its latest inbound.
     pub fn route(&self, chat_id: &str) -> Option<&ChatRoute> {
         self.routes.get(chat_id)

@@ -147,6 +147,12 @@ impl CapabilityDescriptor {
         text_len(text, self.len_unit)
     }
 
+    /// `text` cut into messages that each fit this platform's limit; see [`split_text`].
+    pub fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
+        let max = usize::try_from(self.max_message_length).unwrap_or(usize::MAX);
+        split_text(text, max, self.len_unit)
+    }
+
     /// Whether `text` fits in one message on this platform.
     pub fn fits(&self, text: &str) -> bool {
         u64::try_from(self.text_len(text)).is_ok_and(|n| n <= self.max_message_length)
@@ -198,4 +204,52 @@ pub fn text_len(text: &str, unit: LenUnit) -> usize {
         LenUnit::Chars => text.chars().count(),
         LenUnit::Utf16 => text.chars().map(char::len_utf16).sum(),
     }
+}
+
+/// Cuts `text` into chunks of at most `max` units of `unit`, for a reply longer than the
+/// platform allows.
+///
+/// Chunks are slices of `text` and concatenate back to it exactly. A cut never falls inside
+/// a character, so it never separates a UTF-16 surrogate pair or the bytes of a UTF-8
+/// character. Where possible a chunk ends after its last line break, else after its last
+/// whitespace, provided that keeps at least half the chunk; otherwise it is cut at the
+/// limit. A single character wider than `max` (an emoji against a limit of 1 UTF-16 unit)
+/// gets a chunk of its own. Empty text gives no chunks.
+pub fn split_text(text: &str, max: usize, unit: LenUnit) -> Vec<&str> {
+    let width = |c: char| match unit {
+        LenUnit::Chars => 1,
+        LenUnit::Utf16 => c.len_utf16(),
+    };
+    let mut chunks = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        // Byte index where the chunk must end, and the preferred break points before it.
+        let (mut end, mut used) = (0, 0);
+        let (mut newline, mut space) = (None, None);
+        for (i, c) in rest.char_indices() {
+            let w = width(c);
+            if used + w > max && end > 0 {
+                break;
+            }
+            used += w;
+            end = i + c.len_utf8();
+            if c == '\n' {
+                newline = Some(end);
+            } else if c.is_whitespace() {
+                space = Some(end);
+            }
+            if used >= max {
+                break;
+            }
+        }
+        if end < rest.len() {
+            if let Some(at) = newline.or(space).filter(|&at| at * 2 >= end) {
+                end = at;
+            }
+        }
+        let (chunk, tail) = rest.split_at(end);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
 }

@@ -26,7 +26,7 @@ pub use action::{
     ThreadRenameAction, TypingAction, UnknownAction,
 };
 pub use descriptor::{
-    CapabilityDescriptor, DEFAULT_MAX_MESSAGE_LENGTH, LEGACY_OPS, LenUnit, text_len,
+    CapabilityDescriptor, DEFAULT_MAX_MESSAGE_LENGTH, LEGACY_OPS, LenUnit, split_text, text_len,
 };
 pub use event::{
     ContextAuthor, ContextItem, MediaItem, MessageEvent, MessageType, PromptResponse, ReplyTo,
