@@ -160,7 +160,10 @@ enum End {
 /// ```
 ///
 /// **Drain after every input.** Outputs queue up until taken; the machine never writes,
-/// sleeps or dials on its own.
+/// sleeps or dials on its own. Keep draining until a whole pass finds nothing: handling an
+/// event often calls a command (a `send` after `HandshakeComplete`, `disconnect` after a
+/// result), which queues more output — a driver that drains each queue only once leaves
+/// that frame unsent until the next input.
 ///
 /// **Time is monotonic and yours.** Every call takes `now`; pass `Instant::now()` (or a
 /// virtual clock in tests) and never let it go backwards. Deadlines are compared with
