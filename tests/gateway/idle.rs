@@ -75,6 +75,24 @@ fn a_late_ack_for_a_timed_out_go_idle_does_not_satisfy_a_newer_one() {
 }
 
 #[test]
+fn a_stray_ack_is_diagnosed_and_the_next_go_idle_still_works() {
+    let mut d = Driver::open(config1());
+    let m = d.mark();
+    d.feed(ACK);
+    assert_eq!(d.diagnostics_since(m), vec![Diagnostic::StrayGoingIdleAck]);
+    assert_eq!(d.state(), GatewayState::Open);
+    // The stray ack answered nothing, so it must not count against a later request.
+    d.advance(1_000);
+    let m = d.mark();
+    d.go_idle().unwrap();
+    d.advance(200);
+    d.feed(ACK);
+    assert_eq!(idle_events(&d, m), vec![going_idle(true, false)]);
+    assert!(d.diagnostics_since(m).is_empty());
+    insta::assert_snapshot!(d.transcript());
+}
+
+#[test]
 fn inbound_during_the_go_idle_wait_is_delivered() {
     let mut d = Driver::open(config1());
     let m = d.mark();
