@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::connector::ConnectorEvent;
-use crate::gateway::{ConnectionCommand, GatewayEvent, RelayMachine};
+use crate::connector::{ConnectorDiagnostic, ConnectorEvent};
+use crate::gateway::{ConnectionCommand, Diagnostic, GatewayEvent, RelayMachine};
 
 /// Collects the lines of a run.
 #[derive(Debug, Clone)]
@@ -187,6 +187,7 @@ impl fmt::Display for GatewayEvent {
             GatewayEvent::RedialHeld { .. } => write!(f, "RedialHeld"),
             GatewayEvent::Revoked { reason } => write!(f, "Revoked {reason:?}"),
             GatewayEvent::Closed => write!(f, "Closed"),
+            GatewayEvent::Diagnostic(Diagnostic::Decode(e)) => write!(f, "Diagnostic {e}"),
             GatewayEvent::Diagnostic(d) => write!(f, "Diagnostic {d:?}"),
         }
     }
@@ -227,6 +228,9 @@ impl fmt::Display for ConnectorEvent {
             ConnectorEvent::Acked(id) => write!(f, "Acked {id}"),
             ConnectorEvent::WentIdle => write!(f, "WentIdle"),
             ConnectorEvent::WakeNeeded => write!(f, "WakeNeeded"),
+            ConnectorEvent::Diagnostic(ConnectorDiagnostic::Decode(e)) => {
+                write!(f, "Diagnostic {e}")
+            }
             ConnectorEvent::Diagnostic(d) => write!(f, "Diagnostic {d:?}"),
         }
     }

@@ -844,6 +844,12 @@ impl RelayMachine {
         let Some(connection) = self.connection.as_mut() else {
             return;
         };
+        if connection.idle_acked >= connection.idle_sent {
+            // No `going_idle` is outstanding: this ack answers nothing. Counting it would
+            // put the counts out of step for good, and no later request could ever be
+            // answered on this connection.
+            return self.diagnostic(Diagnostic::StrayGoingIdleAck);
+        }
         connection.idle_acked += 1;
         let answers_latest = connection.idle_acked == connection.idle_sent;
         let waiter = if answers_latest {

@@ -349,7 +349,7 @@ impl SessionSource {
 
 /// The wire form, which also accepts the legacy `guild_id`.
 #[derive(Deserialize)]
-#[serde(rename = "SessionSource")]
+#[serde(expecting = "struct SessionSource")]
 struct SourceWire {
     #[serde(default = "default_platform")]
     platform: String,

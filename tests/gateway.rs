@@ -1,0 +1,28 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::wildcard_enum_match_arm)]
+//! Scenario tests of `RelayMachine`, the gateway role, on a virtual clock.
+//!
+//! Every scenario snapshots its whole transcript (`tests/gateway/snapshots/`) and also
+//! asserts its key facts explicitly, so a blindly accepted snapshot cannot hide a
+//! regression. The driver in `tests/gateway/driver.rs` checks the cross-scenario invariants after
+//! every step.
+
+#[path = "gateway/driver.rs"]
+mod driver;
+
+#[path = "gateway/acks.rs"]
+mod acks;
+#[path = "gateway/backoff.rs"]
+mod backoff;
+#[path = "gateway/handshake.rs"]
+mod handshake;
+#[path = "gateway/hostile.rs"]
+mod hostile;
+#[path = "gateway/idle.rs"]
+mod idle;
+#[path = "gateway/reconnect.rs"]
+mod reconnect;
+#[path = "gateway/requests.rs"]
+mod requests;
+#[path = "gateway/routing.rs"]
+mod routing;
