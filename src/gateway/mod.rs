@@ -132,6 +132,8 @@ struct Connection {
     idle_waiter: Option<bool>,
     /// `disconnect` started: new commands fail, pending requests drain.
     closing: bool,
+    /// A `go_dormant` was acked: close when the current input is processed.
+    dormant_close: bool,
 }
 
 /// How a connection ended, for deciding what comes next.
@@ -447,6 +449,7 @@ impl RelayMachine {
             idle_acked: 0,
             idle_waiter: None,
             closing: false,
+            dormant_close: false,
         });
         self.state = State::Connected;
         for identity in self.config.identities.clone() {
@@ -463,26 +466,13 @@ impl RelayMachine {
     /// The dial asked for failed before a WebSocket was open. Ignored unless a dial is in
     /// progress.
     pub fn on_dial_failed(&mut self, now: Instant, reason: &str) {
-        let State::Dialing(purpose) = self.state else {
-            return;
-        };
-        match purpose {
-            DialPurpose::Initial => {
-                self.state = State::Idle;
-                self.events
-                    .push_back(GatewayEvent::ConnectFailed(ConnectFailure::Dial(
-                        reason.to_owned(),
-                    )));
-            }
-            DialPurpose::Backoff | DialPurpose::FreshToken if self.config.reconnect => {
-                self.schedule_redial(now);
-            }
-            DialPurpose::Backoff | DialPurpose::FreshToken => self.state = State::Idle,
-        }
+        self.dial_failed(now, None, reason);
     }
 
     /// The socket closed (by the peer or after an error), with the close code and reason
-    /// when there was a close frame. Ignored unless connected.
+    /// when there was a close frame. While a dial is in progress it counts as a failed dial
+    /// that keeps its code, so a 4401 refusing the upgrade follows the auth rules; in any
+    /// other state without a socket it is ignored.
     pub fn on_closed(&mut self, now: Instant, code: Option<u16>, reason: &str) {
         match self.state {
             State::Connected => self.end_connection(
@@ -492,9 +482,51 @@ impl RelayMachine {
                     reason: reason.to_owned(),
                 },
             ),
-            State::Dialing(_) => self.on_dial_failed(now, reason),
+            State::Dialing(_) => self.dial_failed(now, code, reason),
             State::Idle | State::Waiting | State::Held | State::Closed | State::Revoked => {}
         }
+    }
+
+    /// A dial that never produced an open connection (§7.3, "failed dial").
+    fn dial_failed(&mut self, now: Instant, code: Option<u16>, reason: &str) {
+        let State::Dialing(purpose) = self.state else {
+            return;
+        };
+        let refused = code == Some(CLOSE_UNAUTHORIZED);
+        if purpose == DialPurpose::Initial {
+            self.state = State::Idle;
+            let failure = if refused {
+                ConnectFailure::Unauthorized {
+                    reason: reason.to_owned(),
+                }
+            } else {
+                ConnectFailure::Dial(reason.to_owned())
+            };
+            self.events.push_back(GatewayEvent::ConnectFailed(failure));
+            return;
+        }
+        if refused && self.auth_retry_pending {
+            if reason == REASON_EXPIRED {
+                // Only the token's age was wrong: the marker is spent, no latch.
+                self.auth_retry_pending = false;
+            } else {
+                // The fresh-token retry was refused: the credential is revoked.
+                return self.revoke(reason);
+            }
+        }
+        if self.config.reconnect {
+            self.schedule_redial(now);
+        } else {
+            self.state = State::Idle;
+        }
+    }
+
+    fn revoke(&mut self, reason: &str) {
+        self.state = State::Revoked;
+        self.timers = Timers::default();
+        self.events.push_back(GatewayEvent::Revoked {
+            reason: reason.to_owned(),
+        });
     }
 
     /// Parks the next due re-dial until [`release_redial`](Self::release_redial) or the
@@ -565,6 +597,13 @@ impl RelayMachine {
                 Err(e) => self.on_bad_frame(e),
             }
         }
+        if self.connection.as_ref().is_some_and(|c| c.dormant_close) {
+            self.commands.push_back(ConnectionCommand::Close {
+                code: 1000,
+                reason: "dormant".to_owned(),
+            });
+            self.end_connection(now, End::Dormant);
+        }
     }
 
     /// Acts on every deadline that is due at `now`. Spurious calls do nothing.
@@ -623,7 +662,9 @@ impl RelayMachine {
     /// announced with one.
     ///
     /// Returns the request id, which resolves in exactly one
-    /// [`GatewayEvent::Response`]; or fails at once, nothing written.
+    /// [`GatewayEvent::Response`]; or fails at once, nothing written. Requests are accepted
+    /// as soon as the socket is open, before the first descriptor, as in the reference
+    /// (protocol.md §6.3): the connector processes frames in order, after the hellos.
     pub fn send(
         &mut self,
         now: Instant,
@@ -707,6 +748,11 @@ impl RelayMachine {
     /// Asks the connector to deliver further inbound for this instance to its durable
     /// buffer only. Ends in one [`GatewayEvent::GoingIdle`] (acked, or not within the
     /// go-idle timeout). While one is pending, another call joins it.
+    ///
+    /// The wire has no correlation id, so acks are matched by count on this connection: a
+    /// late ack for a timed-out request can never satisfy a newer one. The price is that
+    /// if a connector never answers one `going_idle`, no later one on the same connection
+    /// can be acknowledged either; a new connection starts the count afresh.
     pub fn go_idle(&mut self, now: Instant) -> Result<(), RequestFailure> {
         self.start_idle(now, false)
     }
@@ -782,7 +828,7 @@ impl RelayMachine {
                 session_key: i.session_key,
                 chat_id: i.chat_id,
             }),
-            Frame::GoingIdleAck => self.on_going_idle_ack(now),
+            Frame::GoingIdleAck => self.on_going_idle_ack(),
             other @ (Frame::Hello(_)
             | Frame::InboundAck(_)
             | Frame::Outbound(_)
@@ -840,7 +886,7 @@ impl RelayMachine {
             .push_back(GatewayEvent::Descriptor(Box::new(descriptor)));
     }
 
-    fn on_going_idle_ack(&mut self, now: Instant) {
+    fn on_going_idle_ack(&mut self) {
         let Some(connection) = self.connection.as_mut() else {
             return;
         };
@@ -866,11 +912,11 @@ impl RelayMachine {
             dormant,
         });
         if dormant {
-            self.commands.push_back(ConnectionCommand::Close {
-                code: 1000,
-                reason: "dormant".to_owned(),
-            });
-            self.end_connection(now, End::Dormant);
+            // Close once the rest of this input is processed: frames the connector wrote
+            // before its ack (a result, say) arrived and must not be lost.
+            if let Some(connection) = self.connection.as_mut() {
+                connection.dormant_close = true;
+            }
         }
     }
 
@@ -893,6 +939,9 @@ impl RelayMachine {
         let Some(connection) = self.connection.take() else {
             return;
         };
+        // Descriptors describe a connection; the next one must send its own (§3.5).
+        self.default_descriptor = None;
+        self.descriptors.clear();
         self.timers.clear(TimerKind::Handshake);
         self.timers.clear(TimerKind::GoIdle);
         let lived = connection
@@ -939,10 +988,7 @@ impl RelayMachine {
         }
         if code == Some(CLOSE_UNAUTHORIZED) && reason != REASON_EXPIRED {
             if self.auth_retry_generation == Some(connection.generation) {
-                self.state = State::Revoked;
-                self.timers = Timers::default();
-                self.events.push_back(GatewayEvent::Revoked { reason });
-                return;
+                return self.revoke(&reason);
             }
             // First strike: re-dial at once with a fresh token, no backoff.
             self.auth_retry_pending = true;
