@@ -165,3 +165,34 @@ fn descriptors_do_not_outlive_their_connection() {
     assert!(gw.descriptor("discord").is_none());
     assert!(gw.chat_descriptor("any").is_none());
 }
+
+/// A reply to a chat on a platform this socket never announced is not tagged with it (the
+/// connector would have to refuse the tag); the tenant metadata still rides along.
+#[test]
+fn a_chat_on_an_unannounced_platform_is_not_tagged_with_it() {
+    let mut gw = machine();
+    let now = Instant::now();
+    gw.connect(now).unwrap();
+    drain(&mut gw);
+    open(&mut gw, now);
+    gw.handle_input(
+        now,
+        br#"{"type":"inbound","event":{"source":{"platform":"slack","chat_id":"C1","chat_type":"group","scope_id":"T1","user_id":"U1"}}}
+"#,
+    );
+    drain(&mut gw);
+    gw.send(
+        now,
+        SendAction {
+            chat_id: "C1".into(),
+            ..SendAction::default()
+        },
+        None,
+    )
+    .unwrap();
+    let frame: serde_json::Value = serde_json::from_slice(&gw.poll_transmit().unwrap()).unwrap();
+    assert!(frame.get("platform").is_none(), "{frame}");
+    assert!(frame.get("botId").is_none(), "{frame}");
+    assert_eq!(frame["action"]["metadata"]["scope_id"], "T1");
+    assert_eq!(frame["action"]["metadata"]["user_id"], "U1");
+}

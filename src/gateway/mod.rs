@@ -692,9 +692,16 @@ impl RelayMachine {
                 }
             }
         }
+        // A chat's platform tags the reply only if this socket announced it: a connector
+        // must refuse a tag for any other platform, while untagged falls back to the
+        // session default.
         let platform = platform
             .map(str::to_owned)
-            .or_else(|| route.map(|r| r.platform).filter(|p| !p.is_empty()))
+            .or_else(|| {
+                route
+                    .map(|r| r.platform)
+                    .filter(|p| self.identity(p).is_some())
+            })
             .or_else(|| self.follow_up_platform(&action));
         let bot_id = platform
             .as_deref()
