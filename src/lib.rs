@@ -11,8 +11,11 @@
 //! - [`wire`]: every frame as typed data ([`wire::Frame`]).
 //! - [`codec`]: bytes ⇄ frames, incremental and bounded ([`codec::FrameDecoder`],
 //!   [`codec::encode`]).
-//! - Pure helpers: [`url::dial_url`] (dial-URL normalisation) and, with the default
-//!   `auth` feature, [`auth`] (upgrade-token mint and verify).
+//! - Pure helpers: [`url::dial_url`] (dial-URL normalisation),
+//!   [`session_key::session_key`] (the session key the gateway derives for an event, which a
+//!   connector needs to bind capabilities such as a Discord interaction token),
+//!   [`discord::interaction_event`] (a forwarded Discord interaction as a message event) and,
+//!   with the default `auth` feature, [`auth`] (upgrade-token mint and verify).
 //!
 //! ```
 //! use relay_machine::codec::{FrameDecoder, encode};
@@ -41,9 +44,11 @@
 pub mod auth;
 pub mod codec;
 pub mod connector;
+pub mod discord;
 pub mod gateway;
 mod pending;
 mod rng;
+pub mod session_key;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transcript;
