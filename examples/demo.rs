@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use relay_machine::connector::{
     ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore, MemoryStore, Mode,
 };
+use relay_machine::discord::interaction_event;
 use relay_machine::gateway::{GatewayConfig, GatewayEvent, Identity, RelayMachine};
+use relay_machine::session_key::{SessionKeyOptions, session_key};
 use relay_machine::wire::{
     ActionResult, CapabilityDescriptor, MessageEvent, PassthroughForward, SendAction, SessionSource,
 };
@@ -127,13 +129,20 @@ async fn run() -> Result<(), String> {
                     let _ = gw.machine.go_idle(now);
                 }
             }
-            GatewayEvent::Passthrough { forward, .. } => {
-                let body = forward
-                    .body
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned());
-                say("gw", format!("  decoded interaction body: {body:?}"));
-            }
+            GatewayEvent::Passthrough { forward, .. } => match interaction_event(&forward) {
+                Ok(event) => {
+                    let key = session_key(&event.source, &SessionKeyOptions::default());
+                    let who = event.source.display_name().unwrap_or("?");
+                    say(
+                        "gw",
+                        format!(
+                            "  decoded interaction: {:?} by {who} in session {key}",
+                            event.text
+                        ),
+                    );
+                }
+                Err(e) => say("gw", format!("  undecodable interaction: {e}")),
+            },
             GatewayEvent::Disconnected { .. } => reconnected = true,
             GatewayEvent::GoingIdle { acked: true, .. } => gw.machine.disconnect(now, None),
             GatewayEvent::GoingIdle { acked: false, .. } => {

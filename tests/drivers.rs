@@ -318,7 +318,7 @@ fn the_demo_shows_every_scenario_and_exits_0() {
         "gw→conn  hello {\"botId\":\"1122334455\",\"platform\":\"discord\"}",
         "gw       event HandshakeComplete default=discord",
         "gw→conn  inbound_ack {\"bufferId\":\"b-1\"}",
-        "decoded interaction body",
+        "decoded interaction: \"/skill run deploy\" by Al in session agent:main:discord:group:4455:77",
         "gw       event Response",
         "gw→conn  interrupt",
         "gw       event Interrupt",
