@@ -396,6 +396,14 @@ impl RelayMachine {
         self.connection.as_ref().map_or(0, |c| c.unacked.len())
     }
 
+    /// Bytes of a partial frame held back on this connection, waiting for its newline.
+    /// Never more than `max_frame_len`: the memory one connection's input can pin.
+    pub fn buffered_len(&self) -> usize {
+        self.connection
+            .as_ref()
+            .map_or(0, |c| c.decoder.buffered_len())
+    }
+
     /// The last `go_dormant` was acknowledged and no dial has succeeded since.
     pub fn is_dormant(&self) -> bool {
         self.dormant
