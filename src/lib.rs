@@ -41,6 +41,8 @@
 pub mod auth;
 pub mod codec;
 pub mod connector;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod gateway;
 mod pending;
 mod rng;
