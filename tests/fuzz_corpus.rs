@@ -49,7 +49,8 @@ fn replay(root: &str) -> usize {
     let inputs = inputs(&root);
     let mut failures = Vec::new();
     for (target, path) in &inputs {
-        let data = fs::read(path).unwrap();
+        // A running fuzzer may delete a corpus entry it has just reduced.
+        let Ok(data) = fs::read(path) else { continue };
         let outcome = catch_unwind(AssertUnwindSafe(|| fuzzing::run(target, &data)));
         match outcome {
             Ok(true) => {}
