@@ -74,7 +74,11 @@ pub fn decode(data: &[u8]) {
     pieces.extend(std::iter::from_fn(|| decoder.next_frame()));
     assert_eq!(pieces, whole, "chunking changed the items");
 
-    assert_eq!(whole, line_by_line(stream, max_frame_len), "lines interfere");
+    assert_eq!(
+        whole,
+        line_by_line(stream, max_frame_len),
+        "lines interfere"
+    );
 
     for frame in whole.iter().filter_map(|item| item.as_ref().ok()) {
         let again = decode_all(&encode(frame), usize::MAX);

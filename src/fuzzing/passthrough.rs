@@ -34,20 +34,23 @@ pub fn passthrough(data: &[u8]) {
         1 => {
             let bytes: &[u8] = u.arbitrary().unwrap_or_default();
             let text = STANDARD.encode(bytes);
-            assert_eq!(decode_base64(&text).as_deref(), Ok(bytes), "bytes → b64 → bytes");
+            assert_eq!(
+                decode_base64(&text).as_deref(),
+                Ok(bytes),
+                "bytes → b64 → bytes"
+            );
         }
         2 => forward_frame(&mut u),
         _ => {
-            let mut line = br#"{"type":"passthrough_forward","bufferId":"pb-1","forward":"#.to_vec();
+            let mut line =
+                br#"{"type":"passthrough_forward","bufferId":"pb-1","forward":"#.to_vec();
             line.extend_from_slice(u.take_rest());
             line.extend_from_slice(b"}");
             line.retain(|&b| b != b'\n');
-            for item in decode_all(&line, usize::MAX) {
-                if let Ok(frame) = item {
-                    fixed_point(&frame);
-                    if let Frame::PassthroughForward(f) = &frame {
-                        discord_hook(&f.forward);
-                    }
+            for frame in decode_all(&line, usize::MAX).into_iter().flatten() {
+                fixed_point(&frame);
+                if let Frame::PassthroughForward(f) = &frame {
+                    discord_hook(&f.forward);
                 }
             }
         }
@@ -63,7 +66,10 @@ fn check_base64_text(text: &str) {
         ),
         Err(
             Base64Error::InvalidByte { offset, .. } | Base64Error::InvalidLastSymbol { offset, .. },
-        ) => assert!(offset < text.len(), "error offset {offset} outside the text"),
+        ) => assert!(
+            offset < text.len(),
+            "error offset {offset} outside the text"
+        ),
         Err(_) => {}
     }
 }

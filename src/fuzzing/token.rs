@@ -43,7 +43,11 @@ fn verify_any(mut u: Unstructured<'_>) {
         );
     }
     if let Ok(v) = verified {
-        assert_eq!(peeked, Ok(v.gateway_id), "verify and peek disagree on the id");
+        assert_eq!(
+            peeked,
+            Ok(v.gateway_id),
+            "verify and peek disagree on the id"
+        );
     }
 }
 
@@ -84,6 +88,9 @@ fn mint_then_verify(u: &mut Unstructured<'_>) {
             verify_token(&token, &[&secret], exp + 1),
             Err(TokenError::Expired { expires_at: exp })
         );
-        assert!(verify_token(&token, &[&secret], exp).is_ok(), "valid up to exp");
+        assert!(
+            verify_token(&token, &[&secret], exp).is_ok(),
+            "valid up to exp"
+        );
     }
 }
