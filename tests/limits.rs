@@ -11,7 +11,7 @@ use relay_machine::connector::{
 };
 use relay_machine::gateway::{
     ConnectFailure, ConnectionCommand, Diagnostic, GatewayConfig, GatewayEvent, GatewayState,
-    Identity, RelayMachine, RequestFailure,
+    Identity, MAX_IDENTITIES, RelayMachine, RequestFailure,
 };
 use relay_machine::wire::{
     ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Hello, Inbound, MessageEvent,
@@ -579,4 +579,55 @@ fn the_connector_bounds_identities() {
     conn.send_descriptor(now, CapabilityDescriptor::new("p0", "P0"))
         .unwrap();
     assert!(conn.poll_transmit().is_some());
+}
+
+// ----- descriptors ------------------------------------------------------------------
+
+/// A connector that describes ever more platforms: the gateway keeps at most
+/// `MAX_IDENTITIES` descriptors per connection (a connector can only describe what was
+/// announced, and no more can be), drops the rest with a diagnostic, and keeps serving
+/// with its session default.
+#[test]
+fn a_flood_of_descriptors_is_bounded() {
+    for identities in [vec![Identity::new("discord", "111")], Vec::new()] {
+        let mut gw = RelayMachine::new(GatewayConfig {
+            identities,
+            ..GatewayConfig::default()
+        })
+        .unwrap();
+        let t0 = Instant::now();
+        gw.connect(t0).unwrap();
+        gw.on_connected(t0);
+        gw.handle_input(t0, &descriptor_line());
+        drain(&mut gw);
+        let mut message = Vec::new();
+        for i in 0..1_000 {
+            message.extend_from_slice(&encode(&Frame::Descriptor(Descriptor {
+                descriptor: CapabilityDescriptor::new(format!("p{i}"), "P"),
+            })));
+        }
+        gw.handle_input(t0, &message);
+        let events = drain(&mut gw);
+        assert!(gw.descriptors().count() <= MAX_IDENTITIES);
+        let dropped = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    GatewayEvent::Diagnostic(Diagnostic::TooManyDescriptors(_))
+                )
+            })
+            .count();
+        assert_eq!(dropped, 1_000 - (MAX_IDENTITIES - 1));
+        // Updates of a platform already described are still taken.
+        gw.handle_input(t0, &descriptor_line());
+        assert!(
+            drain(&mut gw)
+                .iter()
+                .any(|e| matches!(e, GatewayEvent::Descriptor(_)))
+        );
+        assert_eq!(gw.default_descriptor().unwrap().platform, "discord");
+        assert!(gw.descriptor("discord").is_some());
+        still_serves(&mut gw, t0);
+    }
 }

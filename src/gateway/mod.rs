@@ -815,6 +815,14 @@ impl RelayMachine {
     }
 
     fn on_descriptor(&mut self, now: Instant, descriptor: CapabilityDescriptor) {
+        let new_platform =
+            !descriptor.platform.is_empty() && !self.descriptors.contains_key(&descriptor.platform);
+        if new_platform && self.descriptors.len() >= MAX_IDENTITIES {
+            // A connector describes what was announced, and no more than MAX_IDENTITIES
+            // can be; without this bound every new platform name a peer invents would be
+            // kept until the connection ends.
+            return self.diagnostic(Diagnostic::TooManyDescriptors(descriptor.platform));
+        }
         let announced = self
             .config
             .identities
