@@ -399,14 +399,16 @@ impl Model {
         assert!(self.appended.contains(&id), "{id} was never appended");
         self.conn.sent.push(id.clone());
         self.delivered.push(id);
+    }
+
+    fn check(&self, machine: &ConnectorMachine<MemoryStore>) {
+        // Checked once the whole drain is seen: an ack's event comes after the transmit
+        // of the delivery that its freed slot let through.
         let outstanding = self.conn.sent.iter().filter(|id| !self.acked.contains(*id));
         assert!(
             outstanding.count() <= self.config.replay_window,
             "more deliveries outstanding than the replay window"
         );
-    }
-
-    fn check(&self, machine: &ConnectorMachine<MemoryStore>) {
         assert_eq!(
             machine.store().unacked_len(),
             self.appended.len() - self.acked.len(),
