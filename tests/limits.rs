@@ -406,11 +406,11 @@ fn a_silent_peer_times_requests_out_and_in_flight_stays_bounded() {
     gw.handle_timeout(deadline);
     let failed: Vec<_> = drain(&mut gw)
         .into_iter()
-        .filter_map(|e| match e {
+        .map(|e| match e {
             GatewayEvent::Response {
                 id,
                 result: Err(RequestFailure::Timeout),
-            } => Some(id),
+            } => id,
             other => panic!("unexpected {other:?}"),
         })
         .collect();
@@ -485,7 +485,7 @@ fn a_silent_peer_fails_the_handshake_at_30_s() {
         gw.poll_command(),
         Some(ConnectionCommand::Close { .. })
     ));
-    assert!(matches!(gw.poll_command(), None));
+    assert!(gw.poll_command().is_none());
     let events = drain(&mut gw);
     assert!(
         events
