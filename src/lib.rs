@@ -45,6 +45,8 @@ pub mod auth;
 pub mod codec;
 pub mod connector;
 pub mod discord;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod gateway;
 mod pending;
 mod rng;

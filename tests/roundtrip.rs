@@ -395,3 +395,33 @@ fn op_and_chat_accessors() {
         }
     }
 }
+
+/// Found by the `roundtrip` fuzz target (fuzz/artifacts/roundtrip/crash-390f642b...):
+/// without serde_json's `float_roundtrip`, the subnormal 1.11360891034533e-308 read back
+/// as 1.1136089103453303e-308, so a float relayed verbatim in metadata changed in transit.
+#[test]
+fn floats_pass_through_exactly() {
+    for x in [
+        1.11360891034533e-308,
+        5e-324,
+        f64::MAX,
+        0.1 + 0.2,
+        -2.2250738585072014e-308,
+    ] {
+        let mut action = SendAction {
+            chat_id: "4455".into(),
+            content: "x".into(),
+            ..Default::default()
+        };
+        action
+            .metadata
+            .insert("f".into(), serde_json::Value::from(x));
+        let frame = Frame::from(relay_machine::wire::Outbound {
+            request_id: "r1".into(),
+            action: OutboundAction::Send(action),
+            platform: None,
+            bot_id: None,
+        });
+        roundtrip(&format!("float {x:e}"), &frame);
+    }
+}

@@ -276,6 +276,12 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
         self.open_requests.len()
     }
 
+    /// Bytes of a partial frame held back, waiting for its newline. Never more than
+    /// `max_frame_len`: the memory the gateway's input can pin.
+    pub fn buffered_len(&self) -> usize {
+        self.decoder.buffered_len()
+    }
+
     /// The durable store.
     pub fn store(&self) -> &S {
         &self.store

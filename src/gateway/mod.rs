@@ -401,6 +401,14 @@ impl RelayMachine {
         self.connection.as_ref().map_or(0, |c| c.unacked.len())
     }
 
+    /// Bytes of a partial frame held back on this connection, waiting for its newline.
+    /// Never more than `max_frame_len`: the memory one connection's input can pin.
+    pub fn buffered_len(&self) -> usize {
+        self.connection
+            .as_ref()
+            .map_or(0, |c| c.decoder.buffered_len())
+    }
+
     /// The last `go_dormant` was acknowledged and no dial has succeeded since.
     pub fn is_dormant(&self) -> bool {
         self.dormant
@@ -863,6 +871,14 @@ impl RelayMachine {
     }
 
     fn on_descriptor(&mut self, now: Instant, descriptor: CapabilityDescriptor) {
+        let new_platform =
+            !descriptor.platform.is_empty() && !self.descriptors.contains_key(&descriptor.platform);
+        if new_platform && self.descriptors.len() >= MAX_IDENTITIES {
+            // A connector describes what was announced, and no more than MAX_IDENTITIES
+            // can be; without this bound every new platform name a peer invents would be
+            // kept until the connection ends.
+            return self.diagnostic(Diagnostic::TooManyDescriptors(descriptor.platform));
+        }
         let announced = self
             .config
             .identities

@@ -351,8 +351,13 @@ pub enum Diagnostic {
     /// A frame the connector should not send (a gateway→connector type) or an unknown
     /// frame type.
     UnexpectedFrame(String),
-    /// A descriptor for a platform this gateway did not announce. It is kept anyway.
+    /// A descriptor for a platform this gateway did not announce. It is kept anyway
+    /// (within [`MAX_IDENTITIES`] platforms per connection).
     UnannouncedDescriptor(String),
+    /// A descriptor for yet another platform after [`MAX_IDENTITIES`] platforms were
+    /// described on this connection. It was dropped (no `Descriptor` event); updates of
+    /// platforms already described are still taken.
+    TooManyDescriptors(String),
     /// A `going_idle_ack` that answers no pending `going_idle`.
     StrayGoingIdleAck,
     /// Bytes arrived while no connection was open; they were dropped.
