@@ -196,3 +196,23 @@ fn a_chat_on_an_unannounced_platform_is_not_tagged_with_it() {
     assert_eq!(frame["action"]["metadata"]["scope_id"], "T1");
     assert_eq!(frame["action"]["metadata"]["user_id"], "U1");
 }
+
+/// A duration that could overflow `Instant` when added to `now` is refused up front.
+#[test]
+fn absurd_durations_are_refused_not_panicked_on() {
+    use relay_machine::gateway::{ConfigError, MAX_DURATION};
+    let config = GatewayConfig {
+        request_timeout: Duration::MAX,
+        ..GatewayConfig::default()
+    };
+    assert_eq!(
+        RelayMachine::new(config).unwrap_err(),
+        ConfigError::TooLong("request_timeout")
+    );
+    let mut config = GatewayConfig::default();
+    config.backoff.hold_cap = MAX_DURATION;
+    assert!(
+        RelayMachine::new(config).is_ok(),
+        "the bound itself is accepted"
+    );
+}

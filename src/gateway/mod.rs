@@ -26,7 +26,8 @@ pub use routes::ChatRoute;
 use routes::Routes;
 pub use types::{
     AckError, ConfigError, ConnectFailure, ConnectionCommand, Diagnostic, DialPurpose,
-    GatewayConfig, GatewayEvent, GatewayState, Identity, MAX_IDENTITIES, RequestFailure,
+    GatewayConfig, GatewayEvent, GatewayState, Identity, MAX_DURATION, MAX_IDENTITIES,
+    RequestFailure,
 };
 
 /// WebSocket close code by which a connector refuses or revokes a credential.
@@ -269,6 +270,22 @@ impl RelayMachine {
         }
         if config.max_frame_len == 0 {
             return Err(ConfigError::Zero("max_frame_len"));
+        }
+        let backoff = &config.backoff;
+        for (name, duration) in [
+            ("handshake_timeout", config.handshake_timeout),
+            ("request_timeout", config.request_timeout),
+            ("go_idle_timeout", config.go_idle_timeout),
+            ("disconnect_budget", config.disconnect_budget),
+            ("backoff.base", backoff.base),
+            ("backoff.cap", backoff.cap),
+            ("backoff.stable_after", backoff.stable_after),
+            ("backoff.dormant_cadence", backoff.dormant_cadence),
+            ("backoff.hold_cap", backoff.hold_cap),
+        ] {
+            if duration > MAX_DURATION {
+                return Err(ConfigError::TooLong(name));
+            }
         }
         Ok(Self {
             rng: Rng::new(config.seed),

@@ -105,7 +105,15 @@ pub enum ConfigError {
     /// `max_in_flight` or `max_frame_len` is zero.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    /// A timeout or backoff duration over [`MAX_DURATION`]: added to `now`, it could
+    /// overflow `Instant`.
+    #[error("{0} is longer than 100 years")]
+    TooLong(&'static str),
 }
+
+/// The longest duration a [`GatewayConfig`] accepts (100 years), so that no deadline
+/// computed from `now` can overflow `Instant`.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Why a request failed. Each kind says whether the connector may have acted on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
