@@ -342,3 +342,68 @@ fn the_demo_shows_every_scenario_and_exits_0() {
         2
     );
 }
+
+/// The smol gateway against an independent connector written like the reference's peers:
+/// several frames in one message, a frame split across messages (mid-character, in binary
+/// messages), `json.dumps` spacing and `\uXXXX` escapes.
+#[test]
+fn gateway_interoperates_with_a_reference_style_connector() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/relay", listener.local_addr().unwrap());
+    let connector = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut ws = tungstenite::accept(tcp).unwrap();
+        let hellos = read_frames(&mut ws, 1);
+        assert_eq!(hellos[0]["platform"], "telegram");
+        let descriptor = "{\"type\": \"descriptor\", \"descriptor\": {\"contract_version\": 1, \"platform\": \"telegram\", \"label\": \"Telegram\", \"max_message_length\": 4096, \"supports_draft_streaming\": true, \"supports_edit\": true, \"supports_threads\": true, \"markdown_dialect\": \"markdown_v2\", \"len_unit\": \"utf16\", \"supported_ops\": [\"send\", \"edit\", \"typing\", \"draft\", \"react\"]}}\n";
+        let live = "{\"type\": \"inbound\", \"event\": {\"text\": \"caf\\u00e9 \\ud83d\\ude80\", \"source\": {\"platform\": \"telegram\", \"chat_id\": \"-100\", \"chat_type\": \"group\", \"user_id\": \"5\"}}}\n";
+        ws.send(Message::text(format!("{descriptor}{live}")))
+            .unwrap();
+        let buffered = "{\"type\":\"inbound\",\"event\":{\"text\":\"日本語\",\"source\":{\"platform\":\"telegram\",\"chat_id\":\"-100\"}},\"bufferId\":\"b-9\"}\n";
+        let cut = buffered.find('本').unwrap() + 1;
+        ws.send(Message::binary(buffered.as_bytes()[..cut].to_vec()))
+            .unwrap();
+        ws.send(Message::binary(buffered.as_bytes()[cut..].to_vec()))
+            .unwrap();
+        let mut seen = Vec::new();
+        while !seen.iter().any(|f: &Value| f["type"] == "outbound")
+            || !seen.iter().any(|f| f["type"] == "inbound_ack")
+        {
+            seen.extend(read_frames(&mut ws, 1));
+        }
+        let outbound = seen.iter().find(|f| f["type"] == "outbound").unwrap();
+        let result = format!(
+            "{{\"type\": \"outbound_result\", \"requestId\": \"{}\", \"result\": {{\"success\": true, \"message_id\": \"m\\u00e9\"}}}}\n",
+            outbound["requestId"].as_str().unwrap()
+        );
+        ws.send(Message::text(result)).unwrap();
+        while ws.read().is_ok() {}
+        seen
+    });
+    let (code, lines) = gateway(
+        &[
+            "--url",
+            &url,
+            "--identity",
+            "telegram:701",
+            "--sends",
+            "1",
+            "--wait-inbound",
+            "2",
+            "--timeout",
+            "10",
+        ],
+        &[],
+    );
+    let seen = connector.join().unwrap();
+    assert_eq!(code, Some(0), "{lines:#?}");
+    let inbound = events(&lines, "inbound");
+    assert_eq!(inbound[0]["inbound"]["text"], "café 🚀");
+    assert_eq!(inbound[1]["inbound"]["text"], "日本語");
+    assert_eq!(inbound[1]["bufferId"], "b-9");
+    assert_eq!(events(&lines, "result")[0]["result"]["message_id"], "mé");
+    let acks: Vec<_> = seen.iter().filter(|f| f["type"] == "inbound_ack").collect();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0]["bufferId"], "b-9");
+}
