@@ -42,6 +42,7 @@
 
 #[cfg(feature = "auth")]
 pub mod auth;
+mod bounded;
 pub mod codec;
 pub mod connector;
 pub mod discord;

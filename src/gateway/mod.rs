@@ -1,6 +1,5 @@
 //! The gateway role: [`RelayMachine`].
 
-mod acks;
 mod backoff;
 mod routes;
 mod types;
@@ -11,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::bounded::Bounded;
 use crate::codec::{self, DecodeError, FrameDecoder};
 use crate::pending::Pending;
 use crate::rng::Rng;
@@ -19,11 +19,9 @@ use crate::wire::{
     OutboundAction, OutboundResult, PassthroughFrame, RequestId,
 };
 
-use acks::Unacked;
 pub use backoff::BackoffConfig;
 use backoff::Ladder;
 pub use routes::ChatRoute;
-use routes::Routes;
 pub use types::{
     AckError, ConfigError, ConnectFailure, ConnectionCommand, Diagnostic, DialPurpose,
     GatewayConfig, GatewayEvent, GatewayState, Identity, MAX_DURATION, MAX_IDENTITIES,
@@ -123,7 +121,8 @@ struct Connection {
     decoder: FrameDecoder,
     /// When the first descriptor arrived; `None` while the handshake is open.
     open_since: Option<Instant>,
-    unacked: Unacked,
+    /// Buffered deliveries handed out and not yet acked (bounded, oldest forgotten).
+    unacked: Bounded<BufferId, ()>,
     /// `going_idle` frames written and acks received on this socket. Acks come back in
     /// order, so only the ack that brings the two counts level answers the latest request:
     /// a late ack for an earlier, timed-out request can never satisfy a newer one.
@@ -241,7 +240,8 @@ pub struct RelayMachine {
     default_descriptor: Option<CapabilityDescriptor>,
     descriptors: BTreeMap<String, CapabilityDescriptor>,
     pending: Pending,
-    routes: Routes,
+    /// Routing facts of each chat's latest inbound (bounded, least recent forgotten).
+    routes: Bounded<String, ChatRoute>,
     timers: Timers,
     transmits: VecDeque<Bytes>,
     events: VecDeque<GatewayEvent>,
@@ -289,7 +289,7 @@ impl RelayMachine {
         }
         Ok(Self {
             rng: Rng::new(config.seed),
-            routes: Routes::new(config.route_capacity),
+            routes: Bounded::new(config.route_capacity),
             config,
             state: State::Idle,
             connection: None,
@@ -469,7 +469,7 @@ impl RelayMachine {
             generation: self.generation,
             decoder: FrameDecoder::with_max_frame_len(self.config.max_frame_len),
             open_since: None,
-            unacked: Unacked::new(self.config.max_unacked),
+            unacked: Bounded::new(self.config.max_unacked),
             idle_sent: 0,
             idle_acked: 0,
             idle_waiter: None,
@@ -768,7 +768,7 @@ impl RelayMachine {
     /// connector may advance past it. Each delivery is acked at most once.
     pub fn ack_inbound(&mut self, _now: Instant, buffer_id: &BufferId) -> Result<(), AckError> {
         let connection = self.connection.as_mut().ok_or(AckError::NotConnected)?;
-        if !connection.unacked.remove(buffer_id) {
+        if connection.unacked.remove(buffer_id).is_none() {
             return Err(AckError::Unknown(buffer_id.clone()));
         }
         self.transmit(&Frame::InboundAck(InboundAck {
@@ -822,8 +822,8 @@ impl RelayMachine {
                 let Inbound { event, buffer_id } = *inbound;
                 let source = &event.source;
                 if !source.chat_id.is_empty() {
-                    self.routes.remember(
-                        &source.chat_id,
+                    self.routes.insert(
+                        source.chat_id.clone(),
                         ChatRoute {
                             platform: source.platform.clone(),
                             scope_id: source.scope_id.clone(),
@@ -970,7 +970,7 @@ impl RelayMachine {
                 buffer_id: id.clone(),
             }));
         } else if let Some(connection) = self.connection.as_mut() {
-            connection.unacked.insert(id.clone());
+            connection.unacked.insert(id.clone(), ());
         }
     }
 
