@@ -43,6 +43,7 @@
 #[cfg(feature = "auth")]
 pub mod auth;
 mod bounded;
+mod budget;
 pub mod codec;
 pub mod connector;
 pub mod discord;

@@ -308,14 +308,12 @@ fn unknown_results(n: usize) {
     for _ in 0..n / BATCH {
         gw.handle_input(t0, &message);
         for event in drain(&mut gw) {
-            assert!(
-                matches!(
-                    event,
-                    GatewayEvent::Diagnostic(Diagnostic::UnknownResult(_))
-                ),
-                "{event:?}"
-            );
-            diagnostics += 1;
+            // At most 64 are queued per input; the rest are counted in one `Suppressed`.
+            diagnostics += match event {
+                GatewayEvent::Diagnostic(Diagnostic::UnknownResult(_)) => 1,
+                GatewayEvent::Diagnostic(Diagnostic::Suppressed(n)) => n as usize,
+                other => panic!("{other:?}"),
+            };
         }
         assert_eq!(gw.in_flight(), 1);
     }
@@ -537,6 +535,10 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
                     ConnectorEvent::Diagnostic(ConnectorDiagnostic::TooManyRequests(_)) => {
                         refused += 1;
                     }
+                    // At most 64 diagnostics are queued per input; the rest are counted.
+                    ConnectorEvent::Diagnostic(ConnectorDiagnostic::Suppressed(k)) => {
+                        refused += k as usize;
+                    }
                     other => panic!("{other:?}"),
                 }
             }
@@ -575,7 +577,17 @@ fn the_connector_bounds_identities() {
         .count();
     assert_eq!(hellos, 64);
     assert_eq!(conn.identities().len(), 64);
-    assert_eq!(events.len(), 10_000);
+    // The refusals: 64 queued diagnostics and one count of the rest.
+    let refused: u64 = events
+        .iter()
+        .map(|e| match e {
+            ConnectorEvent::Diagnostic(ConnectorDiagnostic::Suppressed(k)) => *k,
+            ConnectorEvent::Diagnostic(ConnectorDiagnostic::RefusedHello(_)) => 1,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(refused, 10_000 - 64);
+    assert_eq!(events.len(), 64 + 64 + 1);
     conn.send_descriptor(now, CapabilityDescriptor::new("p0", "P0"))
         .unwrap();
     assert!(conn.poll_transmit().is_some());
@@ -589,7 +601,13 @@ fn the_connector_bounds_identities() {
 /// with its session default.
 #[test]
 fn a_flood_of_descriptors_is_bounded() {
-    for identities in [vec![Identity::new("discord", "111")], Vec::new()] {
+    // With an announced identity every invented platform is also "unannounced"; with none
+    // (the catch-all `relay` identity) only the ones past the bound are reported.
+    let past_bound = 1_000 - (MAX_IDENTITIES - 1);
+    for (identities, expected) in [
+        (vec![Identity::new("discord", "111")], 1_000),
+        (Vec::new(), past_bound),
+    ] {
         let mut gw = RelayMachine::new(GatewayConfig {
             identities,
             ..GatewayConfig::default()
@@ -609,16 +627,20 @@ fn a_flood_of_descriptors_is_bounded() {
         gw.handle_input(t0, &message);
         let events = drain(&mut gw);
         assert!(gw.descriptors().count() <= MAX_IDENTITIES);
-        let dropped = events
+        // Of the diagnostics, at most 64 are queued and the rest counted in `Suppressed`.
+        let reported: usize = events
             .iter()
-            .filter(|e| {
-                matches!(
-                    e,
-                    GatewayEvent::Diagnostic(Diagnostic::TooManyDescriptors(_))
-                )
+            .map(|e| match e {
+                GatewayEvent::Diagnostic(Diagnostic::Suppressed(n)) => *n as usize,
+                GatewayEvent::Diagnostic(_) => 1,
+                _ => 0,
             })
-            .count();
-        assert_eq!(dropped, 1_000 - (MAX_IDENTITIES - 1));
+            .sum();
+        assert_eq!(reported, expected);
+        assert!(events.iter().any(|e| matches!(
+            e,
+            GatewayEvent::Diagnostic(Diagnostic::TooManyDescriptors(_))
+        )));
         // Updates of a platform already described are still taken.
         gw.handle_input(t0, &descriptor_line());
         assert!(
@@ -630,4 +652,56 @@ fn a_flood_of_descriptors_is_bounded() {
         assert!(gw.descriptor("discord").is_some());
         still_serves(&mut gw, t0);
     }
+}
+
+/// One 4 MiB message of tiny bad lines (2 Mi lines): every line is decoded and handled, but
+/// at most 64 diagnostics wait in the queue and the rest are counted in one `Suppressed`,
+/// so the queue does not grow with the message (16 MiB of them held 3.8 GiB before the cap).
+#[test]
+fn a_message_of_tiny_bad_lines_queues_a_bounded_number_of_diagnostics() {
+    use relay_machine::connector::{
+        ConnectorConfig, ConnectorDiagnostic, ConnectorEvent, ConnectorMachine, MemoryStore,
+    };
+    use relay_machine::gateway::Diagnostic;
+    let lines = 2 << 20; // "1\n" × 2 Mi = 4 MiB
+    let message = b"1\n".repeat(lines);
+
+    let (mut gw, now) = open_gateway(GatewayConfig::default());
+    let id = gw.send(now, send_action("c"), None).unwrap();
+    while gw.poll_transmit().is_some() {}
+    gw.handle_input(now, &message);
+    let events = drain(&mut gw);
+    let decode_events = events
+        .iter()
+        .filter(|e| matches!(e, GatewayEvent::Diagnostic(Diagnostic::Decode(_))))
+        .count();
+    assert_eq!(decode_events, 64);
+    assert_eq!(
+        events.last(),
+        Some(&GatewayEvent::Diagnostic(Diagnostic::Suppressed(
+            (lines - 64) as u64
+        )))
+    );
+    assert_eq!(events.len(), 65);
+    // Draining frees the budget: the next bad line is reported again, and the connection
+    // still serves well-formed traffic.
+    gw.handle_input(now, &result_line(&id));
+    gw.handle_input(now, b"[]\n");
+    let events = drain(&mut gw);
+    assert!(matches!(events[0], GatewayEvent::Response { .. }));
+    assert!(matches!(
+        events[1],
+        GatewayEvent::Diagnostic(Diagnostic::Decode(_))
+    ));
+
+    let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::new());
+    conn.handle_input(now, &message);
+    let events: Vec<_> = std::iter::from_fn(|| conn.poll_event()).collect();
+    assert_eq!(events.len(), 65);
+    assert_eq!(
+        events.last(),
+        Some(&ConnectorEvent::Diagnostic(
+            ConnectorDiagnostic::Suppressed((lines - 64) as u64)
+        ))
+    );
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
+use crate::budget::{DiagnosticBudget, INPUT_SLICE};
 use crate::codec::{self, DEFAULT_MAX_FRAME_LEN, DecodeError, FrameDecoder};
 use crate::wire::{
     ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Hello, Inbound,
@@ -131,6 +132,9 @@ pub enum ConnectorDiagnostic {
     TooManyRequests(RequestId),
     /// A `hello` past `max_identities`, or repeating an announced platform; ignored.
     RefusedHello(String),
+    /// This many further diagnostics of one input were dropped (at most 64 wait in the
+    /// event queue at once); their side effects still happened.
+    Suppressed(u64),
 }
 
 /// How an application-pushed delivery travels.
@@ -220,6 +224,8 @@ pub struct ConnectorMachine<S: DeliveryStore = MemoryStore> {
     transmits: VecDeque<Bytes>,
     events: VecDeque<ConnectorEvent>,
     close: Option<Close>,
+    /// Caps the diagnostics waiting in `events`.
+    diagnostics: DiagnosticBudget,
 }
 
 impl<S: DeliveryStore> ConnectorMachine<S> {
@@ -240,6 +246,7 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             close: None,
+            diagnostics: DiagnosticBudget::default(),
         }
     }
 
@@ -252,7 +259,11 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
     /// The next event for the application.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ConnectorEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if let Some(ConnectorEvent::Diagnostic(_)) = event {
+            self.diagnostics.taken();
+        }
+        event
     }
 
     /// A request to close the socket (after writing every queued frame).
@@ -297,12 +308,20 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
         if self.closed {
             return;
         }
-        self.decoder.push(bytes);
-        while let Some(item) = self.decoder.next_frame() {
-            match item {
-                Ok(frame) => self.handle_frame(now, frame),
-                Err(e) => self.on_bad_frame(e),
+        for slice in bytes.chunks(INPUT_SLICE) {
+            self.decoder.push(slice);
+            while let Some(item) = self.decoder.next_frame() {
+                match item {
+                    Ok(frame) => self.handle_frame(now, frame),
+                    Err(e) => self.on_bad_frame(e),
+                }
             }
+        }
+        if let Some(count) = self.diagnostics.take_suppressed() {
+            self.events
+                .push_back(ConnectorEvent::Diagnostic(ConnectorDiagnostic::Suppressed(
+                    count,
+                )));
         }
     }
 
@@ -585,8 +604,10 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
     }
 
     fn diagnostic(&mut self, diagnostic: ConnectorDiagnostic) {
-        self.events
-            .push_back(ConnectorEvent::Diagnostic(diagnostic));
+        if self.diagnostics.admit() {
+            self.events
+                .push_back(ConnectorEvent::Diagnostic(diagnostic));
+        }
     }
 
     fn transmit(&mut self, frame: &Frame) {

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::bounded::Bounded;
+use crate::budget::{DiagnosticBudget, INPUT_SLICE};
 use crate::codec::{self, DecodeError, FrameDecoder};
 use crate::pending::Pending;
 use crate::rng::Rng;
@@ -240,6 +241,8 @@ pub struct RelayMachine {
     default_descriptor: Option<CapabilityDescriptor>,
     descriptors: BTreeMap<String, CapabilityDescriptor>,
     pending: Pending,
+    /// Caps the diagnostics waiting in `events`.
+    diagnostics: DiagnosticBudget,
     /// Routing facts of each chat's latest inbound (bounded, least recent forgotten).
     routes: Bounded<String, ChatRoute>,
     timers: Timers,
@@ -304,6 +307,7 @@ impl RelayMachine {
             default_descriptor: None,
             descriptors: BTreeMap::new(),
             pending: Pending::default(),
+            diagnostics: DiagnosticBudget::default(),
             timers: Timers::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -323,7 +327,11 @@ impl RelayMachine {
     /// The next event for the application.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<GatewayEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if let Some(GatewayEvent::Diagnostic(_)) = event {
+            self.diagnostics.taken();
+        }
+        event
     }
 
     /// The next instruction about the socket: dial or close.
@@ -607,20 +615,29 @@ impl RelayMachine {
 
     /// Feeds the payload of one WebSocket message (text or binary).
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        let Some(connection) = self.connection.as_mut() else {
+        if self.connection.is_none() {
             self.diagnostic(Diagnostic::InputWhileDisconnected(bytes.len()));
             return;
-        };
-        connection.decoder.push(bytes);
-        while let Some(item) = self
-            .connection
-            .as_mut()
-            .and_then(|c| c.decoder.next_frame())
-        {
-            match item {
-                Ok(frame) => self.handle_frame(now, frame),
-                Err(e) => self.on_bad_frame(e),
+        }
+        for slice in bytes.chunks(INPUT_SLICE) {
+            let Some(connection) = self.connection.as_mut() else {
+                break;
+            };
+            connection.decoder.push(slice);
+            while let Some(item) = self
+                .connection
+                .as_mut()
+                .and_then(|c| c.decoder.next_frame())
+            {
+                match item {
+                    Ok(frame) => self.handle_frame(now, frame),
+                    Err(e) => self.on_bad_frame(e),
+                }
             }
+        }
+        if let Some(count) = self.diagnostics.take_suppressed() {
+            self.events
+                .push_back(GatewayEvent::Diagnostic(Diagnostic::Suppressed(count)));
         }
         if self.connection.as_ref().is_some_and(|c| c.dormant_close) {
             self.commands.push_back(ConnectionCommand::Close {
@@ -1139,7 +1156,9 @@ impl RelayMachine {
     }
 
     fn diagnostic(&mut self, diagnostic: Diagnostic) {
-        self.events.push_back(GatewayEvent::Diagnostic(diagnostic));
+        if self.diagnostics.admit() {
+            self.events.push_back(GatewayEvent::Diagnostic(diagnostic));
+        }
     }
 
     fn transmit(&mut self, frame: &Frame) {

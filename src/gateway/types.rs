@@ -370,4 +370,8 @@ pub enum Diagnostic {
     StrayGoingIdleAck,
     /// Bytes arrived while no connection was open; they were dropped.
     InputWhileDisconnected(usize),
+    /// This many further diagnostics of one input were dropped: at most 64 wait in the
+    /// event queue at once, so a message of tiny bad lines cannot queue one event per line.
+    /// Their side effects (resolving a request, tracking a delivery) still happened.
+    Suppressed(u64),
 }
