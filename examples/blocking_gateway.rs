@@ -63,13 +63,19 @@ fn main() -> ExitCode {
             while let Some(command) = gw.poll_command() {
                 drained = false;
                 match command {
-                    ConnectionCommand::Dial { .. } => match tungstenite::connect(url.as_str()) {
-                        Ok((ws, _response)) => {
-                            socket = Some(ws);
-                            gw.on_connected(now);
+                    ConnectionCommand::Dial { .. } => {
+                        match tungstenite::client::connect_with_config(
+                            url.as_str(),
+                            Some(ws_config()),
+                            3,
+                        ) {
+                            Ok((ws, _response)) => {
+                                socket = Some(ws);
+                                gw.on_connected(now);
+                            }
+                            Err(e) => gw.on_dial_failed(now, &e.to_string()),
                         }
-                        Err(e) => gw.on_dial_failed(now, &e.to_string()),
-                    },
+                    }
                     ConnectionCommand::Close { code, reason } => {
                         if let Some(mut ws) = socket.take() {
                             let frame = tungstenite::protocol::CloseFrame {
@@ -190,6 +196,12 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Messages up to 1 MiB, as in the reference: one message's frames are queued at once.
+fn ws_config() -> tungstenite::protocol::WebSocketConfig {
+    let max = relay_machine::codec::DEFAULT_MAX_FRAME_LEN + 1;
+    tungstenite::protocol::WebSocketConfig::default().max_message_size(Some(max))
 }
 
 fn parse_args() -> Result<(String, Vec<Identity>), String> {

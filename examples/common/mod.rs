@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use async_tungstenite::tungstenite::http::StatusCode;
-use async_tungstenite::tungstenite::protocol::CloseFrame;
+use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use async_tungstenite::tungstenite::{Message, Utf8Bytes, client::IntoClientRequest};
 use bytes::Bytes;
 use relay_machine::auth;
@@ -31,6 +31,13 @@ fn tap(direction: &str, bytes: &[u8]) {
     if let Some(tap) = TAP.get() {
         tap(direction, bytes);
     }
+}
+
+/// The largest WebSocket message accepted, as in the reference (1 MiB): what one message
+/// can make a machine queue grows with its size (docs/limits.md).
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(relay_machine::codec::DEFAULT_MAX_FRAME_LEN + 1))
 }
 
 fn text(bytes: Bytes) -> Message {
@@ -181,7 +188,7 @@ impl Gateway {
             .map_err(|e| e.to_string())?;
         // One small frame per message, latency-bound: do not let Nagle hold them back.
         let _ = tcp.set_nodelay(true);
-        let (ws, _) = async_tungstenite::client_async(request, tcp)
+        let (ws, _) = async_tungstenite::client_async_with_config(request, tcp, Some(ws_config()))
             .await
             .map_err(|e| e.to_string())?;
         Ok(ws)
@@ -218,7 +225,7 @@ pub async fn accept(
         Ok(response)
     };
     let _ = tcp.set_nodelay(true);
-    let ws = async_tungstenite::accept_hdr_async(tcp, callback)
+    let ws = async_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(ws_config()))
         .await
         .map_err(|e| e.to_string())?;
     Ok((ws, auth))
