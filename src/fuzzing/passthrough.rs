@@ -98,7 +98,9 @@ fn forward_frame(u: &mut Unstructured<'_>) {
         },
         "bufferId": text(u),
     });
-    let mut line = serde_json::to_vec(&object).unwrap();
+    let Ok(mut line) = serde_json::to_vec(&object) else {
+        return;
+    };
     line.push(b'\n');
     let items = decode_all(&line, line.len());
     let [Ok(Frame::PassthroughForward(frame))] = items.as_slice() else {
