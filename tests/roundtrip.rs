@@ -425,3 +425,18 @@ fn floats_pass_through_exactly() {
         roundtrip(&format!("float {x:e}"), &frame);
     }
 }
+
+/// The exported op list names exactly the typed variants: each decodes to a variant whose
+/// `op()` is that name, never to `Unknown`.
+#[test]
+fn known_ops_are_the_typed_variants() {
+    use relay_machine::wire::OutboundAction;
+    for op in OutboundAction::KNOWN_OPS {
+        let action: Result<OutboundAction, _> = serde_json::from_str(&format!(
+            r#"{{"op":"{op}","chat_id":"c","session_key":"s","kind":"k","content":"x","message_id":"m","emoji":"e","thread_name":"t","media_kind":"image","source_url":"u","prompt_kind":"choice","prompt_id":"p","options":[],"draft_id":1,"final":false,"card_id":"c","chunks":[]}}"#
+        ));
+        let action = action.unwrap();
+        assert!(!matches!(action, OutboundAction::Unknown(_)), "{op}");
+        assert_eq!(action.op(), op);
+    }
+}

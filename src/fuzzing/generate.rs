@@ -49,22 +49,7 @@ pub const FRAME_TYPES: [&str; 11] = [
 ];
 
 /// Every action `op` this crate knows.
-pub const OPS: [&str; 14] = [
-    "send",
-    "edit",
-    "typing",
-    "follow_up",
-    "get_chat_info",
-    "send_media",
-    "prompt",
-    "react",
-    "thread_create",
-    "thread_rename",
-    "delete",
-    "draft",
-    "task_card",
-    "task_card_stop",
-];
+pub const OPS: [&str; 14] = crate::wire::OutboundAction::KNOWN_OPS;
 
 const MESSAGE_TYPES: [&str; 9] = [
     "text", "location", "photo", "video", "audio", "voice", "document", "sticker", "command",

@@ -296,6 +296,9 @@ pub struct UnknownAction {
 macro_rules! ops {
     ($($variant:ident($ty:ty) = $op:literal,)*) => {
         impl OutboundAction {
+            /// The wire name of every op this crate has a typed variant for.
+            pub const KNOWN_OPS: [&'static str; 14] = [$($op),*];
+
             /// The op's wire name.
             pub fn op(&self) -> &str {
                 match self {
