@@ -259,26 +259,84 @@ fn decode_line(line: &[u8]) -> Result<Frame, LineError> {
             message: shape.describe("type"),
             salvage: Salvage::default(),
         }),
-        // serde stops at the first problem it meets, so its error category says nothing
-        // about the line as a whole: a header `["a", "b", "c"]` is "trailing characters"
-        // (a syntax error) in valid JSON, and a mistyped field before an unclosed bracket
-        // is a data error in a line that is not JSON. Classify by the line itself; this
-        // second parse runs only for lines that already failed.
-        Err(e) => Err(match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(value) => json_error(
-                DecodeErrorKind::InvalidFrame,
-                text,
-                &e,
-                Salvage::from_object(&value),
-            ),
-            Err(syntax) => json_error(
-                DecodeErrorKind::InvalidJson,
-                text,
-                &syntax,
-                Salvage::default(),
-            ),
-        }),
+        Err(e) => {
+            // Python's json writes and reads lone surrogate escapes (`"\ud800"`); serde_json
+            // rejects them. A failed line that has one is parsed again with each replaced by
+            // U+FFFD; if that fails too, the error is the strict parse's, as for any line.
+            if let Some(Ok(Ok(frame))) =
+                replace_lone_surrogates(text).map(|t| tagged::from_str::<Frame>(&t))
+            {
+                return Ok(frame);
+            }
+            Err(classify(text, &e))
+        }
     }
+}
+
+/// The error of a line that failed the strict parse with `e`.
+fn classify(text: &str, e: &serde_json::Error) -> LineError {
+    // serde stops at the first problem it meets, so its error category says nothing
+    // about the line as a whole: a header `["a", "b", "c"]` is "trailing characters"
+    // (a syntax error) in valid JSON, and a mistyped field before an unclosed bracket
+    // is a data error in a line that is not JSON. Classify by the line itself; this
+    // second parse runs only for lines that already failed.
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value) => json_error(
+            DecodeErrorKind::InvalidFrame,
+            text,
+            e,
+            Salvage::from_object(&value),
+        ),
+        Err(syntax) => json_error(
+            DecodeErrorKind::InvalidJson,
+            text,
+            &syntax,
+            Salvage::default(),
+        ),
+    }
+}
+
+/// `text` with every lone surrogate escape (`\uD800`–`\uDFFF` not part of a high-low
+/// pair) replaced by `\uFFFD`, or `None` when it has none. Same length, so byte offsets
+/// stay true. Backslashes only occur in strings, so every escape is found by stepping
+/// from one backslash to the next: `\uXXXX` is 6 bytes, any other escape 2 (the `u` in
+/// `\\ud800` is a letter). Nothing is allocated unless a lone surrogate is found.
+fn replace_lone_surrogates(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while let Some(found) = bytes.get(i..).and_then(|rest| memchr::memchr(b'\\', rest)) {
+        let at = i + found;
+        i = match unicode_escape(bytes, at) {
+            Some(0xD800..=0xDBFF)
+                if matches!(unicode_escape(bytes, at + 6), Some(0xDC00..=0xDFFF)) =>
+            {
+                at + 12
+            }
+            Some(0xD800..=0xDFFF) => {
+                let out = out.get_or_insert_with(|| bytes.to_vec());
+                if let Some(hex) = out.get_mut(at + 2..at + 6) {
+                    hex.copy_from_slice(b"FFFD");
+                }
+                at + 6
+            }
+            Some(_) => at + 6,
+            None => at + 2,
+        };
+    }
+    // Only ASCII hex digits were overwritten with ASCII: still UTF-8.
+    String::from_utf8(out?).ok()
+}
+
+/// The code unit of the escape `\uXXXX` at byte `at`, if there is one.
+fn unicode_escape(bytes: &[u8], at: usize) -> Option<u16> {
+    let Some([b'\\', b'u', hex @ ..]) = bytes.get(at..at + 6) else {
+        return None;
+    };
+    hex.iter().try_fold(0u16, |unit, &digit| {
+        let value = char::from(digit).to_digit(16)?;
+        Some(unit << 4 | u16::try_from(value).ok()?)
+    })
 }
 
 fn json_error(
@@ -387,4 +445,36 @@ pub fn encode(frame: &Frame) -> Bytes {
     let mut out = Vec::with_capacity(128);
     encode_into(frame, &mut out);
     Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_lone_surrogates;
+
+    #[test]
+    fn lone_surrogates_are_replaced_in_place() {
+        let cases = [
+            (r#""\ud800""#, Some(r#""\uFFFD""#)),
+            (r#""a\uDC00b""#, Some(r#""a\uFFFDb""#)),
+            (r#""\ud800\u0041""#, Some(r#""\uFFFD\u0041""#)),
+            (r#""\udc00\ud800""#, Some(r#""\uFFFD\uFFFD""#)),
+            (r#""\ud800\ud800\udc00""#, Some(r#""\uFFFD\ud800\udc00""#)),
+            (r#""\\\ud800""#, Some(r#""\\\uFFFD""#)),
+            (r#""\ud83d\ude80""#, None),
+            (r#""\\ud800""#, None),
+            (r#""\u00e9\n\"""#, None),
+            ("plain", None),
+            // Truncated escapes: no panic, nothing to replace.
+            (r"\ud80", None),
+            (r"\u", None),
+            (r"\", None),
+            (r"\ud800", Some(r"\uFFFD")),
+            (r"\ud800\udc0", Some(r"\uFFFD\udc0")),
+        ];
+        for (line, expected) in cases {
+            let got = replace_lone_surrogates(line);
+            assert_eq!(got.as_deref(), expected, "{line}");
+            assert!(got.is_none_or(|g| g.len() == line.len()), "{line}");
+        }
+    }
 }
