@@ -25,23 +25,30 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         }
     }
 
-    /// Inserts or overwrites `key`, making it the newest; evicts the oldest past capacity.
-    /// With capacity 0 nothing is kept.
-    pub(crate) fn insert(&mut self, key: K, value: V) {
+    /// Inserts or overwrites `key`, making it the newest; evicts the oldest past capacity
+    /// and returns what it evicted. With capacity 0 nothing is kept.
+    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<(K, V)> {
         if self.capacity == 0 {
-            return;
+            return Some((key, value));
         }
         self.clock += 1;
         if let Some((_, stamp)) = self.entries.insert(key.clone(), (value, self.clock)) {
             self.by_age.remove(&stamp);
         }
         self.by_age.insert(self.clock, key);
-        while self.entries.len() > self.capacity {
-            let Some((_, oldest)) = self.by_age.pop_first() else {
-                break;
-            };
-            self.entries.remove(&oldest);
+        if self.entries.len() > self.capacity {
+            let (_, oldest) = self.by_age.pop_first()?;
+            let (value, _) = self.entries.remove(&oldest)?;
+            return Some((oldest, value));
         }
+        None
+    }
+
+    pub(crate) fn get_mut<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
+        self.entries.get_mut(key).map(|(value, _)| value)
     }
 
     pub(crate) fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<&V>
@@ -49,20 +56,6 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         K: Borrow<Q>,
     {
         self.entries.get(key).map(|(value, _)| value)
-    }
-
-    /// Takes `key` out; `None` when it was not there.
-    pub(crate) fn remove<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-    {
-        let (value, stamp) = self.entries.remove(key)?;
-        self.by_age.remove(&stamp);
-        Some(value)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
     }
 }
 
@@ -80,11 +73,9 @@ mod tests {
         map.insert("c", 4);
         assert_eq!(map.get("b"), None);
         assert_eq!((map.get("a"), map.get("c")), (Some(&3), Some(&4)));
-        assert_eq!(map.remove("a"), Some(3));
-        assert_eq!(map.remove("a"), None);
-        assert_eq!(map.len(), 1);
+        assert_eq!(map.insert("d", 5), Some(("a", 3)));
         let mut none = Bounded::new(0);
-        none.insert("x", ());
-        assert_eq!(none.len(), 0);
+        assert_eq!(none.insert("x", ()), Some(("x", ())));
+        assert_eq!(none.get("x"), None);
     }
 }

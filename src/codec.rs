@@ -169,8 +169,7 @@ impl FrameDecoder {
             line: self.line,
             offset: self.line_start,
             frame_type: None,
-            request_id: None,
-            buffer_id: None,
+            salvage: None,
             message: format!("line exceeds {} bytes", self.max_frame_len),
         }));
     }
@@ -184,8 +183,7 @@ impl FrameDecoder {
             line: self.line,
             offset: self.line_start + e.at as u64,
             frame_type: e.salvage.frame_type,
-            request_id: e.salvage.request_id,
-            buffer_id: e.salvage.buffer_id,
+            salvage: e.salvage.salvage,
             message: e.message,
         });
         self.decoded.push_back(result);
@@ -198,35 +196,56 @@ struct LineError {
     /// Byte offset within the line.
     at: usize,
     message: String,
-    salvage: Salvage,
+    salvage: Found,
 }
 
-/// What can still be read from a well-formed object whose frame is invalid: enough for a
-/// machine to resolve the request or ack the delivery it belonged to, so a frame that fails
-/// validation neither strands a request until its timeout nor is redelivered forever.
+/// What can still be read from a well-formed object whose frame is invalid.
 #[derive(Default)]
-struct Salvage {
+struct Found {
     frame_type: Option<String>,
-    request_id: Option<RequestId>,
-    buffer_id: Option<BufferId>,
+    salvage: Option<Salvage>,
 }
 
-impl Salvage {
+impl Found {
     fn from_object(value: &serde_json::Value) -> Self {
         let text = |key: &str| match value.get(key) {
             Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(serde_json::Value::Number(n)) if n.is_u64() || n.is_i64() => Some(n.to_string()),
             _ => None,
         };
+        let frame_type = value.get("type").and_then(|t| t.as_str());
+        // The one place a frame type is matched as text: the line did not decode, so there
+        // is no typed frame to match on.
+        let salvage = match frame_type {
+            Some("outbound") => text("requestId").map(|id| Salvage::Outbound(RequestId(id))),
+            Some("outbound_result") => {
+                text("requestId").map(|id| Salvage::OutboundResult(RequestId(id)))
+            }
+            Some("inbound" | "passthrough_forward") => {
+                text("bufferId").map(|id| Salvage::Delivery(BufferId(id)))
+            }
+            _ => None,
+        };
         Self {
-            frame_type: value
-                .get("type")
-                .and_then(|t| t.as_str())
-                .map(str::to_owned),
-            request_id: text("requestId").map(RequestId),
-            buffer_id: text("bufferId").map(BufferId),
+            frame_type: frame_type.map(str::to_owned),
+            salvage,
         }
     }
+}
+
+/// What an undecodable frame still says about the request or delivery it belongs to:
+/// enough for a machine to resolve the request or hand over the delivery, so a frame that
+/// fails validation neither strands a request until its timeout nor is redelivered forever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Salvage {
+    /// An `outbound` that names its `requestId`: answer it with a failure.
+    Outbound(RequestId),
+    /// An `outbound_result` that names its `requestId`: resolve that request.
+    OutboundResult(RequestId),
+    /// An `inbound` or `passthrough_forward` that names its `bufferId`: a buffered
+    /// delivery that must be handed over (and acked) even though its body is unreadable.
+    Delivery(BufferId),
 }
 
 fn decode_line(line: &[u8]) -> Result<Frame, LineError> {
@@ -234,7 +253,7 @@ fn decode_line(line: &[u8]) -> Result<Frame, LineError> {
         kind: DecodeErrorKind::InvalidUtf8,
         at: e.valid_up_to(),
         message: e.to_string(),
-        salvage: Salvage::default(),
+        salvage: Found::default(),
     })?;
     let start = text.len() - text.trim_start().len();
     if !text.trim_start().starts_with('{') {
@@ -243,12 +262,28 @@ fn decode_line(line: &[u8]) -> Result<Frame, LineError> {
                 kind: DecodeErrorKind::NotAnObject,
                 at: start,
                 message: "frame is not a JSON object".to_owned(),
-                salvage: Salvage::default(),
+                salvage: Found::default(),
             },
-            Err(e) => json_error(DecodeErrorKind::InvalidJson, text, &e, Salvage::default()),
+            Err(e) => json_error(DecodeErrorKind::InvalidJson, text, &e, Found::default()),
         });
     }
-    match tagged::from_str::<Frame>(text) {
+    let mut parsed = tagged::from_str::<Frame>(text);
+    // Python's json writes and reads lone surrogate escapes (`"\ud800"`); serde_json
+    // rejects them. Only a line that failed is looked at again: with each replaced by
+    // U+FFFD (same length, so offsets stay true) it is parsed anew, and if it fails still,
+    // it is classified as rewritten, so what it names is salvaged all the same.
+    let fixed = match parsed {
+        Err(_) => replace_lone_surrogates(text),
+        Ok(_) => None,
+    };
+    let text = match &fixed {
+        Some(fixed) => {
+            parsed = tagged::from_str::<Frame>(fixed);
+            fixed.as_str()
+        }
+        None => text,
+    };
+    match parsed {
         Ok(Ok(frame)) => Ok(frame),
         Ok(Err(shape)) => Err(LineError {
             kind: match shape {
@@ -257,23 +292,13 @@ fn decode_line(line: &[u8]) -> Result<Frame, LineError> {
             },
             at: start,
             message: shape.describe("type"),
-            salvage: Salvage::default(),
+            salvage: Found::default(),
         }),
-        Err(e) => {
-            // Python's json writes and reads lone surrogate escapes (`"\ud800"`); serde_json
-            // rejects them. A failed line that has one is parsed again with each replaced by
-            // U+FFFD; if that fails too, the error is the strict parse's, as for any line.
-            if let Some(Ok(Ok(frame))) =
-                replace_lone_surrogates(text).map(|t| tagged::from_str::<Frame>(&t))
-            {
-                return Ok(frame);
-            }
-            Err(classify(text, &e))
-        }
+        Err(e) => Err(classify(text, &e)),
     }
 }
 
-/// The error of a line that failed the strict parse with `e`.
+/// The error of a line that failed to parse with `e`.
 fn classify(text: &str, e: &serde_json::Error) -> LineError {
     // serde stops at the first problem it meets, so its error category says nothing
     // about the line as a whole: a header `["a", "b", "c"]` is "trailing characters"
@@ -285,13 +310,13 @@ fn classify(text: &str, e: &serde_json::Error) -> LineError {
             DecodeErrorKind::InvalidFrame,
             text,
             e,
-            Salvage::from_object(&value),
+            Found::from_object(&value),
         ),
         Err(syntax) => json_error(
             DecodeErrorKind::InvalidJson,
             text,
             &syntax,
-            Salvage::default(),
+            Found::default(),
         ),
     }
 }
@@ -343,7 +368,7 @@ fn json_error(
     kind: DecodeErrorKind,
     text: &str,
     e: &serde_json::Error,
-    salvage: Salvage,
+    salvage: Found,
 ) -> LineError {
     // serde_json counts 1-based columns within the (single) line.
     let at = e.column().saturating_sub(1).min(text.len());
@@ -374,12 +399,9 @@ pub struct DecodeError {
     pub offset: u64,
     /// The frame's `type`, when the line was an object with a string `type`.
     pub frame_type: Option<String>,
-    /// For an invalid frame that still names a `requestId`: the request it answers (or
-    /// asks for), so it can be resolved now rather than time out.
-    pub request_id: Option<RequestId>,
-    /// For an invalid frame that still names a `bufferId`: the delivery, so it can be
-    /// acked (dropped) instead of being redelivered forever.
-    pub buffer_id: Option<BufferId>,
+    /// For an invalid frame that still names its request or delivery: which, so it can
+    /// be resolved or handed over now rather than time out or be redelivered forever.
+    pub salvage: Option<Salvage>,
     /// What was wrong, in words.
     pub message: String,
 }

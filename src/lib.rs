@@ -50,11 +50,15 @@ pub mod discord;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod gateway;
+mod outputs;
 mod pending;
 mod rng;
 pub mod session_key;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transcript;
+mod transmit;
 pub mod url;
 pub mod wire;
+
+pub use transmit::Transmit;

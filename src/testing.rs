@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::connector::{
-    ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore, MemoryStore,
+    self, ConnectorCommand, ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore,
+    MemoryStore,
 };
-use crate::gateway::{ConnectionCommand, GatewayEvent, RelayMachine};
+use crate::gateway::{self, ConnectionCommand, GatewayEvent, RelayMachine};
 use crate::transcript::Transcript;
 use crate::wire::{ActionResult, CapabilityDescriptor};
 
@@ -85,6 +86,8 @@ pub struct Pair<S: DeliveryStore = MemoryStore> {
     /// Every connector event so far, in order.
     pub connector_events: Vec<ConnectorEvent>,
     wire: VecDeque<(Instant, Side, Bytes)>,
+    /// Frames one side wrote in the current pass, not yet on the wire.
+    staged: Vec<Bytes>,
     responses: u64,
 }
 
@@ -106,6 +109,7 @@ impl<S: DeliveryStore> Pair<S> {
             gateway_events: Vec::new(),
             connector_events: Vec::new(),
             wire: VecDeque::new(),
+            staged: Vec::new(),
             responses: 0,
         }
     }
@@ -162,26 +166,25 @@ impl<S: DeliveryStore> Pair<S> {
         }
     }
 
-    /// One round: the gateway's commands and frames, the connector's frames and close,
-    /// both sides' events, then the messages due now. `false` when nothing moved.
+    /// One round: the gateway's outputs in order, then the connector's, then the messages
+    /// due now. `false` when nothing moved.
     fn step(&mut self) -> bool {
-        // Frames written before a command (an ack before a close) go on the wire first.
-        let mut moved = self.collect(Side::ToConnector);
-        while let Some(command) = self.gateway.poll_command() {
+        let mut moved = false;
+        while let Some(output) = self.gateway.poll_output() {
             moved = true;
-            self.transcript
-                .note(self.now, "gw", format_args!("{command:?}"));
-            self.on_gateway_command(command);
+            self.transcript.gateway_output(self.now, &output);
+            match output {
+                gateway::Output::Transmit(line) => self.staged.push(line.into_bytes()),
+                gateway::Output::Command(command) => {
+                    // Frames written before a command (an ack before a close) go first.
+                    self.flush(Side::ToConnector);
+                    self.on_gateway_command(command);
+                }
+                gateway::Output::Event(event) => self.gateway_events.push(event),
+            }
         }
-        moved |= self.collect(Side::ToConnector);
-        while let Some(event) = self.gateway.poll_event() {
-            moved = true;
-            self.transcript
-                .note(self.now, "gw", format_args!("event {event}"));
-            self.gateway_events.push(event);
-        }
+        self.flush(Side::ToConnector);
         moved |= self.connector_round();
-        moved |= self.collect(Side::ToGateway);
         moved |= self.deliver_due();
         moved
     }
@@ -215,83 +218,58 @@ impl<S: DeliveryStore> Pair<S> {
         }
     }
 
-    /// Handles connector events as the application and returns whether anything moved.
+    /// Plays the connector application and its driver; returns whether anything moved.
     fn connector_round(&mut self) -> bool {
-        let Some(connector) = self.connector.as_mut() else {
-            return false;
-        };
         let mut moved = false;
-        while let Some(event) = connector.poll_event() {
+        while let Some(output) = self.connector.as_mut().and_then(|c| c.poll_output()) {
             moved = true;
-            self.transcript
-                .note(self.now, "conn", format_args!("event {event}"));
-            match &event {
-                ConnectorEvent::Hello { identity, .. } if self.app.auto_descriptor => {
-                    let descriptor =
-                        CapabilityDescriptor::new(identity.platform.clone(), &identity.platform);
-                    let _ = connector.send_descriptor(self.now, descriptor);
+            self.transcript.connector_output(self.now, &output);
+            match output {
+                connector::Output::Transmit(line) => self.staged.push(line.into_bytes()),
+                connector::Output::Event(event) => {
+                    self.answer(&event);
+                    self.connector_events.push(event);
                 }
-                ConnectorEvent::Outbound { request_id, .. } if self.app.auto_respond => {
-                    self.responses += 1;
-                    let result = ActionResult::ok_with_message(format!("m-{}", self.responses));
-                    let _ = connector.respond(self.now, request_id, result);
+                connector::Output::Command(ConnectorCommand::Close { code, reason }) => {
+                    self.flush(Side::ToGateway);
+                    self.deliver_all(Side::ToGateway);
+                    if let Some(connector) = self.connector.take() {
+                        self.store = Some(connector.into_store());
+                    }
+                    self.gateway.on_closed(self.now, Some(code), &reason);
                 }
-                ConnectorEvent::Hello { .. }
-                | ConnectorEvent::Outbound { .. }
-                | ConnectorEvent::Interrupt { .. }
-                | ConnectorEvent::Acked(_)
-                | ConnectorEvent::WentIdle
-                | ConnectorEvent::WakeNeeded
-                | ConnectorEvent::Diagnostic(_) => {}
             }
-            self.connector_events.push(event);
         }
-        let close = connector.poll_close();
-        if let Some(close) = close {
-            moved = true;
-            self.collect(Side::ToGateway);
-            self.deliver_all(Side::ToGateway);
-            if let Some(connector) = self.connector.take() {
-                self.store = Some(connector.into_store());
-            }
-            self.transcript.note(
-                self.now,
-                "conn",
-                format_args!("close {} {:?}", close.code, close.reason),
-            );
-            self.gateway
-                .on_closed(self.now, Some(close.code), &close.reason);
-        }
+        self.flush(Side::ToGateway);
         moved
     }
 
-    /// Moves one side's written frames onto the wire, cut and merged per the knobs.
-    fn collect(&mut self, side: Side) -> bool {
-        let mut frames = Vec::new();
-        match side {
-            Side::ToConnector => {
-                while let Some(bytes) = self.gateway.poll_transmit() {
-                    frames.push(bytes);
-                }
-            }
-            Side::ToGateway => {
-                if let Some(connector) = self.connector.as_mut() {
-                    while let Some(bytes) = connector.poll_transmit() {
-                        frames.push(bytes);
-                    }
-                }
-            }
-        }
-        if frames.is_empty() {
-            return false;
-        }
-        let label = match side {
-            Side::ToConnector => "gw→conn",
-            Side::ToGateway => "conn→gw",
+    /// What the harness answers as the connector application.
+    fn answer(&mut self, event: &ConnectorEvent) {
+        let Some(connector) = self.connector.as_mut() else {
+            return;
         };
-        for frame in &frames {
-            self.transcript.frame(self.now, label, frame);
+        match event {
+            ConnectorEvent::Hello { identity, .. } if self.app.auto_descriptor => {
+                let descriptor =
+                    CapabilityDescriptor::new(identity.platform.clone(), &identity.platform);
+                let _ = connector.send_descriptor(self.now, descriptor);
+            }
+            ConnectorEvent::Outbound { request_id, .. } if self.app.auto_respond => {
+                self.responses += 1;
+                let result = ActionResult::ok_with_message(format!("m-{}", self.responses));
+                let _ = connector.respond(self.now, request_id, result);
+            }
+            _ => {}
         }
+    }
+
+    /// Moves the frames one side wrote onto the wire, cut and merged per the knobs.
+    fn flush(&mut self, side: Side) {
+        if self.staged.is_empty() {
+            return;
+        }
+        let frames = std::mem::take(&mut self.staged);
         let messages = if self.knobs.coalesce {
             vec![Bytes::from(frames.concat())]
         } else {
@@ -307,7 +285,6 @@ impl<S: DeliveryStore> Pair<S> {
             }
             self.wire.push_back((at, side, rest));
         }
-        true
     }
 
     fn deliver_due(&mut self) -> bool {

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::connector::{ConnectorDiagnostic, ConnectorEvent};
-use crate::gateway::{ConnectionCommand, Diagnostic, GatewayEvent, RelayMachine};
+use crate::connector::{self, ConnectorCommand, ConnectorDiagnostic, ConnectorEvent};
+use crate::gateway::{self, ConnectionCommand, Diagnostic, GatewayEvent, RelayMachine};
 
 /// Collects the lines of a run.
 #[derive(Debug, Clone)]
@@ -44,32 +44,39 @@ impl Transcript {
         self.note(now, direction, render_frame(bytes));
     }
 
-    /// Records everything `gateway` has queued (commands, frames, events) and drains it,
-    /// labelling frames `gw→conn`.
-    pub fn drain_gateway(&mut self, now: Instant, gateway: &mut RelayMachine) {
-        while let Some(command) = gateway.poll_command() {
-            self.note(now, "gw", render_command(&command));
+    /// Records one gateway output without consuming it: frames labelled `gw→conn`,
+    /// commands and events `gw`.
+    pub fn gateway_output(&mut self, now: Instant, output: &gateway::Output) {
+        match output {
+            gateway::Output::Transmit(t) => self.frame(now, "gw→conn", t.as_bytes()),
+            gateway::Output::Command(c) => self.note(now, "gw", render_command(c)),
+            gateway::Output::Event(e) => self.note(now, "gw", render_gateway_event(now, e)),
         }
-        while let Some(bytes) = gateway.poll_transmit() {
-            self.frame(now, "gw→conn", &bytes);
+    }
+
+    /// Records one connector output without consuming it: frames labelled `conn→gw`,
+    /// commands and events `conn`.
+    pub fn connector_output(&mut self, now: Instant, output: &connector::Output) {
+        match output {
+            connector::Output::Transmit(t) => self.frame(now, "conn→gw", t.as_bytes()),
+            connector::Output::Command(ConnectorCommand::Close { code, reason }) => {
+                self.note(now, "conn", format_args!("close {code} {reason:?}"))
+            }
+            connector::Output::Event(e) => self.note(now, "conn", format_args!("event {e}")),
         }
-        while let Some(event) = gateway.poll_event() {
-            // Deadlines are absolute instants; a transcript shows them as delays.
-            let line = if let GatewayEvent::Reconnecting { at, purpose } = &event {
-                format!(
-                    "event Reconnecting in {}ms ({purpose:?})",
-                    at.saturating_duration_since(now).as_millis()
-                )
-            } else if let GatewayEvent::RedialHeld { until } = &event {
-                format!(
-                    "event RedialHeld for {}ms",
-                    until.saturating_duration_since(now).as_millis()
-                )
-            } else {
-                format!("event {event}")
-            };
-            self.note(now, "gw", line);
+    }
+
+    /// Takes every output `gateway` has, records each in order, and returns them.
+    pub fn drain_gateway(
+        &mut self,
+        now: Instant,
+        gateway: &mut RelayMachine,
+    ) -> Vec<gateway::Output> {
+        let outputs: Vec<_> = std::iter::from_fn(|| gateway.poll_output()).collect();
+        for output in &outputs {
+            self.gateway_output(now, output);
         }
+        outputs
     }
 
     /// The transcript, one line per entry, times right-aligned.
@@ -131,6 +138,21 @@ fn render_command(command: &ConnectionCommand) -> String {
     }
 }
 
+fn render_gateway_event(now: Instant, event: &GatewayEvent) -> String {
+    // Deadlines are absolute instants; a transcript shows them as delays.
+    match event {
+        GatewayEvent::Reconnecting { at, purpose } => format!(
+            "event Reconnecting in {}ms ({purpose:?})",
+            at.saturating_duration_since(now).as_millis()
+        ),
+        GatewayEvent::RedialHeld { until } => format!(
+            "event RedialHeld for {}ms",
+            until.saturating_duration_since(now).as_millis()
+        ),
+        other => format!("event {other}"),
+    }
+}
+
 impl fmt::Display for GatewayEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -187,6 +209,12 @@ impl fmt::Display for GatewayEvent {
             GatewayEvent::RedialHeld { .. } => write!(f, "RedialHeld"),
             GatewayEvent::Revoked { reason } => write!(f, "Revoked {reason:?}"),
             GatewayEvent::Closed => write!(f, "Closed"),
+            GatewayEvent::Undeliverable { buffer_id, error } => {
+                write!(f, "Undeliverable buffer={buffer_id} {error}")
+            }
+            GatewayEvent::InterruptNotSent { session_key } => {
+                write!(f, "InterruptNotSent {session_key}")
+            }
             GatewayEvent::Diagnostic(Diagnostic::Decode(e)) => write!(f, "Diagnostic {e}"),
             GatewayEvent::Diagnostic(d) => write!(f, "Diagnostic {d:?}"),
         }

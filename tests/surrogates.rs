@@ -7,8 +7,8 @@
     clippy::wildcard_enum_match_arm
 )]
 
-use relay_machine::codec::{DecodeError, DecodeErrorKind, FrameDecoder};
-use relay_machine::wire::{Frame, OutboundAction};
+use relay_machine::codec::{DecodeError, DecodeErrorKind, FrameDecoder, Salvage};
+use relay_machine::wire::{BufferId, Frame, OutboundAction, RequestId};
 
 /// Decodes one line: exactly one item.
 fn decode(line: &str) -> Result<Frame, DecodeError> {
@@ -156,30 +156,29 @@ fn last(line: &str, needle: &str) -> u64 {
 }
 
 #[test]
-fn a_line_bad_for_another_reason_is_still_an_error() {
-    // The error is the strict parse's, as if there were no fallback: serde_json stops at the
-    // surrogate, so the line reads as invalid JSON there.
+fn a_line_bad_for_another_reason_is_still_an_error_and_salvaged() {
+    // Classified as the rewritten line (same length, so offsets are the line's own): a
+    // mistyped field is an invalid frame, not invalid JSON at the surrogate.
     let l = r#"{"type":"inbound","event":{"text":"a\udc00b","message_id":5}}"#;
-    let e = error(l);
-    assert_eq!(
-        (e.kind, e.offset),
-        (DecodeErrorKind::InvalidJson, last(l, r"\udc00"))
-    );
-    let l = r#"{"type":"inbound","event":{"message_id":5,"text":"\udc00"}}"#;
-    let e = error(l);
-    assert_eq!(
-        (e.kind, e.offset),
-        (DecodeErrorKind::InvalidJson, last(l, r"\udc00"))
-    );
+    assert_eq!(error(l).kind, DecodeErrorKind::InvalidFrame);
     // Not JSON at all after the surrogate.
     let l = r#"{"type":"hello","platform":"\ud800","botId":"b""#;
     assert_eq!(error(l).kind, DecodeErrorKind::InvalidJson);
-    // A required field missing.
+    // A required field missing: still an outbound whose requestId is readable, so the
+    // connector can answer it.
     let l = r#"{"type":"outbound","requestId":"r1","action":{"op":"send","content":"\ud800"}}"#;
-    assert_eq!(error(l).kind, DecodeErrorKind::InvalidJson);
+    let e = error(l);
+    assert_eq!(e.kind, DecodeErrorKind::InvalidFrame);
+    assert_eq!(e.salvage, Some(Salvage::Outbound(RequestId::from("r1"))));
+    // A buffered inbound whose body is bad names its delivery.
+    let l = r#"{"type":"inbound","bufferId":"b-9","event":{"text":"\ud800","source":7}}"#;
+    assert_eq!(
+        error(l).salvage,
+        Some(Salvage::Delivery(BufferId::from("b-9")))
+    );
     // No `type`.
     let l = r#"{"text":"\ud800"}"#;
-    assert_eq!(error(l).kind, DecodeErrorKind::InvalidJson);
+    assert_eq!(error(l).kind, DecodeErrorKind::MissingType);
 }
 
 #[test]

@@ -5,11 +5,12 @@ mod store;
 use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
-use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::budget::{DiagnosticBudget, INPUT_SLICE};
-use crate::codec::{self, DEFAULT_MAX_FRAME_LEN, DecodeError, FrameDecoder};
+use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError, FrameDecoder, Salvage};
+use crate::outputs::{Carries, Item, Queue};
+use crate::transmit::Transmit;
 use crate::wire::{
     ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Hello, Inbound,
     InterruptInbound, MessageEvent, Outbound, OutboundAction, OutboundResult, PassthroughForward,
@@ -164,23 +165,48 @@ pub enum ConnectorError {
     NotAnnounced(String),
 }
 
-/// A request to close the socket.
+/// An instruction for the driver about the socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Close {
-    /// WebSocket close code.
-    pub code: u16,
-    /// Close reason.
-    pub reason: String,
+#[non_exhaustive]
+pub enum ConnectorCommand {
+    /// Close the socket with this code and reason (every frame before it is written
+    /// first), then wait for the peer's close frame or the socket's end.
+    Close {
+        /// WebSocket close code.
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
 }
+
+/// One output of a [`ConnectorMachine`], in the order the machine produced it. Carry each
+/// out before taking the next.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "every output must be carried out, in order"]
+#[non_exhaustive]
+pub enum Output {
+    /// Write this line as one WebSocket text message.
+    Transmit(Transmit),
+    /// Close the socket, after writing every frame before it.
+    Command(ConnectorCommand),
+    /// Hand this to the application. It may call commands, which queue more outputs.
+    Event(ConnectorEvent),
+}
+
+/// The connector has one connection per machine; its outputs are tagged with this.
+const CONNECTION: u64 = 0;
 
 /// The connector side of one gateway connection, as a pure state machine.
 ///
-/// Same run-loop contract as [`RelayMachine`](crate::gateway::RelayMachine): feed one input
-/// (`handle_input` with a WebSocket message's payload, or a command), then drain
-/// [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event) and
-/// [`poll_close`](Self::poll_close) until all are empty — answering an event (a
-/// descriptor, a response) queues more output. It reads no clock; `now` is accepted for
-/// symmetry and future timers, and must be monotonic.
+/// Same run-loop contract as [`RelayMachine`](crate::gateway::RelayMachine): after every
+/// input (`handle_input` with a WebSocket message's payload, or a command), take
+/// [`poll_output`](Self::poll_output) until `None` and carry out each output in order:
+/// write a transmit, close on a command, hand an event to the application (which answers
+/// with commands such as [`send_descriptor`](Self::send_descriptor) or
+/// [`respond`](Self::respond), queuing more outputs). Frames queued before a close are
+/// written before it. When the socket ends, report [`on_closed`](Self::on_closed): what was
+/// not taken is discarded, never written anywhere else. It reads no clock; `now` is
+/// accepted for symmetry and future timers, and must be monotonic.
 ///
 /// The durable buffer is the application's [`DeliveryStore`]; the machine owns it for the
 /// connection's lifetime and hands it back with [`into_store`](Self::into_store), so the
@@ -188,21 +214,24 @@ pub struct Close {
 ///
 /// ```
 /// use std::time::Instant;
-/// use relay_machine::connector::{ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore, MemoryStore, Mode};
+/// use relay_machine::connector::{ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore, MemoryStore, Mode, Output};
 /// use relay_machine::wire::{CapabilityDescriptor, MessageEvent};
 ///
 /// let now = Instant::now();
-/// let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::new());
+/// let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::with_epoch(0));
 /// conn.handle_input(now, b"{\"type\":\"hello\",\"platform\":\"telegram\",\"botId\":\"701\"}\n");
-/// let Some(ConnectorEvent::Hello { identity, .. }) = conn.poll_event() else { panic!() };
+/// let Some(Output::Event(ConnectorEvent::Hello { identity, .. })) = conn.poll_output() else { panic!() };
 /// conn.send_descriptor(now, CapabilityDescriptor::new(identity.platform, "Telegram")).unwrap();
-/// conn.push(now, MessageEvent { text: "hi".into(), ..Default::default() }, Mode::Buffered).unwrap();
-/// let frames: Vec<_> = std::iter::from_fn(|| conn.poll_transmit()).collect();
-/// assert!(frames[1].starts_with(b"{\"type\":\"inbound\""));
-/// assert!(std::str::from_utf8(&frames[1]).unwrap().contains("\"bufferId\":\"b-1\""));
+/// let id = conn.push(now, MessageEvent { text: "hi".into(), ..Default::default() }, Mode::Buffered).unwrap().unwrap();
+/// let frames: Vec<String> = std::iter::from_fn(|| conn.poll_output())
+///     .filter_map(|out| match out { Output::Transmit(t) => Some(t.into_string()), _ => None })
+///     .collect();
+/// assert!(frames[0].starts_with("{\"type\":\"descriptor\""));
+/// assert!(frames[1].starts_with("{\"type\":\"inbound\""));
+/// assert!(frames[1].contains(&format!("\"bufferId\":\"{id}\"")));
 ///
-/// conn.handle_input(now, b"{\"type\":\"inbound_ack\",\"bufferId\":\"b-1\"}\n");
-/// assert!(matches!(conn.poll_event(), Some(ConnectorEvent::Acked(_))));
+/// conn.handle_input(now, format!("{{\"type\":\"inbound_ack\",\"bufferId\":\"{id}\"}}\n").as_bytes());
+/// assert!(matches!(conn.poll_output(), Some(Output::Event(ConnectorEvent::Acked(_)))));
 /// assert_eq!(conn.into_store().unacked_len(), 0);
 /// ```
 #[derive(Debug)]
@@ -221,10 +250,8 @@ pub struct ConnectorMachine<S: DeliveryStore = MemoryStore> {
     woke: bool,
     open_requests: HashSet<RequestId>,
     closed: bool,
-    transmits: VecDeque<Bytes>,
-    events: VecDeque<ConnectorEvent>,
-    close: Option<Close>,
-    /// Caps the diagnostics waiting in `events`.
+    outputs: Queue<ConnectorCommand, ConnectorEvent>,
+    /// Caps the diagnostics waiting in the output queue.
     diagnostics: DiagnosticBudget,
 }
 
@@ -243,33 +270,24 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
             woke: false,
             open_requests: HashSet::new(),
             closed: false,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
-            close: None,
+            outputs: Queue::default(),
             diagnostics: DiagnosticBudget::default(),
         }
     }
 
-    /// The next frame to write as one WebSocket text message.
-    #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.transmits.pop_front()
-    }
-
-    /// The next event for the application.
-    #[must_use]
-    pub fn poll_event(&mut self) -> Option<ConnectorEvent> {
-        let event = self.events.pop_front();
-        if let Some(ConnectorEvent::Diagnostic(_)) = event {
-            self.diagnostics.taken();
-        }
-        event
-    }
-
-    /// A request to close the socket (after writing every queued frame).
-    #[must_use]
-    pub fn poll_close(&mut self) -> Option<Close> {
-        self.close.take()
+    /// The next output, in the order the machine produced it; `None` when there is none.
+    /// Carry it out before taking the next, and take them all after every input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        Some(match self.outputs.pop()? {
+            Item::Transmit { line, .. } => Output::Transmit(line),
+            Item::Command { command, .. } => Output::Command(command),
+            Item::Event(event) => {
+                if let ConnectorEvent::Diagnostic(_) = event {
+                    self.diagnostics.taken();
+                }
+                Output::Event(event)
+            }
+        })
     }
 
     /// The identities announced so far, in order; the first is the session default.
@@ -318,18 +336,17 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
             }
         }
         if let Some(count) = self.diagnostics.take_suppressed() {
-            self.events
-                .push_back(ConnectorEvent::Diagnostic(ConnectorDiagnostic::Suppressed(
-                    count,
-                )));
+            self.event(ConnectorEvent::Diagnostic(ConnectorDiagnostic::Suppressed(
+                count,
+            )));
         }
     }
 
-    /// The socket ended. Nothing more is written; unacked buffered deliveries stay in the
-    /// store for the next connection.
+    /// The socket ended. Nothing more is written: outputs not yet taken are discarded, and
+    /// unacked buffered deliveries stay in the store for the next connection.
     pub fn on_closed(&mut self, _now: Instant) {
         self.closed = true;
-        self.transmits.clear();
+        self.outputs.discard(CONNECTION);
     }
 
     /// Answers a `hello` with the platform's capabilities. The first descriptor completes
@@ -426,10 +443,11 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
             return;
         }
         self.closed = true;
-        self.close = Some(Close {
+        let close = ConnectorCommand::Close {
             code,
             reason: reason.to_owned(),
-        });
+        };
+        self.outputs.command(Some(CONNECTION), close);
     }
 
     fn deliver(
@@ -446,7 +464,7 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
         let id = self.store.append(delivery);
         if self.idle {
             if !std::mem::replace(&mut self.woke, true) {
-                self.events.push_back(ConnectorEvent::WakeNeeded);
+                self.event(ConnectorEvent::WakeNeeded);
             }
         } else {
             self.fill_window();
@@ -482,14 +500,14 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
                     self.in_window.remove(i);
                 }
                 if self.store.ack(&ack.buffer_id) {
-                    self.events.push_back(ConnectorEvent::Acked(ack.buffer_id));
+                    self.event(ConnectorEvent::Acked(ack.buffer_id));
                     self.fill_window();
                 } else {
                     self.diagnostic(ConnectorDiagnostic::UnknownAck(ack.buffer_id));
                 }
             }
             Frame::Outbound(outbound) => self.on_outbound(outbound),
-            Frame::Interrupt(i) => self.events.push_back(ConnectorEvent::Interrupt {
+            Frame::Interrupt(i) => self.event(ConnectorEvent::Interrupt {
                 session_key: i.session_key,
                 reason: i.reason,
             }),
@@ -497,7 +515,7 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
                 self.idle = true;
                 self.woke = false;
                 self.transmit(&Frame::GoingIdleAck);
-                self.events.push_back(ConnectorEvent::WentIdle);
+                self.event(ConnectorEvent::WentIdle);
             }
             other @ (Frame::Descriptor(_)
             | Frame::Inbound(_)
@@ -517,11 +535,10 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
     /// `invalid_action` failure, so the gateway's request resolves now (definitely not
     /// executed) instead of timing out as ambiguous.
     fn on_bad_frame(&mut self, e: DecodeError) {
-        let unanswerable = e.frame_type.as_deref() == Some("outbound");
-        if let Some(id) = e
-            .request_id
+        if let Some(Salvage::Outbound(id)) = e
+            .salvage
             .clone()
-            .filter(|id| unanswerable && !self.open_requests.contains(id))
+            .filter(|s| !matches!(s, Salvage::Outbound(id) if self.open_requests.contains(id)))
         {
             let error = format!("invalid outbound: {}", e.message);
             self.transmit(&Frame::OutboundResult(OutboundResult {
@@ -542,7 +559,7 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
             bot_id: hello.bot_id,
         };
         self.identities.push(identity.clone());
-        self.events.push_back(ConnectorEvent::Hello {
+        self.event(ConnectorEvent::Hello {
             identity,
             command_manifest: hello.command_manifest,
         });
@@ -588,7 +605,7 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
             return self.diagnostic(ConnectorDiagnostic::TooManyRequests(request_id));
         }
         self.open_requests.insert(request_id.clone());
-        self.events.push_back(ConnectorEvent::Outbound {
+        self.event(ConnectorEvent::Outbound {
             request_id,
             action,
             identity,
@@ -605,13 +622,18 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
 
     fn diagnostic(&mut self, diagnostic: ConnectorDiagnostic) {
         if self.diagnostics.admit() {
-            self.events
-                .push_back(ConnectorEvent::Diagnostic(diagnostic));
+            self.event(ConnectorEvent::Diagnostic(diagnostic));
         }
     }
 
+    fn event(&mut self, event: ConnectorEvent) {
+        self.outputs.event(event);
+    }
+
     fn transmit(&mut self, frame: &Frame) {
-        self.transmits.push_back(codec::encode(frame));
+        if !self.closed {
+            self.outputs.transmit(CONNECTION, frame, Carries::Nothing);
+        }
     }
 }
 

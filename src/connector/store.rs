@@ -33,10 +33,14 @@ pub trait DeliveryStore {
 }
 
 /// An in-memory [`DeliveryStore`]: for tests, demos, and connectors whose buffer need not
-/// survive a restart. Ids are `b-1`, `b-2`, ... Acked entries at the head are dropped, so
-/// memory follows the unacked span.
-#[derive(Debug, Default)]
+/// survive a restart. Ids are `b-<epoch>-1`, `b-<epoch>-2`, ... where the epoch is random
+/// per store ([`new`](Self::new)), so that two stores (a restarted connector's, say) never
+/// mint the same id for different deliveries: a gateway remembers ids it has seen. Acked
+/// entries at the head are dropped, so memory follows the unacked span.
+#[derive(Debug)]
 pub struct MemoryStore {
+    /// Hex prefix that makes this store's ids its own.
+    epoch: String,
     /// Sequence number of the first entry of `entries`.
     base: u64,
     entries: VecDeque<(BufferId, Option<Delivery>)>,
@@ -44,10 +48,33 @@ pub struct MemoryStore {
     unacked: usize,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store with a random epoch (from the standard library's per-process
+    /// random hashing keys, the crate's only use of operating-system randomness).
     pub fn new() -> Self {
-        Self::default()
+        use std::hash::{BuildHasher, Hasher};
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Self::with_epoch(random & 0xffff_ffff)
+    }
+
+    /// An empty store whose ids are `b-<epoch in hex>-<n>`: for tests that need the same
+    /// ids on every run.
+    pub fn with_epoch(epoch: u64) -> Self {
+        Self {
+            epoch: format!("{epoch:x}"),
+            base: 0,
+            entries: VecDeque::new(),
+            seq_of: HashMap::new(),
+            unacked: 0,
+        }
     }
 
     fn index_of(&self, id: &BufferId) -> Option<usize> {
@@ -59,7 +86,7 @@ impl MemoryStore {
 impl DeliveryStore for MemoryStore {
     fn append(&mut self, delivery: Delivery) -> BufferId {
         let seq = self.base + self.entries.len() as u64;
-        let id = BufferId(format!("b-{}", seq + 1));
+        let id = BufferId(format!("b-{}-{}", self.epoch, seq + 1));
         self.seq_of.insert(id.clone(), seq);
         self.entries.push_back((id.clone(), Some(delivery)));
         self.unacked += 1;

@@ -7,9 +7,9 @@ use std::time::Instant;
 use arbitrary::{Arbitrary, Unstructured};
 
 use super::{decode_all, transmitted_frame};
-use crate::codec::encode;
+use crate::codec::{Salvage, encode};
 use crate::connector::{
-    ConnectorConfig, ConnectorDiagnostic, ConnectorEvent, ConnectorMachine, DeliveryStore,
+    Output, ConnectorConfig, ConnectorDiagnostic, ConnectorEvent, ConnectorMachine, DeliveryStore,
     MemoryStore, Mode,
 };
 use crate::wire::{
@@ -103,6 +103,8 @@ struct ConnectionModel {
     /// Buffered deliveries written on this connection, in order.
     sent: Vec<BufferId>,
     closed: bool,
+    /// The driver took this connection's `Close`: nothing of it may follow.
+    close_taken: bool,
 }
 
 struct Model {
@@ -154,7 +156,7 @@ pub fn connector_ops(data: &[u8]) {
         acked: BTreeSet::new(),
         delivered: Vec::new(),
     };
-    let mut machine = ConnectorMachine::new(config, MemoryStore::new());
+    let mut machine = ConnectorMachine::new(config, MemoryStore::with_epoch(0));
     for _ in 0..MAX_OPS {
         let Ok(op) = Op::arbitrary(&mut u) else {
             break;
@@ -276,7 +278,10 @@ impl Model {
         for item in decode_all(stream, self.config.max_frame_len) {
             let id = match item {
                 Ok(Frame::Outbound(outbound)) => Some(outbound.request_id),
-                Err(e) if e.frame_type.as_deref() == Some("outbound") => e.request_id,
+                Err(e) => match e.salvage {
+                    Some(Salvage::Outbound(id)) => Some(id),
+                    _ => None,
+                },
                 _ => None,
             };
             if let Some(id) = id {
@@ -349,44 +354,61 @@ impl Model {
     }
 
     fn drain(&mut self, machine: &mut ConnectorMachine<MemoryStore>) {
-        while let Some(line) = machine.poll_transmit() {
-            match transmitted_frame(&line) {
-                Frame::OutboundResult(result) => {
-                    let id = result.request_id;
-                    let answered = self.conn.answered.entry(id.clone()).or_default();
-                    *answered += 1;
-                    let fed = self.conn.fed.get(&id).copied().unwrap_or(0);
+        while let Some(output) = machine.poll_output() {
+            match output {
+                Output::Transmit(line) => {
                     assert!(
-                        *answered <= fed,
-                        "{answered} results for {id}, asked {fed} times"
+                        !self.conn.close_taken,
+                        "a frame was polled after its connection's close"
                     );
+                    self.on_transmit(transmitted_frame(line.as_bytes()));
                 }
-                Frame::Inbound(inbound) => self.on_delivery(inbound.buffer_id),
-                Frame::PassthroughForward(p) => self.on_delivery(p.buffer_id),
-                _ => {}
+                Output::Event(event) => self.on_event(event),
+                Output::Command(_) => {
+                    assert!(!self.conn.close_taken, "two closes for one connection");
+                    self.conn.close_taken = true;
+                }
             }
         }
-        while let Some(event) = machine.poll_event() {
-            match event {
-                ConnectorEvent::Outbound { request_id, .. } => {
-                    assert!(
-                        !self.conn.open.contains(&request_id),
-                        "{request_id} handed out twice while open"
-                    );
-                    self.conn.open.push(request_id);
-                }
-                ConnectorEvent::Acked(id) => {
-                    assert!(self.appended.contains(&id), "acked {id}, never appended");
-                    assert!(self.acked.insert(id.clone()), "{id} acked twice");
-                }
-                ConnectorEvent::Diagnostic(ConnectorDiagnostic::TooManyRequests(_)) => {
-                    assert!(self.conn.open.len() >= self.config.max_open_requests);
-                }
-                _ => {}
-            }
-        }
-        let _ = machine.poll_close();
         self.check(machine);
+    }
+
+    fn on_transmit(&mut self, frame: Frame) {
+        match frame {
+            Frame::OutboundResult(result) => {
+                let id = result.request_id;
+                let answered = self.conn.answered.entry(id.clone()).or_default();
+                *answered += 1;
+                let fed = self.conn.fed.get(&id).copied().unwrap_or(0);
+                assert!(
+                    *answered <= fed,
+                    "{answered} results for {id}, asked {fed} times"
+                );
+            }
+            Frame::Inbound(inbound) => self.on_delivery(inbound.buffer_id),
+            Frame::PassthroughForward(p) => self.on_delivery(p.buffer_id),
+            _ => {}
+        }
+    }
+
+    fn on_event(&mut self, event: ConnectorEvent) {
+        match event {
+            ConnectorEvent::Outbound { request_id, .. } => {
+                assert!(
+                    !self.conn.open.contains(&request_id),
+                    "{request_id} handed out twice while open"
+                );
+                self.conn.open.push(request_id);
+            }
+            ConnectorEvent::Acked(id) => {
+                assert!(self.appended.contains(&id), "acked {id}, never appended");
+                assert!(self.acked.insert(id.clone()), "{id} acked twice");
+            }
+            ConnectorEvent::Diagnostic(ConnectorDiagnostic::TooManyRequests(_)) => {
+                assert!(self.conn.open.len() >= self.config.max_open_requests);
+            }
+            _ => {}
+        }
     }
 
     fn on_delivery(&mut self, id: Option<BufferId>) {
@@ -463,7 +485,7 @@ impl Model {
             command_manifest: None,
         }));
         machine.handle_input(self.now, &hello);
-        while machine.poll_event().is_some() {}
+        while machine.poll_output().is_some() {}
         assert!(
             machine
                 .send_descriptor(self.now, CapabilityDescriptor::new("discord", "Discord"))
@@ -472,8 +494,11 @@ impl Model {
         let mut received = Vec::new();
         for _ in 0..=pending.len() {
             let mut acks = Vec::new();
-            while let Some(line) = machine.poll_transmit() {
-                let id = match transmitted_frame(&line) {
+            while let Some(output) = machine.poll_output() {
+                let Output::Transmit(line) = output else {
+                    continue;
+                };
+                let id = match transmitted_frame(line.as_bytes()) {
                     Frame::Inbound(inbound) => inbound.buffer_id,
                     Frame::PassthroughForward(p) => p.buffer_id,
                     _ => None,
@@ -489,9 +514,13 @@ impl Model {
                 break;
             }
             machine.handle_input(self.now, &acks);
-            while machine.poll_event().is_some() {}
         }
-        let seq = |id: &BufferId| id.0.trim_start_matches("b-").parse::<u64>().unwrap_or(0);
+        let seq = |id: &BufferId| {
+            id.0.rsplit('-')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         let mut expected = pending;
         expected.sort_by_key(seq);
         assert_eq!(received, expected, "the last connection's replay");

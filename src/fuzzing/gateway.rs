@@ -2,7 +2,7 @@
 //! a [`RelayMachine`], driven the way a driver would, with the machine's promises checked
 //! after every step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -11,7 +11,7 @@ use super::transmitted_frame;
 use crate::codec::encode;
 use crate::gateway::{
     BackoffConfig, ConnectionCommand, GatewayConfig, GatewayEvent, GatewayState, Identity,
-    MAX_IDENTITIES, RelayMachine,
+    MAX_IDENTITIES, Output, RelayMachine, RequestFailure,
 };
 use crate::wire::{
     ActionResult, BufferId, CapabilityDescriptor, Descriptor, FollowUpAction, Frame, Hello,
@@ -71,7 +71,7 @@ impl Setup {
             disconnect_budget: ms(self.budget_ms),
             max_in_flight: usize::from(self.max_in_flight % 8) + 1,
             max_frame_len: usize::from(self.max_frame_len % 2048) + 1,
-            max_unacked: usize::from(self.max_unacked % 8),
+            delivery_memory: usize::from(self.max_unacked % 8),
             route_capacity: usize::from(self.route_capacity % 8),
             auto_ack: self.auto_ack,
             reconnect: self.reconnect,
@@ -82,7 +82,6 @@ impl Setup {
                 dormant_cadence: ms(self.dormant_ms),
                 hold_cap: ms(self.hold_ms),
             },
-            seed: self.seed,
         }
     }
 }
@@ -164,6 +163,12 @@ struct Model {
     deliveries: Vec<BufferId>,
     last_generation: u64,
     terminal: Option<GatewayState>,
+    /// The driver holds an open socket that no `Close` or report ended: frames may come.
+    writable: bool,
+    /// Requests whose `outbound` the driver took to write.
+    written: BTreeSet<RequestId>,
+    /// The terminal event was taken: nothing may follow it.
+    terminal_event: bool,
 }
 
 /// Operation sequences on a [`RelayMachine`].
@@ -192,7 +197,7 @@ pub fn gateway_ops(data: &[u8]) {
         return;
     };
     let config = setup.config();
-    let Ok(mut gw) = RelayMachine::new(config.clone()) else {
+    let Ok(mut gw) = RelayMachine::new(config.clone(), setup.seed) else {
         panic!("a valid config was refused: {config:?}");
     };
     // The virtual clock's origin; only differences from it matter.
@@ -205,6 +210,9 @@ pub fn gateway_ops(data: &[u8]) {
         deliveries: Vec::new(),
         last_generation: 0,
         terminal: None,
+        writable: false,
+        written: BTreeSet::new(),
+        terminal_event: false,
     };
     for _ in 0..MAX_OPS {
         let Ok(op) = Op::arbitrary(&mut u) else {
@@ -225,7 +233,11 @@ impl Model {
                     assert!(result.is_err(), "connect succeeded on a terminal machine");
                 }
             }
-            Op::Connected => gw.on_connected(now),
+            Op::Connected => {
+                let dialing = gw.state() == GatewayState::Dialing;
+                gw.on_connected(now);
+                self.writable |= dialing;
+            }
             Op::DialFailed => gw.on_dial_failed(now, "refused"),
             Op::Closed(close) => {
                 let (code, reason) = match close {
@@ -236,6 +248,7 @@ impl Model {
                     Close::Other(code) => (Some(code), ""),
                 };
                 gw.on_closed(now, code, reason);
+                self.writable = false;
             }
             Op::Peer(frames, cut) => {
                 let mut stream = Vec::new();
@@ -484,51 +497,73 @@ impl Model {
     /// Drains every output, checking each; `true` when there was any.
     fn drain(&mut self, gw: &mut RelayMachine) -> bool {
         let mut any = false;
-        while let Some(command) = gw.poll_command() {
+        while let Some(output) = gw.poll_output() {
             any = true;
-            if let ConnectionCommand::Dial { generation, .. } = command {
-                assert!(self.terminal.is_none(), "a terminal machine dialled");
-                assert!(
-                    generation > self.last_generation,
-                    "dial generation went back"
-                );
-                self.last_generation = generation;
-            }
-        }
-        while let Some(line) = gw.poll_transmit() {
-            any = true;
-            transmitted_frame(&line);
-        }
-        while let Some(event) = gw.poll_event() {
-            any = true;
-            match event {
-                GatewayEvent::Response { id, result } => {
-                    let count = self
-                        .requests
-                        .get_mut(&id)
-                        .unwrap_or_else(|| panic!("a response for {id}, never sent"));
-                    *count += 1;
-                    assert_eq!(*count, 1, "request {id} resolved twice");
-                    if let Err(failure) = result {
-                        assert!(
-                            failure.is_ambiguous(),
-                            "a written request failed as {failure}"
-                        );
+            assert!(!self.terminal_event, "{output:?} after the terminal event");
+            match output {
+                Output::Command(command) => self.on_command(command),
+                Output::Transmit(line) => {
+                    assert!(
+                        self.writable,
+                        "a frame polled after its connection's close or the next dial"
+                    );
+                    if let Frame::Outbound(outbound) = transmitted_frame(line.as_bytes()) {
+                        self.written.insert(outbound.request_id);
                     }
                 }
-                GatewayEvent::Inbound {
-                    buffer_id: Some(id),
-                    ..
-                }
-                | GatewayEvent::Passthrough {
-                    buffer_id: Some(id),
-                    ..
-                } => self.deliveries.push(id),
-                _ => {}
+                Output::Event(event) => self.on_event(event),
             }
         }
         self.check(gw);
         any
+    }
+
+    fn on_command(&mut self, command: ConnectionCommand) {
+        // Either ends the socket the driver holds: a close, or a dial for the next one.
+        self.writable = false;
+        if let ConnectionCommand::Dial { generation, .. } = command {
+            assert!(self.terminal.is_none(), "a terminal machine dialled");
+            assert!(
+                generation > self.last_generation,
+                "dial generation went back"
+            );
+            self.last_generation = generation;
+        }
+    }
+
+    fn on_event(&mut self, event: GatewayEvent) {
+        match event {
+            GatewayEvent::Response { id, result } => {
+                let count = self
+                    .requests
+                    .get_mut(&id)
+                    .unwrap_or_else(|| panic!("a response for {id}, never sent"));
+                *count += 1;
+                assert_eq!(*count, 1, "request {id} resolved twice");
+                match result {
+                    Err(RequestFailure::NotWritten) => assert!(
+                        !self.written.contains(&id),
+                        "{id} was written, yet failed as not written"
+                    ),
+                    Err(failure) => assert!(
+                        failure.is_ambiguous(),
+                        "a request that was sent failed as {failure}"
+                    ),
+                    Ok(_) => {}
+                }
+            }
+            GatewayEvent::Inbound {
+                buffer_id: Some(id),
+                ..
+            }
+            | GatewayEvent::Passthrough {
+                buffer_id: Some(id),
+                ..
+            }
+            | GatewayEvent::Undeliverable { buffer_id: id, .. } => self.deliveries.push(id),
+            GatewayEvent::Closed | GatewayEvent::Revoked { .. } => self.terminal_event = true,
+            _ => {}
+        }
     }
 
     fn check(&mut self, gw: &RelayMachine) {
@@ -537,7 +572,7 @@ impl Model {
             "in_flight over the limit"
         );
         assert!(
-            gw.unacked() <= self.config.max_unacked,
+            gw.unacked() <= self.config.delivery_memory,
             "unacked over the limit"
         );
         assert!(

@@ -1,31 +1,33 @@
 //! The gateway role: [`RelayMachine`].
 
 mod backoff;
+mod handed;
 mod routes;
 mod types;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde_json::Value;
 
 use crate::bounded::Bounded;
 use crate::budget::{DiagnosticBudget, INPUT_SLICE};
-use crate::codec::{self, DecodeError, FrameDecoder};
+use crate::codec::{DecodeError, FrameDecoder, Salvage};
+use crate::outputs::{Carries, Item, Queue};
 use crate::pending::Pending;
 use crate::rng::Rng;
 use crate::wire::{
     BufferId, CapabilityDescriptor, Frame, Hello, Inbound, InboundAck, Interrupt, Outbound,
     OutboundAction, OutboundResult, PassthroughFrame, RequestId,
 };
+use handed::{Arrival, Handed};
 
 pub use backoff::BackoffConfig;
 use backoff::Ladder;
 pub use routes::ChatRoute;
 pub use types::{
     AckError, ConfigError, ConnectFailure, ConnectionCommand, Diagnostic, DialPurpose,
-    GatewayConfig, GatewayEvent, GatewayState, Identity, MAX_DURATION, MAX_IDENTITIES,
+    GatewayConfig, GatewayEvent, GatewayState, Identity, MAX_DURATION, MAX_IDENTITIES, Output,
     RequestFailure,
 };
 
@@ -122,8 +124,6 @@ struct Connection {
     decoder: FrameDecoder,
     /// When the first descriptor arrived; `None` while the handshake is open.
     open_since: Option<Instant>,
-    /// Buffered deliveries handed out and not yet acked (bounded, oldest forgotten).
-    unacked: Bounded<BufferId, ()>,
     /// `going_idle` frames written and acks received on this socket. Acks come back in
     /// order, so only the ack that brings the two counts level answers the latest request:
     /// a late ack for an earlier, timed-out request can never satisfy a newer one.
@@ -147,35 +147,58 @@ enum End {
 /// The gateway side of the relay protocol as a pure state machine.
 ///
 /// It owns no socket, clock, thread or random source. The driver feeds it what happened
-/// and carries out what it asks for, in this loop:
+/// and carries out what it asks for, in one loop:
 ///
 /// ```text
 /// loop {
-///     feed one input:  handle_input(now, bytes)       // payload of one WebSocket message
-///                      handle_timeout(now)            // the deadline from poll_timeout passed
-///                      on_connected(now) / on_dial_failed(now, why) / on_closed(now, code, reason)
-///                      connect / send / interrupt / ack_inbound / go_idle / disconnect ...
-///     then drain:      while let Some(c) = poll_command()  { dial or close the socket }
-///                      while let Some(t) = poll_transmit() { send t as one text message }
-///                      while let Some(e) = poll_event()    { hand e to the application }
-///     then sleep until poll_timeout(), a socket message, or an application command.
+///     while let Some(output) = machine.poll_output() {   // one stream, in causal order
+///         match output {
+///             Output::Transmit(t) => write t as one text message on the current socket,
+///             Output::Command(c)  => dial, or close the socket (after the frames before it),
+///             Output::Event(e)    => hand e to the application (it may call commands),
+///         }
+///     }
+///     // None: nothing left. Now wait for one input and feed it:
+///     //   a socket message       -> handle_input(now, bytes)
+///     //   poll_timeout() passed  -> handle_timeout(now)
+///     //   the socket's fate      -> on_connected(now) / on_dial_failed(now, why) / on_closed(now, code, reason)
+///     //   an application command -> send / interrupt / ack_inbound / go_idle / disconnect ...
 /// }
 /// ```
 ///
-/// **Drain after every input.** Outputs queue up until taken; the machine never writes,
-/// sleeps or dials on its own. Keep draining until a whole pass finds nothing: handling an
-/// event often calls a command (a `send` after `HandshakeComplete`, `disconnect` after a
-/// result), which queues more output — a driver that drains each queue only once leaves
-/// that frame unsent until the next input.
+/// **One ordered output stream.** [`poll_output`](Self::poll_output) returns frames,
+/// socket commands and events in exactly the order the machine produced them, so carrying
+/// each out before taking the next is always right: an ack queued before a close is
+/// written before it, and the terminal event ([`GatewayEvent::Closed`],
+/// [`GatewayEvent::Revoked`]) is the last output of all. A driver may stop once it has
+/// seen a terminal event *and* `poll_output` has returned `None`.
+///
+/// **Outputs belong to their connection.** What the driver has not taken when its socket
+/// ends ([`on_closed`](Self::on_closed)) is discarded and accounted for, never written on
+/// the next connection: a request among it resolves as [`RequestFailure::NotWritten`]
+/// (definitely not sent), an ack stays owed and is written on the next connection, an
+/// interrupt comes back as [`GatewayEvent::InterruptNotSent`].
+///
+/// **Every buffered delivery reaches the application once.** The machine remembers the
+/// deliveries it handed over ([`GatewayConfig::delivery_memory`]); a redelivery is not
+/// handed over again, and acked again by the machine if the application acked it. Ack with
+/// [`ack_inbound`](Self::ack_inbound) whenever the application owns a delivery, whichever
+/// connection brought it.
 ///
 /// **Time is monotonic and yours.** Every call takes `now`; pass `Instant::now()` (or a
 /// virtual clock in tests) and never let it go backwards. Deadlines are compared with
 /// `<=`, so calling `handle_timeout` early or twice does nothing.
 ///
+/// **Randomness is yours too.** The `seed` given to [`new`](Self::new) is the only source
+/// of request ids and backoff jitter: same seed and inputs, same outputs. Seed each
+/// process from the operating system, or a fleet mints the same request ids and comes back
+/// after a connector restart at the same instant.
+///
 /// **Requests resolve exactly once.** [`send`](Self::send) either fails at once with a
 /// [`RequestFailure`] that is never ambiguous (nothing was written), or returns an id that
 /// later resolves in exactly one [`GatewayEvent::Response`]: the connector's result, or a
-/// failure that is always ambiguous (written, outcome unknown).
+/// failure whose [`is_ambiguous`](RequestFailure::is_ambiguous) says whether the frame may
+/// have been written.
 ///
 /// **Disconnect drains.** [`disconnect`](Self::disconnect) refuses new commands at once,
 /// lets pending requests finish for [`drain_grace`] of the remaining budget, then closes
@@ -184,41 +207,41 @@ enum End {
 /// **The driver dials only when told.** Reconnection (backoff ladder, dormant cadence,
 /// redial hold, the two-strike 4401 rule) is policy inside the machine; a
 /// [`ConnectionCommand::Dial`] says when, and its purpose says whether it is the
-/// fresh-token retry. The driver handles one socket at a time: after a `Close` command or
-/// a report that the socket ended, it reports nothing more about that socket.
+/// fresh-token retry. The driver holds one socket at a time: after it carried out a
+/// `Close` command it reports nothing more about that socket.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use relay_machine::gateway::{ConnectionCommand, GatewayConfig, GatewayEvent, Identity, RelayMachine};
+/// use relay_machine::gateway::{ConnectionCommand, GatewayConfig, GatewayEvent, Identity, Output, RelayMachine};
 /// use relay_machine::wire::SendAction;
 ///
 /// let config = GatewayConfig { identities: vec![Identity::new("telegram", "701")], ..Default::default() };
-/// let mut gw = RelayMachine::new(config).unwrap();
+/// let mut gw = RelayMachine::new(config, 7).unwrap();
 /// let t0 = Instant::now();
 ///
 /// gw.connect(t0).unwrap();
-/// assert!(matches!(gw.poll_command(), Some(ConnectionCommand::Dial { .. })));
+/// assert!(matches!(gw.poll_output(), Some(Output::Command(ConnectionCommand::Dial { .. }))));
 /// gw.on_connected(t0); // the driver's WebSocket is open
-/// assert_eq!(&gw.poll_transmit().unwrap()[..], b"{\"type\":\"hello\",\"platform\":\"telegram\",\"botId\":\"701\"}\n");
+/// let Some(Output::Transmit(hello)) = gw.poll_output() else { panic!() };
+/// assert_eq!(hello.as_str(), "{\"type\":\"hello\",\"platform\":\"telegram\",\"botId\":\"701\"}\n");
 ///
 /// let descriptor = br#"{"type":"descriptor","descriptor":{"contract_version":1,"platform":"telegram","label":"Telegram","max_message_length":4096,"supports_draft_streaming":false,"supports_edit":true,"supports_threads":false,"markdown_dialect":"plain","len_unit":"utf16"}}"#;
 /// gw.handle_input(t0, descriptor);
 /// gw.handle_input(t0, b"\n");
-/// assert!(matches!(gw.poll_event(), Some(GatewayEvent::HandshakeComplete { .. })));
+/// assert!(matches!(gw.poll_output(), Some(Output::Event(GatewayEvent::HandshakeComplete { .. }))));
+/// while gw.poll_output().is_some() {}
 ///
 /// let action = SendAction { chat_id: "42".into(), content: "hi".into(), ..Default::default() };
 /// let id = gw.send(t0, action, None).unwrap();
-/// while gw.poll_transmit().is_some() {}
+/// assert!(matches!(gw.poll_output(), Some(Output::Transmit(t)) if t.starts_with("{\"type\":\"outbound\"")));
 ///
 /// // No result within 30 s: the request resolves as ambiguous.
 /// let later = t0 + Duration::from_secs(30);
 /// assert_eq!(gw.poll_timeout(), Some(later));
 /// gw.handle_timeout(later);
-/// let resolved = std::iter::from_fn(|| gw.poll_event()).find_map(|e| match e {
-///     GatewayEvent::Response { id: rid, result: Err(failure) } if rid == id => Some(failure),
-///     _ => None,
-/// });
-/// assert!(resolved.unwrap().is_ambiguous());
+/// let Some(Output::Event(GatewayEvent::Response { id: rid, result: Err(failure) })) = gw.poll_output() else { panic!() };
+/// assert_eq!(rid, id);
+/// assert!(failure.is_ambiguous());
 /// ```
 #[derive(Debug)]
 pub struct RelayMachine {
@@ -228,6 +251,9 @@ pub struct RelayMachine {
     rng: Rng,
     ladder: Ladder,
     generation: u64,
+    /// The socket the driver holds: reported open and not yet closed by a `Close` it took
+    /// or by `on_closed`. `on_closed` is about this socket.
+    socket: Option<u64>,
     /// Sticky: some connection ever completed its handshake (drives the 4401 rules).
     handshake_succeeded: bool,
     /// The next connection that opens is the fresh-token retry after a first strike.
@@ -241,19 +267,24 @@ pub struct RelayMachine {
     default_descriptor: Option<CapabilityDescriptor>,
     descriptors: BTreeMap<String, CapabilityDescriptor>,
     pending: Pending,
-    /// Caps the diagnostics waiting in `events`.
+    /// Buffered deliveries handed to the application (held, acked, owed).
+    handed: Handed,
+    /// Caps the diagnostics waiting in the output queue.
     diagnostics: DiagnosticBudget,
     /// Routing facts of each chat's latest inbound (bounded, least recent forgotten).
     routes: Bounded<String, ChatRoute>,
     timers: Timers,
-    transmits: VecDeque<Bytes>,
-    events: VecDeque<GatewayEvent>,
-    commands: VecDeque<ConnectionCommand>,
+    outputs: Queue<ConnectionCommand, GatewayEvent>,
+    /// The terminal event is queued: it stays the last output.
+    terminal: bool,
 }
 
 impl RelayMachine {
     /// A machine for `config`, idle until [`connect`](Self::connect).
-    pub fn new(mut config: GatewayConfig) -> Result<Self, ConfigError> {
+    ///
+    /// `seed` is the only source of randomness: request ids and backoff jitter. Give each
+    /// process its own (from the operating system); tests pass a fixed one.
+    pub fn new(mut config: GatewayConfig, seed: u64) -> Result<Self, ConfigError> {
         if config.identities.is_empty() {
             config.identities.push(Identity::new("relay", ""));
         }
@@ -291,13 +322,15 @@ impl RelayMachine {
             }
         }
         Ok(Self {
-            rng: Rng::new(config.seed),
+            rng: Rng::new(seed),
             routes: Bounded::new(config.route_capacity),
+            handed: Handed::new(config.delivery_memory),
             config,
             state: State::Idle,
             connection: None,
             ladder: Ladder::default(),
             generation: 0,
+            socket: None,
             handshake_succeeded: false,
             auth_retry_pending: false,
             auth_retry_generation: None,
@@ -309,35 +342,34 @@ impl RelayMachine {
             pending: Pending::default(),
             diagnostics: DiagnosticBudget::default(),
             timers: Timers::default(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
-            commands: VecDeque::new(),
+            outputs: Queue::default(),
+            terminal: false,
         })
     }
 
     // ----- outputs -------------------------------------------------------------------
 
-    /// The next frame to write, as one WebSocket text message (valid UTF-8, ending in
-    /// `\n`).
-    #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.transmits.pop_front()
-    }
-
-    /// The next event for the application.
-    #[must_use]
-    pub fn poll_event(&mut self) -> Option<GatewayEvent> {
-        let event = self.events.pop_front();
-        if let Some(GatewayEvent::Diagnostic(_)) = event {
-            self.diagnostics.taken();
-        }
-        event
-    }
-
-    /// The next instruction about the socket: dial or close.
-    #[must_use]
-    pub fn poll_command(&mut self) -> Option<ConnectionCommand> {
-        self.commands.pop_front()
+    /// The next output, in the order the machine produced it; `None` when there is none.
+    /// Carry it out before taking the next, and take them all after every input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        Some(match self.outputs.pop()? {
+            Item::Transmit { line, .. } => Output::Transmit(line),
+            Item::Command { conn, command } => {
+                if matches!(command, ConnectionCommand::Close { .. })
+                    && conn.is_some()
+                    && conn == self.socket
+                {
+                    self.socket = None;
+                }
+                Output::Command(command)
+            }
+            Item::Event(event) => {
+                if let GatewayEvent::Diagnostic(_) = event {
+                    self.diagnostics.taken();
+                }
+                Output::Event(event)
+            }
+        })
     }
 
     /// The earliest deadline; call [`handle_timeout`](Self::handle_timeout) when it
@@ -421,9 +453,10 @@ impl RelayMachine {
         self.pending.len()
     }
 
-    /// Buffered deliveries handed out and not yet acknowledged on this connection.
+    /// Buffered deliveries handed to the application and not yet acknowledged, whichever
+    /// connection brought them.
     pub fn unacked(&self) -> usize {
-        self.connection.as_ref().map_or(0, |c| c.unacked.len())
+        self.handed.holding()
     }
 
     /// Bytes of a partial frame held back on this connection, waiting for its newline.
@@ -473,11 +506,11 @@ impl RelayMachine {
         self.dormant = false;
         self.default_descriptor = None;
         self.descriptors.clear();
+        self.socket = Some(self.generation);
         self.connection = Some(Connection {
             generation: self.generation,
             decoder: FrameDecoder::with_max_frame_len(self.config.max_frame_len),
             open_since: None,
-            unacked: Bounded::new(self.config.max_unacked),
             idle_sent: 0,
             idle_acked: 0,
             idle_waiter: None,
@@ -486,11 +519,14 @@ impl RelayMachine {
         });
         self.state = State::Connected;
         for identity in self.config.identities.clone() {
-            self.transmit(&Frame::Hello(Hello {
-                platform: identity.platform,
-                bot_id: identity.bot_id,
-                command_manifest: identity.command_manifest,
-            }));
+            self.transmit(
+                &Frame::Hello(Hello {
+                    platform: identity.platform,
+                    bot_id: identity.bot_id,
+                    command_manifest: identity.command_manifest,
+                }),
+                Carries::Nothing,
+            );
         }
         self.timers
             .set(TimerKind::Handshake, now + self.config.handshake_timeout);
@@ -503,10 +539,21 @@ impl RelayMachine {
     }
 
     /// The socket closed (by the peer or after an error), with the close code and reason
-    /// when there was a close frame. While a dial is in progress it counts as a failed dial
-    /// that keeps its code, so a 4401 refusing the upgrade follows the auth rules; in any
-    /// other state without a socket it is ignored.
+    /// when there was a close frame.
+    ///
+    /// It is about the socket the driver holds. Outputs of that socket not yet taken are
+    /// discarded and accounted for (see the type's documentation). While a dial is in
+    /// progress and no socket is held, it counts as a failed dial that keeps its code, so
+    /// a 4401 refusing the upgrade follows the auth rules; otherwise it is ignored.
     pub fn on_closed(&mut self, now: Instant, code: Option<u16>, reason: &str) {
+        if let Some(socket) = self.socket.take() {
+            self.discard(socket);
+            let current = self.connection.as_ref().map(|c| c.generation);
+            if current != Some(socket) {
+                // The machine had already ended this connection (its `Close` was queued).
+                return;
+            }
+        }
         match self.state {
             State::Connected => self.end_connection(
                 now,
@@ -535,7 +582,7 @@ impl RelayMachine {
             } else {
                 ConnectFailure::Dial(reason.to_owned())
             };
-            self.events.push_back(GatewayEvent::ConnectFailed(failure));
+            self.event(GatewayEvent::ConnectFailed(failure));
             return;
         }
         if refused && self.auth_retry_pending {
@@ -557,9 +604,10 @@ impl RelayMachine {
     fn revoke(&mut self, reason: &str) {
         self.state = State::Revoked;
         self.timers = Timers::default();
-        self.events.push_back(GatewayEvent::Revoked {
+        self.event(GatewayEvent::Revoked {
             reason: reason.to_owned(),
         });
+        self.terminal = true;
     }
 
     /// Parks the next due re-dial until [`release_redial`](Self::release_redial) or the
@@ -601,10 +649,13 @@ impl RelayMachine {
             }
             State::Dialing(_) => {
                 // A socket may be opening; tell the driver to abandon it.
-                self.commands.push_back(ConnectionCommand::Close {
-                    code: 1000,
-                    reason: "disconnect".to_owned(),
-                });
+                self.outputs.command(
+                    Some(self.generation),
+                    ConnectionCommand::Close {
+                        code: 1000,
+                        reason: "disconnect".to_owned(),
+                    },
+                );
                 self.finish_close();
             }
             State::Idle | State::Waiting | State::Held => self.finish_close(),
@@ -616,7 +667,9 @@ impl RelayMachine {
     /// Feeds the payload of one WebSocket message (text or binary).
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         if self.connection.is_none() {
-            self.diagnostic(Diagnostic::InputWhileDisconnected(bytes.len()));
+            if !self.terminal {
+                self.diagnostic(Diagnostic::InputWhileDisconnected(bytes.len()));
+            }
             return;
         }
         for slice in bytes.chunks(INPUT_SLICE) {
@@ -636,14 +689,10 @@ impl RelayMachine {
             }
         }
         if let Some(count) = self.diagnostics.take_suppressed() {
-            self.events
-                .push_back(GatewayEvent::Diagnostic(Diagnostic::Suppressed(count)));
+            self.event(GatewayEvent::Diagnostic(Diagnostic::Suppressed(count)));
         }
         if self.connection.as_ref().is_some_and(|c| c.dormant_close) {
-            self.commands.push_back(ConnectionCommand::Close {
-                code: 1000,
-                reason: "dormant".to_owned(),
-            });
+            self.close_socket("dormant");
             self.end_connection(now, End::Dormant);
         }
     }
@@ -654,15 +703,12 @@ impl RelayMachine {
             self.respond(id, Err(RequestFailure::Timeout));
         }
         if self.timers.fire(TimerKind::Handshake, now) && self.state == State::Connected {
-            self.commands.push_back(ConnectionCommand::Close {
-                code: 1000,
-                reason: "handshake timeout".to_owned(),
-            });
+            self.close_socket("handshake timeout");
             self.end_connection(now, End::HandshakeTimeout);
         }
         if self.timers.fire(TimerKind::GoIdle, now) {
             if let Some(dormant) = self.connection.as_mut().and_then(|c| c.idle_waiter.take()) {
-                self.events.push_back(GatewayEvent::GoingIdle {
+                self.event(GatewayEvent::GoingIdle {
                     acked: false,
                     dormant,
                 });
@@ -677,7 +723,7 @@ impl RelayMachine {
                     self.state = State::Held;
                     let until = now + self.config.backoff.hold_cap;
                     self.timers.set(TimerKind::Redial, until);
-                    self.events.push_back(GatewayEvent::RedialHeld { until });
+                    self.event(GatewayEvent::RedialHeld { until });
                 }
                 State::Waiting | State::Held => {
                     self.hold_redial = false;
@@ -754,12 +800,15 @@ impl RelayMachine {
         while self.pending.contains(&id) {
             id = RequestId(self.rng.hex32());
         }
-        self.transmit(&Frame::Outbound(Outbound {
-            request_id: id.clone(),
-            action,
-            platform,
-            bot_id,
-        }));
+        self.transmit(
+            &Frame::Outbound(Outbound {
+                request_id: id.clone(),
+                action,
+                platform,
+                bot_id,
+            }),
+            Carries::Request(id.clone()),
+        );
         self.pending
             .insert(id.clone(), now + self.config.request_timeout);
         Ok(id)
@@ -774,23 +823,28 @@ impl RelayMachine {
         reason: Option<&str>,
     ) -> Result<(), RequestFailure> {
         self.writable()?;
-        self.transmit(&Frame::Interrupt(Interrupt {
-            session_key: session_key.to_owned(),
-            reason: reason.map(str::to_owned),
-        }));
+        self.transmit(
+            &Frame::Interrupt(Interrupt {
+                session_key: session_key.to_owned(),
+                reason: reason.map(str::to_owned),
+            }),
+            Carries::Interrupt(session_key.to_owned()),
+        );
         Ok(())
     }
 
     /// Acknowledges a buffered delivery: the application now owns it durably and the
-    /// connector may advance past it. Each delivery is acked at most once.
+    /// connector may advance past it. Any delivery handed over and not yet acked can be
+    /// acked, whichever connection brought it: the ack is written on the current
+    /// connection, or owed to the next one (written once its handshake completes).
     pub fn ack_inbound(&mut self, _now: Instant, buffer_id: &BufferId) -> Result<(), AckError> {
-        let connection = self.connection.as_mut().ok_or(AckError::NotConnected)?;
-        if connection.unacked.remove(buffer_id).is_none() {
+        if matches!(self.state, State::Closed | State::Revoked) {
+            return Err(AckError::Closed);
+        }
+        if !self.handed.ack(buffer_id) {
             return Err(AckError::Unknown(buffer_id.clone()));
         }
-        self.transmit(&Frame::InboundAck(InboundAck {
-            buffer_id: buffer_id.clone(),
-        }));
+        self.write_ack(buffer_id.clone());
         Ok(())
     }
 
@@ -824,7 +878,7 @@ impl RelayMachine {
         }
         connection.idle_waiter = Some(dormant);
         connection.idle_sent += 1;
-        self.transmit(&Frame::GoingIdle);
+        self.transmit(&Frame::GoingIdle, Carries::Nothing);
         self.timers
             .set(TimerKind::GoIdle, now + self.config.go_idle_timeout);
         Ok(())
@@ -837,6 +891,9 @@ impl RelayMachine {
             Frame::Descriptor(d) => self.on_descriptor(now, d.descriptor),
             Frame::Inbound(inbound) => {
                 let Inbound { event, buffer_id } = *inbound;
+                if !self.admit(buffer_id.as_ref(), || handed::digest(&event)) {
+                    return;
+                }
                 let source = &event.source;
                 if !source.chat_id.is_empty() {
                     self.routes.insert(
@@ -849,31 +906,27 @@ impl RelayMachine {
                         },
                     );
                 }
-                self.deliver(buffer_id.as_ref());
-                self.events.push_back(GatewayEvent::Inbound {
+                self.event(GatewayEvent::Inbound {
                     event: Box::new(event),
                     buffer_id,
                 });
             }
             Frame::PassthroughForward(PassthroughFrame { forward, buffer_id }) => {
-                self.deliver(buffer_id.as_ref());
-                self.events.push_back(GatewayEvent::Passthrough {
-                    forward: Box::new(forward),
-                    buffer_id,
-                });
+                if self.admit(buffer_id.as_ref(), || handed::digest(&forward)) {
+                    self.event(GatewayEvent::Passthrough {
+                        forward: Box::new(forward),
+                        buffer_id,
+                    });
+                }
             }
             Frame::OutboundResult(OutboundResult { request_id, result }) => {
                 if self.pending.remove(&request_id) {
-                    self.events.push_back(GatewayEvent::Response {
-                        id: request_id,
-                        result: Ok(result),
-                    });
-                    self.finish_close_if_drained();
+                    self.resolve(request_id, Ok(result));
                 } else {
                     self.diagnostic(Diagnostic::UnknownResult(request_id));
                 }
             }
-            Frame::InterruptInbound(i) => self.events.push_back(GatewayEvent::Interrupt {
+            Frame::InterruptInbound(i) => self.event(GatewayEvent::Interrupt {
                 session_key: i.session_key,
                 chat_id: i.chat_id,
             }),
@@ -890,18 +943,62 @@ impl RelayMachine {
     }
 
     /// A frame that did not decode may still name the request or delivery it belongs to.
-    fn on_bad_frame(&mut self, e: DecodeError) {
-        match e.frame_type.as_deref() {
-            Some("outbound_result") => {
-                if let Some(id) = e.request_id.clone().filter(|id| self.pending.remove(id)) {
-                    self.respond(id, Err(RequestFailure::InvalidResult(e.message.clone())));
-                    self.finish_close_if_drained();
-                }
+    fn on_bad_frame(&mut self, error: DecodeError) {
+        match error.salvage.clone() {
+            Some(Salvage::OutboundResult(id)) if self.pending.remove(&id) => {
+                let failure = RequestFailure::InvalidResult(error.message.clone());
+                self.resolve(id, Err(failure));
             }
-            Some("inbound" | "passthrough_forward") => self.deliver(e.buffer_id.as_ref()),
-            _ => {}
+            Some(Salvage::Delivery(buffer_id)) => {
+                // Keyed on what made it undecodable: a redelivery of the same poison line
+                // is recognised, a good delivery that reuses the id is not swallowed.
+                let digest = handed::digest(&(error.kind.as_str(), &error.message));
+                if self.admit(Some(&buffer_id), || digest) {
+                    // Never suppressed by the diagnostics budget: it must be acked.
+                    return self.event(GatewayEvent::Undeliverable { buffer_id, error });
+                }
+                return;
+            }
+            Some(Salvage::OutboundResult(_) | Salvage::Outbound(_)) | None => {}
         }
-        self.diagnostic(Diagnostic::Decode(e));
+        self.diagnostic(Diagnostic::Decode(error));
+    }
+
+    /// Whether a delivery goes to the application: a live one always; a buffered one once
+    /// (a redelivery is dropped, and acked again if the application had acked it). Auto-ack
+    /// writes the ack of a new one here.
+    fn admit(&mut self, buffer_id: Option<&BufferId>, digest: impl FnOnce() -> u64) -> bool {
+        let Some(id) = buffer_id else {
+            return true;
+        };
+        match self.handed.arrive(id, digest(), self.config.auto_ack) {
+            Arrival::New => {
+                if self.config.auto_ack {
+                    self.write_ack(id.clone());
+                }
+                true
+            }
+            Arrival::Held => false,
+            Arrival::Acked => {
+                self.write_ack(id.clone());
+                false
+            }
+        }
+    }
+
+    /// Writes the ack of `id` on the current connection, or owes it to the next one.
+    fn write_ack(&mut self, id: BufferId) {
+        match self.connection.as_ref() {
+            Some(connection) => {
+                let generation = connection.generation;
+                let frame = Frame::InboundAck(InboundAck {
+                    buffer_id: id.clone(),
+                });
+                self.outputs
+                    .transmit(generation, &frame, Carries::Ack(id));
+            }
+            None => self.handed.owe(id),
+        }
     }
 
     fn on_descriptor(&mut self, now: Instant, descriptor: CapabilityDescriptor) {
@@ -935,12 +1032,15 @@ impl RelayMachine {
             if let Some(connection) = self.connection.as_mut() {
                 connection.open_since = Some(now);
             }
-            self.events.push_back(GatewayEvent::HandshakeComplete {
+            // Acks the application made while no connection could carry them.
+            for id in self.handed.take_owed() {
+                self.write_ack(id);
+            }
+            self.event(GatewayEvent::HandshakeComplete {
                 platform: descriptor.platform.clone(),
             });
         }
-        self.events
-            .push_back(GatewayEvent::Descriptor(Box::new(descriptor)));
+        self.event(GatewayEvent::Descriptor(Box::new(descriptor)));
     }
 
     fn on_going_idle_ack(&mut self) {
@@ -964,7 +1064,7 @@ impl RelayMachine {
             return self.diagnostic(Diagnostic::StrayGoingIdleAck);
         };
         self.timers.clear(TimerKind::GoIdle);
-        self.events.push_back(GatewayEvent::GoingIdle {
+        self.event(GatewayEvent::GoingIdle {
             acked: true,
             dormant,
         });
@@ -974,20 +1074,6 @@ impl RelayMachine {
             if let Some(connection) = self.connection.as_mut() {
                 connection.dormant_close = true;
             }
-        }
-    }
-
-    /// Tracks a buffered delivery for its ack, or acks it at once in auto-ack mode.
-    fn deliver(&mut self, buffer_id: Option<&BufferId>) {
-        let Some(id) = buffer_id else {
-            return;
-        };
-        if self.config.auto_ack {
-            self.transmit(&Frame::InboundAck(InboundAck {
-                buffer_id: id.clone(),
-            }));
-        } else if let Some(connection) = self.connection.as_mut() {
-            connection.unacked.insert(id.clone(), ());
         }
     }
 
@@ -1008,7 +1094,7 @@ impl RelayMachine {
             self.respond(id, Err(RequestFailure::ConnectionLost));
         }
         if let Some(dormant) = connection.idle_waiter {
-            self.events.push_back(GatewayEvent::GoingIdle {
+            self.event(GatewayEvent::GoingIdle {
                 acked: false,
                 dormant,
             });
@@ -1018,7 +1104,7 @@ impl RelayMachine {
             End::HandshakeTimeout => (None, "handshake timeout".to_owned()),
             End::Dormant => (Some(1000), "dormant".to_owned()),
         };
-        self.events.push_back(GatewayEvent::Disconnected {
+        self.event(GatewayEvent::Disconnected {
             code,
             reason: reason.clone(),
         });
@@ -1040,7 +1126,7 @@ impl RelayMachine {
                 End::Closed { code, reason } => ConnectFailure::Closed { code, reason },
                 End::Dormant => ConnectFailure::Closed { code, reason },
             };
-            self.events.push_back(GatewayEvent::ConnectFailed(failure));
+            self.event(GatewayEvent::ConnectFailed(failure));
             return;
         }
         if code == Some(CLOSE_UNAUTHORIZED) && reason != REASON_EXPIRED {
@@ -1049,7 +1135,7 @@ impl RelayMachine {
             }
             // First strike: re-dial at once with a fresh token, no backoff.
             self.auth_retry_pending = true;
-            self.events.push_back(GatewayEvent::Reconnecting {
+            self.event(GatewayEvent::Reconnecting {
                 at: now,
                 purpose: DialPurpose::FreshToken,
             });
@@ -1076,7 +1162,7 @@ impl RelayMachine {
         let at = now + wait;
         self.state = State::Waiting;
         self.timers.set(TimerKind::Redial, at);
-        self.events.push_back(GatewayEvent::Reconnecting {
+        self.event(GatewayEvent::Reconnecting {
             at,
             purpose: DialPurpose::Backoff,
         });
@@ -1085,10 +1171,13 @@ impl RelayMachine {
     fn dial(&mut self, purpose: DialPurpose) {
         self.generation += 1;
         self.state = State::Dialing(purpose);
-        self.commands.push_back(ConnectionCommand::Dial {
-            generation: self.generation,
-            purpose,
-        });
+        self.outputs.command(
+            Some(self.generation),
+            ConnectionCommand::Dial {
+                generation: self.generation,
+                purpose,
+            },
+        );
     }
 
     fn finish_close_if_drained(&mut self) {
@@ -1100,12 +1189,9 @@ impl RelayMachine {
 
     fn finish_close(&mut self) {
         if let Some(connection) = self.connection.take() {
-            self.commands.push_back(ConnectionCommand::Close {
-                code: 1000,
-                reason: "disconnect".to_owned(),
-            });
+            self.close_socket_of(connection.generation, "disconnect");
             if let Some(dormant) = connection.idle_waiter {
-                self.events.push_back(GatewayEvent::GoingIdle {
+                self.event(GatewayEvent::GoingIdle {
                     acked: false,
                     dormant,
                 });
@@ -1116,7 +1202,44 @@ impl RelayMachine {
         }
         self.timers = Timers::default();
         self.state = State::Closed;
-        self.events.push_back(GatewayEvent::Closed);
+        self.event(GatewayEvent::Closed);
+        self.terminal = true;
+    }
+
+    /// Asks the driver to close the current connection's socket, after its queued frames.
+    fn close_socket(&mut self, reason: &str) {
+        if let Some(generation) = self.connection.as_ref().map(|c| c.generation) {
+            self.close_socket_of(generation, reason);
+        }
+    }
+
+    fn close_socket_of(&mut self, generation: u64, reason: &str) {
+        let close = ConnectionCommand::Close {
+            code: 1000,
+            reason: reason.to_owned(),
+        };
+        self.outputs.command(Some(generation), close);
+    }
+
+    /// Takes back what the driver never took of connection `generation` and accounts for
+    /// each: a request was definitely not sent, an ack is owed, an interrupt is reported.
+    fn discard(&mut self, generation: u64) {
+        for carried in self.outputs.discard(generation) {
+            match carried {
+                Carries::Request(id) => {
+                    // Already resolved (as ambiguous) if the machine ended the connection
+                    // itself; that stays true, and a request resolves only once.
+                    if self.pending.remove(&id) {
+                        self.respond(id, Err(RequestFailure::NotWritten));
+                    }
+                }
+                Carries::Ack(id) => self.handed.owe(id),
+                Carries::Interrupt(session_key) => {
+                    self.event(GatewayEvent::InterruptNotSent { session_key });
+                }
+                Carries::Nothing => {}
+            }
+        }
     }
 
     /// Whether a new frame may be written now, and if not, why.
@@ -1152,16 +1275,35 @@ impl RelayMachine {
         id: RequestId,
         result: Result<crate::wire::ActionResult, RequestFailure>,
     ) {
-        self.events.push_back(GatewayEvent::Response { id, result });
+        self.event(GatewayEvent::Response { id, result });
+    }
+
+    /// Resolves a request taken out of `pending`, and ends a disconnect's drain when it was
+    /// the last.
+    fn resolve(&mut self, id: RequestId, result: Result<crate::wire::ActionResult, RequestFailure>) {
+        self.respond(id, result);
+        self.finish_close_if_drained();
     }
 
     fn diagnostic(&mut self, diagnostic: Diagnostic) {
         if self.diagnostics.admit() {
-            self.events.push_back(GatewayEvent::Diagnostic(diagnostic));
+            self.event(GatewayEvent::Diagnostic(diagnostic));
         }
     }
 
-    fn transmit(&mut self, frame: &Frame) {
-        self.transmits.push_back(codec::encode(frame));
+    /// Queues an event; once the terminal event is queued, it stays the last output.
+    fn event(&mut self, event: GatewayEvent) {
+        if self.terminal {
+            self.outputs.event_before_last(event);
+        } else {
+            self.outputs.event(event);
+        }
+    }
+
+    /// Queues a frame on the current connection.
+    fn transmit(&mut self, frame: &Frame, carries: Carries) {
+        if let Some(generation) = self.connection.as_ref().map(|c| c.generation) {
+            self.outputs.transmit(generation, frame, carries);
+        }
     }
 }

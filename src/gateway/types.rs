@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::backoff::BackoffConfig;
 use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError};
+use crate::transmit::Transmit;
 use crate::wire::{
     ActionResult, BufferId, CapabilityDescriptor, MessageEvent, PassthroughForward, RequestId,
 };
@@ -52,9 +53,12 @@ pub struct GatewayConfig {
     pub max_in_flight: usize,
     /// Longest frame accepted, in bytes (1 MiB).
     pub max_frame_len: usize,
-    /// Most buffered deliveries tracked for acknowledgement (4096). Past it the oldest is
-    /// forgotten: acking it fails, and the connector redelivers it on the next connection.
-    pub max_unacked: usize,
+    /// Most buffered deliveries remembered (4096), least recently seen forgotten first.
+    /// The machine remembers each delivery it handed to the application, while the
+    /// application holds it and after it is acked, so that a redelivery (the connector
+    /// never got the ack) is not handed over twice but acked again. A delivery forgotten
+    /// while held can no longer be acked; the connector redelivers it on a later connection.
+    pub delivery_memory: usize,
     /// Most chats whose routing facts are remembered (4096).
     pub route_capacity: usize,
     /// Acknowledge every buffered delivery as soon as it is handed out as an event. Only
@@ -64,8 +68,6 @@ pub struct GatewayConfig {
     pub reconnect: bool,
     /// Reconnect timing.
     pub backoff: BackoffConfig,
-    /// Seed of request ids and jitter: same seed, same inputs, same outputs.
-    pub seed: u64,
 }
 
 /// Most identities one connection may announce.
@@ -81,12 +83,11 @@ impl Default for GatewayConfig {
             disconnect_budget: Duration::from_secs(5),
             max_in_flight: 1024,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
-            max_unacked: 4096,
+            delivery_memory: 4096,
             route_capacity: 4096,
             auto_ack: false,
             reconnect: true,
             backoff: BackoffConfig::default(),
-            seed: 0,
         }
     }
 }
@@ -131,6 +132,9 @@ pub enum RequestFailure {
     /// Not sent: the connector revoked this gateway's credential.
     #[error("relay credential revoked")]
     Revoked,
+    /// Not sent: the connection ended before the driver took the frame to write it.
+    #[error("relay transport connection lost before the request was written")]
+    NotWritten,
     /// Not sent: `max_in_flight` requests are already awaiting results.
     #[error("{limit} requests already in flight")]
     InFlightLimit {
@@ -165,23 +169,24 @@ impl RequestFailure {
             | RequestFailure::Closing
             | RequestFailure::Closed
             | RequestFailure::Revoked
+            | RequestFailure::NotWritten
             | RequestFailure::InFlightLimit { .. } => false,
         }
     }
 }
 
-/// Why `ack_inbound` sent nothing.
+/// Why `ack_inbound` refused an ack.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AckError {
-    /// No buffered delivery with this id is waiting for an ack on this connection: it was
-    /// acked already, was never delivered, or came on an earlier connection (the connector
-    /// redelivers it).
+    /// No delivery with this id is held by the application: it was acked already, was
+    /// never handed over, or was forgotten past
+    /// [`delivery_memory`](GatewayConfig::delivery_memory) (the connector redelivers it).
     #[error("no unacknowledged delivery {0}")]
     Unknown(BufferId),
-    /// There is no connection to send the ack on; the connector will redeliver.
-    #[error("relay transport not connected")]
-    NotConnected,
+    /// The machine is closed or revoked for good; nothing will be written again.
+    #[error("relay transport closed")]
+    Closed,
 }
 
 /// Why a dial is requested.
@@ -266,6 +271,20 @@ pub enum ConnectFailure {
     HandshakeTimeout,
 }
 
+/// One output of a [`RelayMachine`](super::RelayMachine), in the order the machine
+/// produced it. Carry each out before taking the next.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "every output must be carried out, in order"]
+#[non_exhaustive]
+pub enum Output {
+    /// Write this line as one WebSocket text message on the current socket.
+    Transmit(Transmit),
+    /// Dial or close, after writing every frame before it.
+    Command(ConnectionCommand),
+    /// Hand this to the application. It may call commands, which queue more outputs.
+    Event(GatewayEvent),
+}
+
 /// Something the application should know about.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -285,6 +304,22 @@ pub enum GatewayEvent {
         event: Box<MessageEvent>,
         /// Set for buffered (replayed) deliveries.
         buffer_id: Option<BufferId>,
+    },
+    /// A buffered delivery whose `bufferId` could be read but whose body could not. It is
+    /// handed over like any delivery, never suppressed: ack it (auto-ack does) so it is not
+    /// redelivered forever, after logging or dead-lettering what it can.
+    Undeliverable {
+        /// The delivery.
+        buffer_id: BufferId,
+        /// Why its line did not decode.
+        error: DecodeError,
+    },
+    /// An `interrupt` that was never written: the connection ended before the driver took
+    /// it. Call [`interrupt`](super::RelayMachine::interrupt) again once reconnected if the
+    /// turn still runs.
+    InterruptNotSent {
+        /// The session it was for.
+        session_key: String,
     },
     /// A provider webhook. Acknowledge a buffered one like an inbound.
     Passthrough {
@@ -350,9 +385,8 @@ pub enum GatewayEvent {
 #[non_exhaustive]
 pub enum Diagnostic {
     /// A line that did not decode. If it was an `outbound_result` for a pending request,
-    /// that request has resolved with [`RequestFailure::InvalidResult`]; if it was a
-    /// buffered delivery, its id awaits `ack_inbound` like any other (ack it to drop it;
-    /// auto-ack mode does), so a poison delivery is not redelivered forever.
+    /// that request has resolved with [`RequestFailure::InvalidResult`]; a buffered
+    /// delivery comes as [`GatewayEvent::Undeliverable`] instead.
     Decode(DecodeError),
     /// An `outbound_result` for an id that is not pending: unknown, late, or a duplicate.
     UnknownResult(RequestId),

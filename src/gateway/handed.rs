@@ -1,0 +1,194 @@
+//! The buffered deliveries handed to the application (protocol.md §6.4), remembered so that
+//! every one reaches the application once and every ack reaches the connector.
+//!
+//! The connector redelivers whatever it has no ack for: after a reconnect, or when an ack
+//! was still queued as its connection ended. The machine recognises a redelivery by its
+//! `bufferId` and a digest of its content (so a connector that reuses an id for another
+//! delivery is not swallowed), hands it over no second time, and acks it again by itself
+//! if the application had acked it. The reference cannot: its replay dedupe is RAM-only and
+//! keyed on `message_id` (§11.2 #22).
+
+use std::collections::VecDeque;
+use std::hash::{DefaultHasher, Hasher};
+
+use serde::Serialize;
+
+use crate::bounded::Bounded;
+use crate::wire::BufferId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Handed over; the application has not acked it.
+    Held,
+    /// Acked, and the ack was taken by the driver to be written.
+    Acked,
+    /// Acked, but the ack was never written: the next connection owes it.
+    Owed,
+}
+
+#[derive(Debug)]
+struct Entry {
+    digest: u64,
+    state: State,
+}
+
+/// What to do with a buffered delivery that arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// Never seen (or its id now names other content): hand it over.
+    New,
+    /// The application holds it already: drop the copy.
+    Held,
+    /// The application acked it and the connector did not learn it: ack again.
+    Acked,
+}
+
+#[derive(Debug)]
+pub(crate) struct Handed {
+    entries: Bounded<BufferId, Entry>,
+    /// Entries in [`State::Held`].
+    holding: usize,
+    /// Ids whose ack is owed, oldest first; checked against `entries` when taken.
+    owed: VecDeque<BufferId>,
+    capacity: usize,
+}
+
+impl Handed {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            entries: Bounded::new(capacity),
+            holding: 0,
+            owed: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    /// Classifies an arriving delivery and remembers it; a new one is held (or acked at
+    /// once with `auto_ack`). A re-ack is recorded as written.
+    pub(crate) fn arrive(&mut self, id: &BufferId, digest: u64, auto_ack: bool) -> Arrival {
+        if let Some(entry) = self.entries.get_mut(id) {
+            if entry.digest == digest {
+                return match entry.state {
+                    State::Held => Arrival::Held,
+                    State::Acked | State::Owed => {
+                        entry.state = State::Acked;
+                        Arrival::Acked
+                    }
+                };
+            }
+        }
+        let state = if auto_ack { State::Acked } else { State::Held };
+        self.remember(id.clone(), Entry { digest, state });
+        Arrival::New
+    }
+
+    /// The application acks `id`; `false` unless it holds it.
+    pub(crate) fn ack(&mut self, id: &BufferId) -> bool {
+        match self.entries.get_mut(id) {
+            Some(entry) if entry.state == State::Held => {
+                entry.state = State::Acked;
+                self.holding -= 1;
+                true
+            }
+            Some(_) | None => false,
+        }
+    }
+
+    /// The ack of `id` was acked by the application but never written (no connection, or
+    /// its connection ended first): owe it to the next connection.
+    pub(crate) fn owe(&mut self, id: BufferId) {
+        if let Some(entry) = self.entries.get_mut(&id) {
+            if entry.state == State::Acked {
+                entry.state = State::Owed;
+                if self.owed.len() >= self.capacity {
+                    self.owed.pop_front();
+                }
+                self.owed.push_back(id);
+            }
+        }
+    }
+
+    /// Every ack still owed, oldest first; each is counted as written from now on.
+    pub(crate) fn take_owed(&mut self) -> Vec<BufferId> {
+        let mut due = Vec::new();
+        for id in std::mem::take(&mut self.owed) {
+            if let Some(entry) = self.entries.get_mut(&id) {
+                if entry.state == State::Owed {
+                    entry.state = State::Acked;
+                    due.push(id);
+                }
+            }
+        }
+        due
+    }
+
+    /// Deliveries the application holds and has not acked.
+    pub(crate) fn holding(&self) -> usize {
+        self.holding
+    }
+
+    fn remember(&mut self, id: BufferId, entry: Entry) {
+        let held = entry.state == State::Held;
+        let replaced = self.entries.get(&id).is_some_and(|e| e.state == State::Held);
+        let evicted = self.entries.insert(id, entry);
+        self.holding += usize::from(held);
+        self.holding -= usize::from(replaced);
+        if evicted.is_some_and(|(_, e)| e.state == State::Held) {
+            self.holding -= 1;
+        }
+    }
+}
+
+/// A digest of a delivery's content: its JSON form streamed into SipHash (fixed keys, so
+/// the same content gives the same digest in every process), without allocating.
+pub(crate) fn digest(value: &impl Serialize) -> u64 {
+    struct Writer(DefaultHasher);
+    impl std::io::Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut writer = Writer(DefaultHasher::new());
+    // Serialising plain data into a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut writer, value);
+    writer.0.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redeliveries_are_recognised_by_id_and_content() {
+        let mut handed = Handed::new(2);
+        let b1 = BufferId::from("b-1");
+        assert_eq!(handed.arrive(&b1, 7, false), Arrival::New);
+        assert_eq!(handed.arrive(&b1, 7, false), Arrival::Held);
+        assert_eq!(handed.holding(), 1);
+        assert!(handed.ack(&b1));
+        assert!(!handed.ack(&b1));
+        assert_eq!(handed.holding(), 0);
+        assert_eq!(handed.arrive(&b1, 7, false), Arrival::Acked);
+        // The same id with other content is another delivery.
+        assert_eq!(handed.arrive(&b1, 8, false), Arrival::New);
+        assert_eq!(handed.holding(), 1);
+        handed.owe(b1.clone()); // held, not acked: nothing owed
+        assert!(handed.take_owed().is_empty());
+        assert!(handed.ack(&b1));
+        handed.owe(b1.clone());
+        assert_eq!(handed.take_owed(), vec![b1.clone()]);
+        assert!(handed.take_owed().is_empty());
+        // Eviction of a held entry keeps the count true.
+        let (b2, b3) = (BufferId::from("b-2"), BufferId::from("b-3"));
+        handed.arrive(&b2, 1, false);
+        handed.arrive(&b3, 1, false);
+        assert_eq!(handed.holding(), 2);
+        handed.arrive(&BufferId::from("b-4"), 1, false);
+        assert_eq!(handed.holding(), 2);
+        assert!(!handed.ack(&b2));
+    }
+}

@@ -1,0 +1,104 @@
+//! The one ordered output queue both machines share, scoped by connection.
+//!
+//! Every output goes into one queue in the order the machine produced it, so a driver that
+//! carries them out one by one writes every frame before the close that follows it. Frames
+//! and commands are tagged with the connection they belong to: when that connection ends
+//! before the driver took them, they are removed and handed back, so the machine can
+//! account for each (a request never written, an ack still owed) and nothing is ever
+//! written on the next connection.
+
+use std::collections::VecDeque;
+
+use crate::transmit::Transmit;
+use crate::wire::{BufferId, Frame, RequestId};
+
+/// What a queued frame stands for, so that a discarded one can be accounted for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Carries {
+    /// Nothing that needs accounting (a hello, a descriptor, a result, ...).
+    Nothing,
+    /// The `outbound` of this request.
+    Request(RequestId),
+    /// The `inbound_ack` of this delivery.
+    Ack(BufferId),
+    /// An `interrupt` for this session.
+    Interrupt(String),
+}
+
+#[derive(Debug)]
+pub(crate) enum Item<C, E> {
+    Transmit {
+        conn: u64,
+        line: Transmit,
+        carries: Carries,
+    },
+    Command {
+        conn: Option<u64>,
+        command: C,
+    },
+    Event(E),
+}
+
+#[derive(Debug)]
+pub(crate) struct Queue<C, E> {
+    items: VecDeque<Item<C, E>>,
+}
+
+impl<C, E> Default for Queue<C, E> {
+    fn default() -> Self {
+        Self {
+            items: VecDeque::new(),
+        }
+    }
+}
+
+impl<C, E> Queue<C, E> {
+    pub(crate) fn transmit(&mut self, conn: u64, frame: &Frame, carries: Carries) {
+        self.items.push_back(Item::Transmit {
+            conn,
+            line: Transmit::encode(frame),
+            carries,
+        });
+    }
+
+    pub(crate) fn command(&mut self, conn: Option<u64>, command: C) {
+        self.items.push_back(Item::Command { conn, command });
+    }
+
+    pub(crate) fn event(&mut self, event: E) {
+        self.items.push_back(Item::Event(event));
+    }
+
+    /// Puts `event` just before the last output (the terminal event stays last).
+    pub(crate) fn event_before_last(&mut self, event: E) {
+        let at = self.items.len().saturating_sub(1);
+        self.items.insert(at, Item::Event(event));
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Item<C, E>> {
+        let item = self.items.pop_front();
+        if self.items.is_empty() && self.items.capacity() > 64 {
+            // A burst (a replayed backlog) should not pin its peak for the connection's life.
+            self.items.shrink_to(64);
+        }
+        item
+    }
+
+    /// Removes every frame and command of connection `conn` not yet taken, and returns
+    /// what the frames carried, in queue order.
+    pub(crate) fn discard(&mut self, conn: u64) -> Vec<Carries> {
+        let mut carried = Vec::new();
+        self.items.retain_mut(|item| match item {
+            Item::Transmit { conn: c, carries, .. } if *c == conn => {
+                let taken = std::mem::replace(carries, Carries::Nothing);
+                if taken != Carries::Nothing {
+                    carried.push(taken);
+                }
+                false
+            }
+            Item::Command { conn: Some(c), .. } => *c != conn,
+            Item::Transmit { .. } | Item::Command { conn: None, .. } | Item::Event(_) => true,
+        });
+        carried
+    }
+}

@@ -1,0 +1,102 @@
+//! [`Transmit`]: one frame to write, as one WebSocket text message.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::codec;
+use crate::wire::Frame;
+
+/// One wire line to write as one WebSocket **text** message: compact JSON ending in `\n`.
+///
+/// It is UTF-8 by construction, so a driver never re-validates it: [`as_str`](Self::as_str)
+/// and [`into_string`](Self::into_string) are free, and so is [`into_bytes`](Self::into_bytes)
+/// (`Bytes::from(String)` takes the allocation over). With tungstenite,
+/// `Message::Text(transmit.into_string().into())` moves it without a copy.
+#[derive(Clone, PartialEq, Eq, Hash)]
+#[must_use = "a transmit is a frame the peer must receive"]
+pub struct Transmit(String);
+
+impl Transmit {
+    /// Encodes `frame` as one wire line.
+    pub(crate) fn encode(frame: &Frame) -> Self {
+        let mut out = Vec::with_capacity(128);
+        codec::encode_into(frame, &mut out);
+        // serde_json writes UTF-8 only; the fallback cannot be taken, and would write an
+        // empty line (skipped by every decoder) rather than panic.
+        Self(String::from_utf8(out).unwrap_or_default())
+    }
+
+    /// The line, `\n` included.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The line's bytes, `\n` included.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// Length in bytes, `\n` included.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Never true for a transmit the machine produced; present for API completeness.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The line as a `String`, without a copy.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    /// The line as `Bytes`, without a copy.
+    pub fn into_bytes(self) -> Bytes {
+        Bytes::from(self.0)
+    }
+}
+
+impl AsRef<str> for Transmit {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for Transmit {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::ops::Deref for Transmit {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Transmit> for String {
+    fn from(t: Transmit) -> Self {
+        t.0
+    }
+}
+
+impl From<Transmit> for Bytes {
+    fn from(t: Transmit) -> Self {
+        t.into_bytes()
+    }
+}
+
+impl fmt::Debug for Transmit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Transmit").field(&self.0).finish()
+    }
+}
+
+impl fmt::Display for Transmit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.trim_end_matches('\n'))
+    }
+}
