@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use relay_machine::gateway::{
-    ConnectionCommand, GatewayConfig, GatewayEvent, Identity, RelayMachine,
+    ConnectionCommand, GatewayConfig, GatewayEvent, GatewayState, Identity, Output, RelayMachine,
 };
 use relay_machine::wire::SendAction;
 use serde_json::json;
@@ -38,10 +38,13 @@ fn main() -> ExitCode {
     let config = GatewayConfig {
         identities,
         reconnect: false,
-        seed: std::process::id().into(),
         ..GatewayConfig::default()
     };
-    let mut gw = match RelayMachine::new(config) {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id());
+    let mut gw = match RelayMachine::new(config, seed) {
         Ok(gw) => gw,
         Err(e) => {
             eprintln!("blocking_gateway: {e}");
@@ -53,59 +56,38 @@ fn main() -> ExitCode {
     let mut request = None;
 
     loop {
-        let now = Instant::now();
-        // Drain every output of the last input. Handling an event may issue a command
-        // (the send after the handshake), so repeat until a pass finds nothing.
-        let mut drained = false;
-        let mut closed = false;
-        while !drained {
-            drained = true;
-            while let Some(command) = gw.poll_command() {
-                drained = false;
-                match command {
-                    ConnectionCommand::Dial { .. } => {
-                        match tungstenite::client::connect_with_config(
-                            url.as_str(),
-                            Some(ws_config()),
-                            3,
-                        ) {
-                            Ok((ws, _response)) => {
-                                socket = Some(ws);
-                                gw.on_connected(now);
-                            }
-                            Err(e) => gw.on_dial_failed(now, &e.to_string()),
-                        }
+        // Carry out every output, in order. Handling an event may issue a command (the
+        // send after the handshake), whose outputs simply follow in the same stream.
+        while let Some(output) = gw.poll_output() {
+            let now = Instant::now();
+            match output {
+                Output::Transmit(line) => {
+                    let Some(ws) = socket.as_mut() else { continue };
+                    let text = tungstenite::Utf8Bytes::from(line.into_string());
+                    if let Err(e) = ws.send(Message::Text(text)) {
+                        socket = None;
+                        gw.on_closed(now, None, &e.to_string());
                     }
-                    ConnectionCommand::Close { code, reason } => {
-                        if let Some(mut ws) = socket.take() {
-                            let frame = tungstenite::protocol::CloseFrame {
-                                code: code.into(),
-                                reason: reason.into(),
-                            };
-                            // Complete the closing handshake (bounded) so the peer
-                            // sees a clean close, not a reset.
-                            if let MaybeTlsStream::Plain(tcp) = ws.get_mut() {
-                                let _ = tcp.set_read_timeout(Some(Duration::from_secs(1)));
-                            }
-                            let _ = ws.close(Some(frame));
-                            while ws.read().is_ok() {}
+                }
+                Output::Command(ConnectionCommand::Dial { .. }) => {
+                    match tungstenite::client::connect_with_config(
+                        url.as_str(),
+                        Some(ws_config()),
+                        3,
+                    ) {
+                        Ok((ws, _response)) => {
+                            socket = Some(ws);
+                            gw.on_connected(now);
                         }
+                        Err(e) => gw.on_dial_failed(now, &e.to_string()),
                     }
-                    _ => {}
                 }
-            }
-            while let Some(bytes) = gw.poll_transmit() {
-                drained = false;
-                let Some(ws) = socket.as_mut() else { break };
-                let text = tungstenite::Utf8Bytes::try_from(bytes).unwrap_or_default();
-                if let Err(e) = ws.send(Message::Text(text)) {
-                    socket = None;
-                    gw.on_closed(now, None, &e.to_string());
+                Output::Command(ConnectionCommand::Close { code, reason }) => {
+                    if let Some(ws) = socket.take() {
+                        finish_close(ws, Some((code, reason)));
+                    }
                 }
-            }
-            while let Some(event) = gw.poll_event() {
-                drained = false;
-                match event {
+                Output::Event(event) => match event {
                     GatewayEvent::HandshakeComplete { .. } => {
                         let action = SendAction {
                             chat_id: "demo".into(),
@@ -122,7 +104,8 @@ fn main() -> ExitCode {
                     | GatewayEvent::Passthrough {
                         buffer_id: Some(id),
                         ..
-                    } => {
+                    }
+                    | GatewayEvent::Undeliverable { buffer_id: id, .. } => {
                         let _ = gw.ack_inbound(now, &id);
                     }
                     GatewayEvent::Response { id, result } if Some(&id) == request.as_ref() => {
@@ -141,15 +124,15 @@ fn main() -> ExitCode {
                         eprintln!("blocking_gateway: connection failed: {why:?}");
                         return ExitCode::from(2);
                     }
-                    GatewayEvent::Closed => closed = true,
                     GatewayEvent::Diagnostic(d) => eprintln!("blocking_gateway: {d:?}"),
                     _ => {}
-                }
+                },
+                _ => {}
             }
         }
 
-        // Exit only once every command (the final close) has been carried out.
-        if closed {
+        // Every output is carried out, the final close included.
+        if gw.state() == GatewayState::Closed {
             return ExitCode::SUCCESS;
         }
         // Wait for the next socket message or deadline, whichever comes first.
@@ -178,10 +161,13 @@ fn main() -> ExitCode {
             Ok(Message::Text(text)) => gw.handle_input(Instant::now(), text.as_bytes()),
             Ok(Message::Binary(bytes)) => gw.handle_input(Instant::now(), &bytes),
             Ok(Message::Close(frame)) => {
-                socket = None;
                 let (code, reason) = frame.map_or((None, String::new()), |f| {
                     (Some(u16::from(f.code)), f.reason.to_string())
                 });
+                // Answer the peer's close so it sees its own code, not 1006.
+                if let Some(ws) = socket.take() {
+                    finish_close(ws, None);
+                }
                 gw.on_closed(Instant::now(), code, &reason);
             }
             Ok(_) => {}
@@ -190,12 +176,32 @@ fn main() -> ExitCode {
             {
                 gw.handle_timeout(Instant::now());
             }
+            Err(tungstenite::Error::Capacity(_)) => {
+                if let Some(ws) = socket.take() {
+                    finish_close(ws, Some((1009, "message too big".into())));
+                }
+                gw.on_closed(Instant::now(), Some(1009), "message too big");
+            }
             Err(e) => {
                 socket = None;
                 gw.on_closed(Instant::now(), None, &e.to_string());
             }
         }
     }
+}
+
+/// Sends our close frame (or, with `None`, answers the peer's) and reads until the close
+/// handshake completes, for at most a second, so the peer sees a clean close.
+fn finish_close(mut ws: Socket, frame: Option<(u16, String)>) {
+    if let MaybeTlsStream::Plain(tcp) = ws.get_mut() {
+        let _ = tcp.set_read_timeout(Some(Duration::from_secs(1)));
+    }
+    let frame = frame.map(|(code, reason)| tungstenite::protocol::CloseFrame {
+        code: code.into(),
+        reason: reason.into(),
+    });
+    let _ = ws.close(frame);
+    while ws.read().is_ok() {}
 }
 
 /// Messages up to 1 MiB, as in the reference: one message's frames are queued at once.

@@ -19,7 +19,7 @@ use relay_machine::connector::{
     ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore, MemoryStore, Mode,
 };
 use relay_machine::discord::interaction_event;
-use relay_machine::gateway::{GatewayConfig, GatewayEvent, Identity, RelayMachine};
+use relay_machine::gateway::{GatewayConfig, GatewayEvent, GatewayState, Identity, RelayMachine};
 use relay_machine::session_key::{SessionKeyOptions, session_key};
 use relay_machine::wire::{
     ActionResult, CapabilityDescriptor, MessageEvent, PassthroughForward, SendAction, SessionSource,
@@ -94,7 +94,7 @@ async fn run() -> Result<(), String> {
         ],
         ..GatewayConfig::default()
     };
-    let machine = RelayMachine::new(config).map_err(|e| e.to_string())?;
+    let machine = RelayMachine::new(config, common::os_seed()).map_err(|e| e.to_string())?;
     let mut gw = common::Gateway::new(machine, url, None);
     let _ = gw.machine.connect(Instant::now());
     let mut reconnected = false;
@@ -149,16 +149,19 @@ async fn run() -> Result<(), String> {
                 return Err("going idle was not acknowledged".into());
             }
             GatewayEvent::ConnectFailed(why) => return Err(format!("connect failed: {why:?}")),
-            GatewayEvent::Closed => return Ok(()),
             _ => {}
         }
     }
-    Err("the gateway stopped before closing".into())
+    // `next_event` ends once the machine is terminal and every output was carried out.
+    match gw.machine.state() {
+        GatewayState::Closed => Ok(()),
+        other => Err(format!("the gateway stopped in state {other:?}")),
+    }
 }
 
 /// A scripted connector: one durable store shared by its successive connections.
 async fn connector(listener: smol::net::TcpListener) {
-    let mut store = MemoryStore::new();
+    let mut store = MemoryStore::with_epoch(0xd3);
     for connection in 1.. {
         let Ok((tcp, _)) = listener.accept().await else {
             return;

@@ -52,12 +52,14 @@ pub fn run(say: &mut dyn FnMut(&str, String)) -> Result<Outcome, Box<dyn Error>>
     // Both sides must derive keys with the gateway's configuration (here its defaults).
     let options = SessionKeyOptions::default();
 
-    let gateway = RelayMachine::new(GatewayConfig {
-        identities: vec![Identity::new("discord", "1122334455")],
-        seed: 1,
-        ..GatewayConfig::default()
-    })?;
-    let mut pair = Pair::new(gateway, MemoryStore::new(), Instant::now());
+    let gateway = RelayMachine::new(
+        GatewayConfig {
+            identities: vec![Identity::new("discord", "1122334455")],
+            ..GatewayConfig::default()
+        },
+        1,
+    )?;
+    let mut pair = Pair::new(gateway, MemoryStore::with_epoch(1), Instant::now());
     // This example plays the connector application itself, so it answers outbounds.
     pair.app.auto_respond = false;
     pair.gateway.connect(pair.now)?;

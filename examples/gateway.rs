@@ -52,10 +52,10 @@ fn main() -> std::process::ExitCode {
 async fn run(o: Options) -> Result<(), Exit> {
     let config = GatewayConfig {
         identities: o.identities,
-        seed: common::unix_now(),
         ..GatewayConfig::default()
     };
-    let machine = RelayMachine::new(config).map_err(|e| fail(&e.to_string()))?;
+    let machine =
+        RelayMachine::new(config, common::os_seed()).map_err(|e| fail(&e.to_string()))?;
     let mut gw = common::Gateway::new(machine, o.url, o.credentials);
     let _ = gw.machine.connect(Instant::now());
     let (mut inbound, mut results, mut requests) = (0, 0, Vec::new());
@@ -63,7 +63,7 @@ async fn run(o: Options) -> Result<(), Exit> {
     // Each stage gets `--timeout` to see what it waits for.
     let mut deadline = Instant::now() + o.timeout;
     loop {
-        let event = async { gw.next_event().await }
+        let event = async { Some(gw.next_event().await) }
             .or(async {
                 smol::Timer::at(deadline).await;
                 None
@@ -77,9 +77,20 @@ async fn run(o: Options) -> Result<(), Exit> {
                 Exit::TimedOut
             });
         };
+        // The machine is done and every output was carried out.
+        let Some(event) = event else {
+            return if stage == Stage::Closing {
+                Ok(())
+            } else {
+                Err(fail("the connection ended"))
+            };
+        };
         let now = Instant::now();
         print_event(&event);
-        inbound += usize::from(matches!(event, GatewayEvent::Inbound { .. }));
+        inbound += usize::from(matches!(
+            event,
+            GatewayEvent::Inbound { .. } | GatewayEvent::Undeliverable { .. }
+        ));
         let before = stage;
         match event {
             GatewayEvent::ConnectFailed(why) => return Err(fail(&format!("{why:?}"))),
@@ -108,12 +119,15 @@ async fn run(o: Options) -> Result<(), Exit> {
                     let _ = gw.machine.ack_inbound(now, &id);
                 }
             }
+            GatewayEvent::Undeliverable { buffer_id, .. } => {
+                // Logged above; acked so the connector stops redelivering it.
+                let _ = gw.machine.ack_inbound(now, &buffer_id);
+            }
             GatewayEvent::GoingIdle { acked: false, .. } => return Err(Exit::NotIdle),
             GatewayEvent::GoingIdle { acked: true, .. } => {
                 gw.machine.disconnect(now, None);
                 stage = Stage::Closing;
             }
-            GatewayEvent::Closed => return Ok(()),
             _ => {}
         }
         // Move on once what this stage waits for has come.
@@ -174,6 +188,9 @@ fn print_event(event: &GatewayEvent) {
             chat_id,
         } => json!({ "event": "interrupt", "session_key": session_key, "chat_id": chat_id }),
         GatewayEvent::GoingIdle { acked, .. } => json!({ "event": "going_idle", "acked": acked }),
+        GatewayEvent::Undeliverable { buffer_id, error } => {
+            json!({ "event": "undeliverable", "bufferId": buffer_id, "error": error.to_string() })
+        }
         other => json!({ "event": "status", "detail": other.to_string() }),
     };
     println!("{line}");

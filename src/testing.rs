@@ -17,6 +17,7 @@ use crate::connector::{
     MemoryStore,
 };
 use crate::gateway::{self, ConnectionCommand, GatewayEvent, RelayMachine};
+use crate::Transmit;
 use crate::transcript::Transcript;
 use crate::wire::{ActionResult, CapabilityDescriptor};
 
@@ -320,4 +321,62 @@ impl<S: DeliveryStore> Pair<S> {
             Side::ToGateway => self.gateway.handle_input(self.now, bytes),
         }
     }
+}
+
+/// Every output a machine had, sorted by kind, each kind in its order: for tests that
+/// assert on one kind at a time. (A driver never sorts: it carries outputs out in order.)
+#[derive(Debug, Clone, PartialEq)]
+pub struct Split<C, E> {
+    /// The frames, in order.
+    pub transmits: Vec<Transmit>,
+    /// The socket commands, in order.
+    pub commands: Vec<C>,
+    /// The events, in order.
+    pub events: Vec<E>,
+}
+
+impl<C, E> Split<C, E> {
+    /// The frames as JSON values.
+    pub fn frames(&self) -> Vec<serde_json::Value> {
+        self.transmits
+            .iter()
+            .map(|t| serde_json::from_str(t.as_str()).unwrap_or(serde_json::Value::Null))
+            .collect()
+    }
+}
+
+/// Takes every output of `gateway`, sorted by kind.
+pub fn split_gateway(gateway: &mut RelayMachine) -> Split<ConnectionCommand, GatewayEvent> {
+    let mut split = Split {
+        transmits: Vec::new(),
+        commands: Vec::new(),
+        events: Vec::new(),
+    };
+    while let Some(output) = gateway.poll_output() {
+        match output {
+            gateway::Output::Transmit(t) => split.transmits.push(t),
+            gateway::Output::Command(c) => split.commands.push(c),
+            gateway::Output::Event(e) => split.events.push(e),
+        }
+    }
+    split
+}
+
+/// Takes every output of `connector`, sorted by kind.
+pub fn split_connector<S: DeliveryStore>(
+    connector: &mut ConnectorMachine<S>,
+) -> Split<ConnectorCommand, ConnectorEvent> {
+    let mut split = Split {
+        transmits: Vec::new(),
+        commands: Vec::new(),
+        events: Vec::new(),
+    };
+    while let Some(output) = connector.poll_output() {
+        match output {
+            connector::Output::Transmit(t) => split.transmits.push(t),
+            connector::Output::Command(c) => split.commands.push(c),
+            connector::Output::Event(e) => split.events.push(e),
+        }
+    }
+    split
 }

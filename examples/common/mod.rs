@@ -12,10 +12,10 @@ use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use async_tungstenite::tungstenite::http::StatusCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use async_tungstenite::tungstenite::{Message, Utf8Bytes, client::IntoClientRequest};
-use bytes::Bytes;
+use relay_machine::Transmit;
 use relay_machine::auth;
-use relay_machine::connector::{ConnectorEvent, ConnectorMachine};
-use relay_machine::gateway::{ConnectionCommand, GatewayEvent, RelayMachine};
+use relay_machine::connector::{self, ConnectorCommand, ConnectorEvent, ConnectorMachine};
+use relay_machine::gateway::{ConnectionCommand, GatewayEvent, GatewayState, Output, RelayMachine};
 use smol::Timer;
 use smol::future::FutureExt as _;
 use smol::net::TcpStream;
@@ -40,9 +40,9 @@ fn ws_config() -> WebSocketConfig {
         .max_message_size(Some(relay_machine::codec::DEFAULT_MAX_FRAME_LEN + 1))
 }
 
-fn text(bytes: Bytes) -> Message {
-    // Every transmit is a JSON line, so this never falls back.
-    Message::Text(Utf8Bytes::try_from(bytes).unwrap_or_default())
+fn text(line: Transmit) -> Message {
+    // A transmit is UTF-8 by construction: no check, no copy.
+    Message::Text(Utf8Bytes::from(line.into_string()))
 }
 
 /// Unix time in seconds, for upgrade tokens (the only wall-clock read).
@@ -52,6 +52,15 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A seed for the machine's request ids and jitter from the operating system (through
+/// the standard library's random hashing keys), so that no two processes share one.
+pub fn os_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
 /// The gateway driver: dials when told, feeds messages and deadlines, writes frames.
 pub struct Gateway {
     pub machine: RelayMachine,
@@ -59,6 +68,8 @@ pub struct Gateway {
     /// `(gateway id, secret)` for the upgrade bearer, minted fresh for every dial.
     credentials: Option<(String, String)>,
     ws: Option<ClientSocket>,
+    /// Close handshakes finishing aside; awaited before the driver reports the end.
+    closing: Vec<smol::Task<()>>,
 }
 
 impl Gateway {
@@ -68,18 +79,34 @@ impl Gateway {
             url,
             credentials,
             ws: None,
+            closing: Vec::new(),
         }
     }
 
-    /// The next event, carrying out every command and frame before it. `None` when the
-    /// machine has nothing left to wait for.
+    /// The next event, after carrying out every frame and command before it. `None` once
+    /// the machine is terminal and has nothing left, or has nothing left to wait for.
     pub async fn next_event(&mut self) -> Option<GatewayEvent> {
         loop {
-            self.flush().await;
-            if let Some(event) = self.machine.poll_event() {
-                return Some(event);
+            while let Some(output) = self.machine.poll_output() {
+                match output {
+                    Output::Transmit(line) => self.write(line).await,
+                    Output::Command(command) => self.command(command).await,
+                    Output::Event(event) => return Some(event),
+                    _ => {}
+                }
             }
+            let terminal = matches!(
+                self.machine.state(),
+                GatewayState::Closed | GatewayState::Revoked
+            );
             let deadline = self.machine.poll_timeout();
+            if terminal || (self.ws.is_none() && deadline.is_none()) {
+                // Nothing more will happen: let the last close reach the peer, then end.
+                for close in self.closing.drain(..) {
+                    close.await;
+                }
+                return None;
+            }
             let Some(ws) = self.ws.as_mut() else {
                 Timer::at(deadline?).await;
                 self.machine.handle_timeout(Instant::now());
@@ -100,64 +127,52 @@ impl Gateway {
                 }
                 Some(Some(Ok(Message::Binary(b)))) => self.machine.handle_input(Instant::now(), &b),
                 Some(Some(Ok(Message::Close(frame)))) => {
-                    self.ws = None;
-                    let (code, reason) = frame.map_or((None, String::new()), |f| {
-                        (Some(u16::from(f.code)), f.reason.to_string())
-                    });
-                    self.machine.on_closed(Instant::now(), code, &reason);
+                    let (code, reason) = close_of(frame);
+                    self.ended(code, &reason);
                 }
                 Some(Some(Ok(_))) => {}
                 Some(Some(Err(e))) => {
-                    self.ws = None;
-                    self.machine.on_closed(Instant::now(), None, &e.to_string());
+                    let (code, reason) = error_close(&e);
+                    self.ended(code, &reason);
                 }
-                Some(None) => {
-                    self.ws = None;
-                    self.machine
-                        .on_closed(Instant::now(), None, "connection ended");
-                }
+                Some(None) => self.ended(None, "connection ended"),
             }
         }
     }
 
-    /// Carries out commands and writes frames until the machine has none left.
-    async fn flush(&mut self) {
-        loop {
-            let mut moved = false;
-            while let Some(command) = self.machine.poll_command() {
-                moved = true;
-                match command {
-                    ConnectionCommand::Dial { .. } => match self.dial().await {
-                        Ok(ws) => {
-                            self.ws = Some(ws);
-                            self.machine.on_connected(Instant::now());
-                        }
-                        Err(e) => self.machine.on_dial_failed(Instant::now(), &e),
-                    },
-                    ConnectionCommand::Close { code, reason } => {
-                        if let Some(mut ws) = self.ws.take() {
-                            let frame = CloseFrame {
-                                code: code.into(),
-                                reason: reason.into(),
-                            };
-                            let _ = ws.close(Some(frame)).await;
-                        }
-                    }
-                    _ => {}
+    /// The socket ended: finish its close handshake aside (answering the peer's close, or
+    /// sending 1009 after an oversized message) and tell the machine.
+    fn ended(&mut self, code: Option<u16>, reason: &str) {
+        if let Some(ws) = self.ws.take() {
+            let reply = (code == Some(1009)).then(|| close_frame(1009, "message too big"));
+            self.closing.push(finish_close(ws, reply));
+        }
+        self.machine.on_closed(Instant::now(), code, reason);
+    }
+
+    async fn write(&mut self, line: Transmit) {
+        let Some(ws) = self.ws.as_mut() else { return };
+        tap("gw→conn", line.as_bytes());
+        if let Err(e) = ws.send(text(line)).await {
+            self.ended(None, &e.to_string());
+        }
+    }
+
+    async fn command(&mut self, command: ConnectionCommand) {
+        match command {
+            ConnectionCommand::Dial { .. } => match self.dial().await {
+                Ok(ws) => {
+                    self.ws = Some(ws);
+                    self.machine.on_connected(Instant::now());
+                }
+                Err(e) => self.machine.on_dial_failed(Instant::now(), &e),
+            },
+            ConnectionCommand::Close { code, reason } => {
+                if let Some(ws) = self.ws.take() {
+                    self.closing.push(finish_close(ws, Some(close_frame(code, &reason))));
                 }
             }
-            while let Some(bytes) = self.machine.poll_transmit() {
-                moved = true;
-                let Some(ws) = self.ws.as_mut() else { break };
-                tap("gw→conn", &bytes);
-                if let Err(e) = ws.send(text(bytes)).await {
-                    self.ws = None;
-                    self.machine.on_closed(Instant::now(), None, &e.to_string());
-                }
-            }
-            if !moved {
-                return;
-            }
+            _ => {}
         }
     }
 
@@ -193,6 +208,50 @@ impl Gateway {
             .map_err(|e| e.to_string())?;
         Ok(ws)
     }
+}
+
+pub fn close_frame(code: u16, reason: &str) -> CloseFrame {
+    CloseFrame {
+        code: code.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A received close frame as the machine's `(code, reason)`.
+pub fn close_of(frame: Option<CloseFrame>) -> (Option<u16>, String) {
+    frame.map_or((None, String::new()), |f| {
+        (Some(u16::from(f.code)), f.reason.to_string())
+    })
+}
+
+/// A read error as the machine's `(code, reason)`: an oversized message is 1009, as the
+/// reference's WebSocket library reports it; anything else ended without a close frame.
+pub fn error_close(e: &async_tungstenite::tungstenite::Error) -> (Option<u16>, String) {
+    use async_tungstenite::tungstenite::Error;
+    use async_tungstenite::tungstenite::error::CapacityError;
+    match e {
+        Error::Capacity(CapacityError::MessageTooLong { .. }) => {
+            (Some(1009), "message too big".to_owned())
+        }
+        other => (None, other.to_string()),
+    }
+}
+
+/// Completes a socket's close handshake in the background, so the loop that feeds the
+/// machine never waits on a peer: sends `frame` (or answers the peer's close), then reads
+/// until the peer's answer or the end, for at most 10 s.
+pub fn finish_close(mut ws: ClientSocket, frame: Option<CloseFrame>) -> smol::Task<()> {
+    smol::spawn(async move {
+        let close = async {
+            let _ = ws.close(frame).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        };
+        let _ = close
+            .or(async {
+                Timer::after(std::time::Duration::from_secs(10)).await;
+            })
+            .await;
+    })
 }
 
 /// Accepts an upgrade on `/relay` only (HTTP 400 elsewhere) and checks the bearer token
@@ -233,7 +292,8 @@ pub async fn accept(
 
 /// The connector driver for one connection: feeds messages, lets `app` answer each event,
 /// writes frames, closes when the machine asks. Returns when the socket is gone, or, when
-/// `app` breaks, right after writing the queued frames, dropping the socket unclosed.
+/// `app` breaks, once the frames queued so far are written, dropping the socket unclosed
+/// (a network failure).
 pub async fn serve<S: relay_machine::connector::DeliveryStore>(
     ws: &mut ServerSocket,
     machine: &mut ConnectorMachine<S>,
@@ -241,42 +301,42 @@ pub async fn serve<S: relay_machine::connector::DeliveryStore>(
 ) {
     let mut dropping = false;
     loop {
-        loop {
-            let mut moved = false;
-            while let Some(event) = machine.poll_event() {
-                moved = true;
-                dropping |= app(machine, event).is_break();
-            }
-            while let Some(bytes) = machine.poll_transmit() {
-                moved = true;
-                tap("conn→gw", &bytes);
-                if ws.send(text(bytes)).await.is_err() {
+        while let Some(output) = machine.poll_output() {
+            match output {
+                connector::Output::Transmit(line) => {
+                    tap("conn→gw", line.as_bytes());
+                    if ws.send(text(line)).await.is_err() {
+                        return machine.on_closed(Instant::now());
+                    }
+                }
+                connector::Output::Event(event) => dropping |= app(machine, event).is_break(),
+                connector::Output::Command(ConnectorCommand::Close { code, reason }) => {
+                    let _ = ws.close(Some(close_frame(code, &reason))).await;
+                    // Let the peer answer the close, so it sees a clean close handshake.
+                    while let Some(Ok(_)) = ws.next().await {}
                     return machine.on_closed(Instant::now());
                 }
+                _ => {}
             }
-            if dropping {
-                return machine.on_closed(Instant::now());
-            }
-            if let Some(close) = machine.poll_close() {
-                let frame = CloseFrame {
-                    code: close.code.into(),
-                    reason: close.reason.into(),
-                };
-                let _ = ws.close(Some(frame)).await;
-                // Let the peer answer the close, so it sees a clean close handshake.
-                while let Some(Ok(_)) = ws.next().await {}
-                return;
-            }
-            if !moved {
-                break;
-            }
+        }
+        if dropping {
+            return machine.on_closed(Instant::now());
         }
         match ws.next().await {
             Some(Ok(Message::Text(t))) => machine.handle_input(Instant::now(), t.as_bytes()),
             Some(Ok(Message::Binary(b))) => machine.handle_input(Instant::now(), &b),
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+            Some(Ok(Message::Close(_))) => {
+                // Answer the peer's close, so it sees its own code echoed, not 1006.
+                let _ = ws.close(None).await;
                 return machine.on_closed(Instant::now());
             }
+            Some(Err(e)) => {
+                if let (Some(1009), reason) = error_close(&e) {
+                    let _ = ws.close(Some(close_frame(1009, &reason))).await;
+                }
+                return machine.on_closed(Instant::now());
+            }
+            None => return machine.on_closed(Instant::now()),
             Some(Ok(_)) => {}
         }
     }

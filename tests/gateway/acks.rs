@@ -58,22 +58,99 @@ fn buffered_inbound_is_acked_once_when_the_application_says_so() {
 }
 
 #[test]
-fn unacked_deliveries_belong_to_their_connection() {
+fn an_ack_lost_at_close_is_owed_and_the_redelivery_is_acked_not_handed_over() {
+    let mut d = Driver::open(config1());
+    d.feed(&inbound(group("-100"), "replayed", Some("b-1")));
+    // The application acks, and the socket dies before the driver took the ack.
+    let b1 = BufferId::from("b-1");
+    d.batch("ack_inbound b-1, then the socket drops", true, |m, now| {
+        assert_eq!(m.ack_inbound(now, &b1), Ok(()));
+        m.on_closed(now, None, "connection reset");
+    });
+    d.fire();
+    d.connected();
+    let m = d.mark();
+    d.feed(&descriptor("telegram"));
+    // The owed ack goes out once the new connection is open ...
+    assert_eq!(
+        d.frames_of(m, "inbound_ack"),
+        vec![json!({"type": "inbound_ack", "bufferId": "b-1"})]
+    );
+    // ... and the connector's redelivery (it may have missed the ack) is acked again by the
+    // machine, never handed to the application a second time.
+    let m = d.mark();
+    d.feed(&inbound(group("-100"), "replayed", Some("b-1")));
+    assert!(d.events_since(m).is_empty());
+    assert_eq!(
+        d.frames_of(m, "inbound_ack"),
+        vec![json!({"type": "inbound_ack", "bufferId": "b-1"})]
+    );
+    assert_eq!(d.ack("b-1"), Err(AckError::Unknown("b-1".into())));
+    insta::assert_snapshot!(d.transcript());
+}
+
+#[test]
+fn a_redelivery_while_the_application_holds_the_first_copy_is_not_handed_over() {
     let mut d = Driver::open(config1());
     d.feed(&inbound(group("-100"), "replayed", Some("b-1")));
     d.dropped();
-    // No socket to ack on: the connector redelivers.
-    assert_eq!(d.ack("b-1"), Err(AckError::NotConnected));
     d.fire();
     d.connected();
     d.feed(&descriptor("telegram"));
-    // The old delivery is not this connection's.
-    assert_eq!(d.ack("b-1"), Err(AckError::Unknown("b-1".into())));
-    // The replay on the new connection is.
+    let m = d.mark();
     d.feed(&inbound(group("-100"), "replayed", Some("b-1")));
+    assert!(d.events_since(m).is_empty(), "handed over twice");
+    assert!(d.frames_since(m).is_empty(), "not acked: the application holds it");
+    assert_eq!(d.gw().unacked(), 1);
+    insta::assert_snapshot!(d.transcript());
+}
+
+#[test]
+fn an_ack_made_after_a_reconnect_is_written_on_the_new_socket() {
+    let mut d = Driver::open(config1());
+    d.feed(&inbound(group("-100"), "replayed", Some("b-1")));
+    d.dropped();
+    // No socket now: the ack is owed, not refused.
     let m = d.mark();
     assert_eq!(d.ack("b-1"), Ok(()));
-    assert_eq!(d.frames_of(m, "inbound_ack").len(), 1);
+    assert!(d.frames_since(m).is_empty());
+    d.fire();
+    d.connected();
+    let m = d.mark();
+    d.feed(&descriptor("telegram"));
+    assert_eq!(
+        d.frames_of(m, "inbound_ack"),
+        vec![json!({"type": "inbound_ack", "bufferId": "b-1"})]
+    );
+    // Held on the old connection, acked on the new one: also written on the new socket.
+    d.feed(&inbound(group("-100"), "second", Some("b-2")));
+    d.dropped();
+    d.fire();
+    d.connected();
+    d.feed(&descriptor("telegram"));
+    let m = d.mark();
+    assert_eq!(d.ack("b-2"), Ok(()));
+    assert_eq!(
+        d.frames_since(m),
+        vec![json!({"type": "inbound_ack", "bufferId": "b-2"})]
+    );
+    insta::assert_snapshot!(d.transcript());
+}
+
+#[test]
+fn a_reused_id_with_a_different_body_is_delivered() {
+    let mut d = Driver::open(config1());
+    d.feed(&inbound(group("-100"), "first", Some("b-1")));
+    assert_eq!(d.ack("b-1"), Ok(()));
+    let m = d.mark();
+    d.feed(&inbound(group("-100"), "another delivery", Some("b-1")));
+    let events = d.events_since(m);
+    assert!(
+        matches!(events.as_slice(), [GatewayEvent::Inbound { event, .. }] if event.text == "another delivery"),
+        "{events:?}"
+    );
+    assert!(d.frames_since(m).is_empty(), "not acked for the application");
+    assert_eq!(d.ack("b-1"), Ok(()));
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -111,9 +188,9 @@ fn auto_ack_acks_buffered_inbound_and_passthrough_once_and_never_live() {
 }
 
 #[test]
-fn max_unacked_forgets_the_oldest() {
+fn delivery_memory_forgets_the_oldest() {
     let config = GatewayConfig {
-        max_unacked: 2,
+        delivery_memory: 2,
         ..config1()
     };
     let mut d = Driver::open(config);

@@ -1,14 +1,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Scenario 9: the reconnect ladder with a fixed seed (protocol.md §7.4 V-B, §11.1).
 
-use relay_machine::gateway::{DialPurpose, GatewayConfig, GatewayState};
+use relay_machine::gateway::{DialPurpose, GatewayState};
 
 use crate::driver::*;
 
 /// A connector that drops every connection right after its handshake, `n` times.
 /// Returns the driver and the waits announced, in ms.
 fn flapping(seed: u64, n: usize) -> (Driver, Vec<u64>) {
-    let mut d = Driver::open(GatewayConfig { seed, ..config1() });
+    let mut d = Driver::open_seeded(config1(), seed);
     let mut waits = Vec::new();
     for _ in 0..n {
         let m = d.mark();

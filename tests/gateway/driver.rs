@@ -5,14 +5,13 @@
 //! The driver plays both the socket driver and the connector: it feeds the machine lines,
 //! socket reports and commands, lets virtual time pass (firing every deadline on the way,
 //! as a real driver would), and records everything in a [`Transcript`] drained with
-//! [`Transcript::drain_gateway`].
+//! [`Transcript::drain_gateway`], which renders the typed outputs and hands them back for
+//! the tests' explicit assertions.
 //!
-//! Because `drain_gateway` consumes the machine's outputs, the driver runs a *twin*: a
-//! second machine with the same config (and so the same seed) that gets exactly the same
-//! inputs. The machine is deterministic, so the twin produces the same outputs, which the
-//! driver keeps as typed values for the tests' explicit assertions. Every return value and
-//! every observable of the two machines is compared after each step, so the twin also
-//! checks determinism continuously.
+//! The driver also runs a *twin*: a second machine with the same config and seed that gets
+//! exactly the same inputs. Its outputs and observables must equal the machine's after
+//! every step, so determinism (same seed, same inputs, same outputs) is checked
+//! continuously.
 //!
 //! After every step the driver checks the invariants that hold for every scenario:
 //! - `poll_timeout()` is `None` or later than `now` (in particular after `handle_timeout`);
@@ -20,7 +19,9 @@
 //! - each request id returned by `send` resolves at most once, and no other id resolves;
 //! - the dial generation never decreases;
 //! - a spurious `handle_timeout(now)` (nothing due) changes nothing and emits nothing;
-//! - every frame written is one JSON object followed by exactly one `\n`.
+//! - every frame written is one JSON object followed by exactly one `\n`;
+//! - no frame is written while the driver holds no open socket (after a `Close`, a dial,
+//!   or a report that the socket ended), and the terminal event is the last output.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use relay_machine::gateway::{
     AckError, ConnectionCommand, DialPurpose, GatewayConfig, GatewayEvent, GatewayState, Identity,
-    RelayMachine, RequestFailure,
+    Output, RelayMachine, RequestFailure,
 };
 use relay_machine::transcript::Transcript;
 use relay_machine::wire::{ActionResult, BufferId, OutboundAction, RequestId, SendAction};
@@ -63,13 +64,22 @@ pub struct Driver {
     resolved: BTreeMap<RequestId, usize>,
     terminal: Option<GatewayState>,
     generation: u64,
+    /// The driver holds an open socket: frames may be written.
+    writable: bool,
+    /// The terminal event was output.
+    terminal_event: bool,
 }
 
 impl Driver {
+    /// A driver around a machine seeded with [`SEED`].
     pub fn new(config: GatewayConfig) -> Self {
+        Self::seeded(config, SEED)
+    }
+
+    pub fn seeded(config: GatewayConfig, seed: u64) -> Self {
         let start = Instant::now();
-        let gw = RelayMachine::new(config.clone()).unwrap();
-        let twin = RelayMachine::new(config).unwrap();
+        let gw = RelayMachine::new(config.clone(), seed).unwrap();
+        let twin = RelayMachine::new(config, seed).unwrap();
         Self {
             gw,
             twin,
@@ -81,14 +91,20 @@ impl Driver {
             resolved: BTreeMap::new(),
             terminal: None,
             generation: 0,
+            writable: false,
+            terminal_event: false,
         }
     }
 
     /// A driver whose machine has completed its first handshake: every identity got its
     /// descriptor, in hello order.
     pub fn open(config: GatewayConfig) -> Self {
+        Self::open_seeded(config, SEED)
+    }
+
+    pub fn open_seeded(config: GatewayConfig, seed: u64) -> Self {
         let platforms: Vec<String> = config_platforms(&config);
-        let mut d = Self::new(config);
+        let mut d = Self::seeded(config, seed);
         d.connect().unwrap();
         d.connected();
         for p in &platforms {
@@ -308,6 +324,7 @@ impl Driver {
     pub fn connected(&mut self) {
         self.transcript.note(self.now, "socket", "open");
         let now = self.now;
+        self.writable |= self.gw.state() == GatewayState::Dialing;
         self.gw.on_connected(now);
         self.twin.on_connected(now);
         self.settle();
@@ -318,6 +335,7 @@ impl Driver {
         self.transcript
             .note(self.now, "socket", format!("closed {code} {reason:?}"));
         let now = self.now;
+        self.writable = false;
         self.gw.on_closed(now, Some(code), reason);
         self.twin.on_closed(now, Some(code), reason);
         self.settle();
@@ -327,6 +345,7 @@ impl Driver {
     pub fn dropped(&mut self) {
         self.transcript.note(self.now, "socket", "dropped");
         let now = self.now;
+        self.writable = false;
         self.gw.on_closed(now, None, "connection reset");
         self.twin.on_closed(now, None, "connection reset");
         self.settle();
@@ -356,6 +375,25 @@ impl Driver {
         self.transcript.note(now, "app", format!("{label} → {r:?}"));
         self.settle();
         r
+    }
+
+    /// Runs several inputs on both machines in one pass, with no output taken in between
+    /// (a driver busy elsewhere), notes `label`, then drains. `ends_socket`: the pass
+    /// reports that the socket ended.
+    pub fn batch(
+        &mut self,
+        label: &str,
+        ends_socket: bool,
+        mut f: impl FnMut(&mut RelayMachine, Instant),
+    ) {
+        let now = self.now;
+        f(&mut self.gw, now);
+        f(&mut self.twin, now);
+        self.transcript.note(now, "app", label);
+        if ends_socket {
+            self.writable = false;
+        }
+        self.settle();
     }
 
     pub fn connect(&mut self) -> Result<(), RequestFailure> {
@@ -424,41 +462,46 @@ impl Driver {
     fn settle(&mut self) {
         let now = self.now;
         let ms = self.ms();
-        self.transcript.drain_gateway(now, &mut self.gw);
-        while let Some(c) = self.twin.poll_command() {
-            self.log.push(Entry {
-                ms,
-                out: Out::Command(c),
-            });
-        }
-        while let Some(bytes) = self.twin.poll_transmit() {
-            assert_eq!(bytes.last(), Some(&b'\n'), "a frame ends in a newline");
-            assert_eq!(
-                bytes.iter().filter(|&&b| b == b'\n').count(),
-                1,
-                "one frame per transmit"
-            );
-            let value: Value = serde_json::from_slice(&bytes).expect("a frame is JSON");
-            assert!(value.is_object(), "a frame is a JSON object");
-            self.log.push(Entry {
-                ms,
-                out: Out::Frame(value),
-            });
-        }
-        while let Some(e) = self.twin.poll_event() {
-            if let GatewayEvent::Response { id, .. } = &e {
-                assert!(
-                    self.sent.contains(id),
-                    "response for an id never sent: {id}"
-                );
-                let n = self.resolved.entry(id.clone()).or_insert(0);
-                *n += 1;
-                assert_eq!(*n, 1, "request {id} resolved twice");
-            }
-            self.log.push(Entry {
-                ms,
-                out: Out::Event(e),
-            });
+        let outputs = self.transcript.drain_gateway(now, &mut self.gw);
+        let twin: Vec<Output> = std::iter::from_fn(|| self.twin.poll_output()).collect();
+        assert_eq!(outputs, twin, "the twin's outputs differ: not deterministic");
+        for output in outputs {
+            assert!(!self.terminal_event, "{output:?} after the terminal event");
+            let out = match output {
+                Output::Command(c) => {
+                    self.writable = false;
+                    Out::Command(c)
+                }
+                Output::Transmit(line) => {
+                    assert!(self.writable, "a frame with no open socket: {line}");
+                    let bytes = line.as_bytes();
+                    assert_eq!(bytes.last(), Some(&b'\n'), "a frame ends in a newline");
+                    assert_eq!(
+                        bytes.iter().filter(|&&b| b == b'\n').count(),
+                        1,
+                        "one frame per transmit"
+                    );
+                    let value: Value = serde_json::from_slice(bytes).expect("a frame is JSON");
+                    assert!(value.is_object(), "a frame is a JSON object");
+                    Out::Frame(value)
+                }
+                Output::Event(e) => {
+                    if let GatewayEvent::Response { id, .. } = &e {
+                        assert!(
+                            self.sent.contains(id),
+                            "response for an id never sent: {id}"
+                        );
+                        let n = self.resolved.entry(id.clone()).or_insert(0);
+                        *n += 1;
+                        assert_eq!(*n, 1, "request {id} resolved twice");
+                    }
+                    self.terminal_event |=
+                        matches!(e, GatewayEvent::Closed | GatewayEvent::Revoked { .. });
+                    Out::Event(e)
+                }
+                other => panic!("unknown output {other:?}"),
+            };
+            self.log.push(Entry { ms, out });
         }
         // Both machines were fed the same inputs: same observable state.
         assert_eq!(self.gw.poll_timeout(), self.twin.poll_timeout());
@@ -487,9 +530,7 @@ impl Driver {
         let deadline = self.gw.poll_timeout();
         for m in [&mut self.gw, &mut self.twin] {
             m.handle_timeout(now);
-            assert_eq!(m.poll_command(), None, "spurious handle_timeout");
-            assert_eq!(m.poll_transmit(), None, "spurious handle_timeout");
-            assert_eq!(m.poll_event(), None, "spurious handle_timeout");
+            assert_eq!(m.poll_output(), None, "spurious handle_timeout");
             assert_eq!(m.poll_timeout(), deadline, "spurious handle_timeout");
             assert_eq!(m.state(), state, "spurious handle_timeout");
         }
@@ -549,10 +590,13 @@ pub fn three_identities() -> Vec<Identity> {
 }
 
 /// A config with the three identities and the defaults otherwise (seed 7).
+/// The seed of every scenario's machine unless a test says otherwise: the request ids and
+/// jitter in the snapshots are this seed's.
+pub const SEED: u64 = 7;
+
 pub fn config3() -> GatewayConfig {
     GatewayConfig {
         identities: three_identities(),
-        seed: 7,
         ..GatewayConfig::default()
     }
 }
@@ -561,7 +605,6 @@ pub fn config3() -> GatewayConfig {
 pub fn config1() -> GatewayConfig {
     GatewayConfig {
         identities: vec![Identity::new("telegram", "701")],
-        seed: 7,
         ..GatewayConfig::default()
     }
 }
