@@ -7,15 +7,62 @@
 //! commands, and produces frames to write, events and the next deadline. It owns no
 //! socket, spawns no thread and reads no clock, so it runs under any runtime, or none.
 //!
-//! Layers, from the bottom:
+//! Two roles, each a pure state machine:
+//! - [`gateway::RelayMachine`]: the gateway, which dials out, handshakes, correlates
+//!   requests, acknowledges buffered deliveries and reconnects;
+//! - [`connector::ConnectorMachine`]: one gateway connection on the connector, which answers
+//!   hellos, executes outbound actions once each and replays the buffered backlog.
+//!
+//! # The run loop
+//!
+//! Both machines have one ordered output stream. After every input, take `poll_output()`
+//! until it returns `None`, carrying out each output before taking the next; then wait for
+//! the socket, the timer (`poll_timeout()`) or a command:
+//!
+//! ```text
+//! loop {
+//!     while let Some(output) = machine.poll_output() {
+//!         match output {
+//!             Output::Transmit(t) => write t as one WebSocket text message,
+//!             Output::Command(c)  => dial / close the socket (after the frames before it),
+//!             Output::Event(e)    => hand e to the application (it may call commands),
+//!         }
+//!     }
+//!     wait for a socket message (handle_input), the deadline (handle_timeout),
+//!     the socket's fate (on_connected / on_dial_failed / on_closed) or a command.
+//! }
+//! ```
+//!
+//! What that loop can rely on:
+//! - **Causal order.** Outputs come in the order the machine produced them: a frame queued
+//!   before a close is written before it; the gateway's terminal event (`Closed`,
+//!   `Revoked`) is its last output.
+//! - **Connection scoping.** Nothing produced for one connection is written on another:
+//!   what was not taken when a connection ended is discarded and accounted for (a request
+//!   resolves as definitely not sent, an ack is owed to the next connection).
+//! - **Exactly once to the application.** Every request resolves once; a buffered delivery
+//!   is handed to the application once, and a redelivery of one it acked is acked again by
+//!   the machine.
+//! - **Nothing read from the environment.** Time, randomness (the gateway's seed) and
+//!   bytes are arguments; the same inputs give the same outputs.
+//!
+//! The rustdoc of each machine has a runnable example; `examples/` has drivers on smol,
+//! tokio and a plain blocking loop.
+//!
+//! # Layers
+//!
+//! From the bottom:
 //! - [`wire`]: every frame as typed data ([`wire::Frame`]).
 //! - [`codec`]: bytes ⇄ frames, incremental and bounded ([`codec::FrameDecoder`],
-//!   [`codec::encode`]).
+//!   [`codec::encode`]); [`Transmit`], a frame ready to write.
 //! - Pure helpers: [`url::dial_url`] (dial-URL normalisation),
 //!   [`session_key::session_key`] (the session key the gateway derives for an event, which a
 //!   connector needs to bind capabilities such as a Discord interaction token),
 //!   [`discord::interaction_event`] (a forwarded Discord interaction as a message event) and,
 //!   with the default `auth` feature, [`auth`] (upgrade-token mint and verify).
+//!
+//! Features: `auth` (default: upgrade tokens), `testing` (the in-memory pair harness and
+//! transcript helpers), `fuzzing` (the fuzz-target bodies).
 //!
 //! ```
 //! use relay_machine::codec::{FrameDecoder, encode};

@@ -261,7 +261,13 @@ impl<S: DeliveryStore> Pair<S> {
                 let result = ActionResult::ok_with_message(format!("m-{}", self.responses));
                 let _ = connector.respond(self.now, request_id, result);
             }
-            _ => {}
+            ConnectorEvent::Hello { .. }
+            | ConnectorEvent::Outbound { .. }
+            | ConnectorEvent::Interrupt { .. }
+            | ConnectorEvent::Acked(_)
+            | ConnectorEvent::WentIdle
+            | ConnectorEvent::WakeNeeded
+            | ConnectorEvent::Diagnostic(_) => {}
         }
     }
 

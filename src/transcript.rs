@@ -140,16 +140,14 @@ fn render_command(command: &ConnectionCommand) -> String {
 
 fn render_gateway_event(now: Instant, event: &GatewayEvent) -> String {
     // Deadlines are absolute instants; a transcript shows them as delays.
-    match event {
-        GatewayEvent::Reconnecting { at, purpose } => format!(
-            "event Reconnecting in {}ms ({purpose:?})",
-            at.saturating_duration_since(now).as_millis()
-        ),
-        GatewayEvent::RedialHeld { until } => format!(
-            "event RedialHeld for {}ms",
-            until.saturating_duration_since(now).as_millis()
-        ),
-        other => format!("event {other}"),
+    if let GatewayEvent::Reconnecting { at, purpose } = event {
+        let ms = at.saturating_duration_since(now).as_millis();
+        format!("event Reconnecting in {ms}ms ({purpose:?})")
+    } else if let GatewayEvent::RedialHeld { until } = event {
+        let ms = until.saturating_duration_since(now).as_millis();
+        format!("event RedialHeld for {ms}ms")
+    } else {
+        format!("event {event}")
     }
 }
 

@@ -184,6 +184,9 @@ pub enum ConnectorCommand {
 #[derive(Debug, Clone, PartialEq)]
 #[must_use = "every output must be carried out, in order"]
 #[non_exhaustive]
+// An output is moved once, from the queue to the driver: boxing the large event would cost
+// an allocation per event to save a copy.
+#[allow(clippy::large_enum_variant)]
 pub enum Output {
     /// Write this line as one WebSocket text message.
     Transmit(Transmit),
