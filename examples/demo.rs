@@ -98,6 +98,7 @@ async fn run() -> Result<(), String> {
     let mut gw = common::Gateway::new(machine, url, None);
     let _ = gw.machine.connect(Instant::now());
     let mut reconnected = false;
+    let mut deferred = None;
     while let Some(event) = gw.next_event().await {
         let now = Instant::now();
         say("gw", format!("event {event}"));
@@ -106,9 +107,10 @@ async fn run() -> Result<(), String> {
                 event,
                 buffer_id: Some(id),
             } => {
-                // Before the drop, the gateway "crashes" before owning the second delivery:
-                // it is not acked, so the connector must replay it after reconnecting.
-                if !reconnected && event.text.contains("owned later") {
+                // The application owns the second delivery only later: unacked when the
+                // connection drops, so the connector replays it after the reconnect.
+                if event.text.contains("owned later") {
+                    deferred = Some(id);
                     let _ = gw.machine.interrupt(
                         now,
                         "agent:main:discord:group:4455:77",
@@ -125,9 +127,14 @@ async fn run() -> Result<(), String> {
                     };
                     let _ = gw.machine.send(now, reply, None);
                 }
-                if reconnected {
-                    let _ = gw.machine.go_idle(now);
+            }
+            GatewayEvent::HandshakeComplete { .. } if reconnected => {
+                // Owned now: the ack goes out on this connection, although an earlier one
+                // brought the delivery; its replay is not handed over a second time.
+                if let Some(id) = deferred.take() {
+                    let _ = gw.machine.ack_inbound(now, &id);
                 }
+                let _ = gw.machine.go_idle(now);
             }
             GatewayEvent::Passthrough { forward, .. } => match interaction_event(&forward) {
                 Ok(event) => {

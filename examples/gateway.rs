@@ -51,16 +51,23 @@ fn main() -> std::process::ExitCode {
 
 async fn run(o: Options) -> Result<(), Exit> {
     let config = GatewayConfig {
-        identities: o.identities,
+        identities: o.identities.clone(),
         ..GatewayConfig::default()
     };
     let machine =
         RelayMachine::new(config, common::os_seed()).map_err(|e| fail(&e.to_string()))?;
-    let mut gw = common::Gateway::new(machine, o.url, o.credentials);
+    let mut gw = common::Gateway::new(machine, o.url.clone(), o.credentials.clone());
     let _ = gw.machine.connect(Instant::now());
+    let result = stages(&mut gw, &o).await;
+    // Whatever the outcome, let the peer see the close (a 4401 echoed, a 1000 answered).
+    gw.finish_closes().await;
+    result
+}
+
+/// Walks the stages the flags ask for; each gets `--timeout` to see what it waits for.
+async fn stages(gw: &mut common::Gateway, o: &Options) -> Result<(), Exit> {
     let (mut inbound, mut results, mut requests) = (0, 0, Vec::new());
     let mut stage = Stage::Handshake;
-    // Each stage gets `--timeout` to see what it waits for.
     let mut deadline = Instant::now() + o.timeout;
     loop {
         let event = async { Some(gw.next_event().await) }

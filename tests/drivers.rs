@@ -75,7 +75,12 @@ impl Drop for Connector {
 }
 
 fn gateway(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Vec<Value>) {
-    let mut command = Command::new(example("gateway"));
+    run_gateway("gateway", args, env)
+}
+
+/// Runs a gateway example (`gateway` on smol, `tokio_gateway`: the same flags and output).
+fn run_gateway(name: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Vec<Value>) {
+    let mut command = Command::new(example(name));
     command.args(args);
     for var in [
         "GATEWAY_RELAY_URL",
@@ -268,8 +273,16 @@ fn connector_interoperates_with_reference_formatting_and_exits_1_when_unacked() 
     let frames = read_frames(&mut ws, 3);
     assert_eq!(frames[0]["type"], "descriptor");
     assert_eq!(frames[1]["type"], "inbound");
-    assert_eq!(frames[1]["bufferId"], "b-1");
-    assert_eq!(frames[2]["bufferId"], "b-2");
+    // `b-<the store's random epoch>-<n>`: ids never repeat across connector restarts.
+    let ids: Vec<&str> = frames[1..]
+        .iter()
+        .map(|f| f["bufferId"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids[0].starts_with("b-") && ids[0].ends_with("-1"),
+        "{ids:?}"
+    );
+    assert_eq!(ids[1], format!("{}2", ids[0].trim_end_matches('1')));
     let outbound = "{\"type\": \"outbound\", \"requestId\": \"0a9b8c7d6e5f40312233445566778899\", \"action\": {\"op\": \"send\", \"chat_id\": \"4455\", \"content\": \"\\ud83d\\ude80\", \"reply_to\": null, \"metadata\": {}}, \"platform\": \"discord\", \"botId\": \"caf\\u00e9\"}\n";
     ws.send(Message::text(outbound)).unwrap();
     let result = &read_frames(&mut ws, 1)[0];
@@ -317,14 +330,14 @@ fn the_demo_shows_every_scenario_and_exits_0() {
     let order = [
         "gw→conn  hello {\"botId\":\"1122334455\",\"platform\":\"discord\"}",
         "gw       event HandshakeComplete default=discord",
-        "gw→conn  inbound_ack {\"bufferId\":\"b-1\"}",
+        "gw→conn  inbound_ack {\"bufferId\":\"b-d3-1\"}",
         "decoded interaction: \"/skill run deploy\" by Al in session agent:main:discord:group:4455:77",
         "gw       event Response",
         "gw→conn  interrupt",
         "gw       event Interrupt",
         "gw       event Disconnected",
         "gw       event Reconnecting",
-        "gw→conn  inbound_ack {\"bufferId\":\"b-2\"}",
+        "gw→conn  inbound_ack {\"bufferId\":\"b-d3-2\"}",
         "gw       event GoingIdle acked=true",
         "gw       event Closed",
     ];
@@ -332,12 +345,14 @@ fn the_demo_shows_every_scenario_and_exits_0() {
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{transcript}");
     // The replay after the reconnect is exactly the unacked tail: b-2, never b-1 again.
     assert_eq!(
-        transcript.matches("\"bufferId\":\"b-1\",\"event\"").count(),
+        transcript
+            .matches("\"bufferId\":\"b-d3-1\",\"event\"")
+            .count(),
         1
     );
     assert_eq!(
         transcript
-            .matches("conn→gw  inbound {\"bufferId\":\"b-2\"")
+            .matches("conn→gw  inbound {\"bufferId\":\"b-d3-2\"")
             .count(),
         2
     );
@@ -406,4 +421,172 @@ fn gateway_interoperates_with_a_reference_style_connector() {
     let acks: Vec<_> = seen.iter().filter(|f| f["type"] == "inbound_ack").collect();
     assert_eq!(acks.len(), 1);
     assert_eq!(acks[0]["bufferId"], "b-9");
+}
+
+/// The last ack before a disconnect reaches the connector: the application acks a buffered
+/// delivery and disconnects in the same pass (round 1 lost that ack in every driver). The
+/// connector exits 0 only if nothing it buffered is left unacked; 20 runs in a row.
+fn the_last_ack_is_written_before_the_close(name: &str) {
+    for run in 0..20 {
+        let connector =
+            Connector::start(&["--once", "--push-inbound", "3", "--buffered-every", "1"]);
+        let (code, lines) = run_gateway(
+            name,
+            &[
+                "--url",
+                &connector.url,
+                "--identity",
+                "discord:111",
+                "--wait-inbound",
+                "3",
+                "--timeout",
+                "10",
+            ],
+            &[],
+        );
+        assert_eq!(code, Some(0), "{name} run {run}: {lines:#?}");
+        assert_eq!(events(&lines, "inbound").len(), 3);
+        let (code, lines) = connector.finish();
+        assert_eq!(code, Some(0), "{name} run {run}: unacked left: {lines:#?}");
+        assert_eq!(events(&lines, "acked").len(), 3, "{name} run {run}");
+        assert_eq!(events(&lines, "closed")[0]["unacked"], 0);
+    }
+}
+
+#[test]
+fn the_last_ack_is_written_before_the_close_smol() {
+    the_last_ack_is_written_before_the_close("gateway");
+}
+
+#[test]
+fn the_last_ack_is_written_before_the_close_tokio() {
+    the_last_ack_is_written_before_the_close("tokio_gateway");
+}
+
+/// The tokio example takes the gateway example's flags and keeps its contract.
+#[test]
+fn the_tokio_gateway_runs_the_whole_protocol_with_auth() {
+    let connector = Connector::start(&[
+        "--once",
+        "--secret",
+        "s3cr3t",
+        "--push-inbound",
+        "4",
+        "--buffered-every",
+        "2",
+    ]);
+    let (code, lines) = run_gateway(
+        "tokio_gateway",
+        &[
+            "--url",
+            &connector.url,
+            "--identity",
+            "discord:111",
+            "--gateway-id",
+            "gw-7",
+            "--secret",
+            "s3cr3t",
+            "--sends",
+            "3",
+            "--wait-inbound",
+            "4",
+            "--go-idle",
+            "--timeout",
+            "10",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert_eq!(events(&lines, "result").len(), 3);
+    assert_eq!(events(&lines, "inbound").len(), 4);
+    assert_eq!(events(&lines, "going_idle")[0]["acked"], true);
+    let (code, lines) = connector.finish();
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert_eq!(events(&lines, "connected")[0]["gateway"], "gw-7");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/relay");
+    assert_eq!(
+        run_gateway("tokio_gateway", &["--url", &url], &[]).0,
+        Some(2)
+    );
+}
+
+/// Python's json writes lone surrogates (`"\ud800"`) and chat text carries them: an
+/// `outbound` with one is answered, over a real WebSocket.
+#[test]
+fn the_connector_answers_an_outbound_with_a_lone_surrogate() {
+    let connector = Connector::start(&["--once"]);
+    let address = connector
+        .url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/relay");
+    let tcp = TcpStream::connect(address).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut ws, _) = tungstenite::client(connector.url.as_str(), tcp).unwrap();
+    ws.send(Message::text(
+        "{\"type\": \"hello\", \"platform\": \"discord\", \"botId\": \"1\"}\n",
+    ))
+    .unwrap();
+    assert_eq!(read_frames(&mut ws, 1)[0]["type"], "descriptor");
+    let outbound = "{\"type\": \"outbound\", \"requestId\": \"r-1\", \"action\": {\"op\": \"send\", \"chat_id\": \"4455\", \"content\": \"half \\ud83d of a rocket\"}}\n";
+    ws.send(Message::text(outbound)).unwrap();
+    let result = &read_frames(&mut ws, 1)[0];
+    assert_eq!(result["type"], "outbound_result");
+    assert_eq!(result["requestId"], "r-1");
+    assert_eq!(result["result"]["success"], true);
+    ws.close(None).unwrap();
+    while ws.read().is_ok() {}
+    let (code, lines) = connector.finish();
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        events(&lines, "outbound")[0]["action"]["content"],
+        "half \u{fffd} of a rocket"
+    );
+}
+
+/// A buffered `inbound` with a lone surrogate is delivered (U+FFFD in its place) and acked,
+/// so it is not redelivered forever.
+#[test]
+fn the_gateway_delivers_and_acks_a_buffered_inbound_with_a_lone_surrogate() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/relay", listener.local_addr().unwrap());
+    let connector = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut ws = tungstenite::accept(tcp).unwrap();
+        read_frames(&mut ws, 1);
+        let descriptor = "{\"type\": \"descriptor\", \"descriptor\": {\"contract_version\": 1, \"platform\": \"telegram\", \"label\": \"Telegram\", \"max_message_length\": 4096, \"supports_draft_streaming\": false, \"supports_edit\": true, \"supports_threads\": false, \"markdown_dialect\": \"plain\", \"len_unit\": \"utf16\"}}\n";
+        let inbound = "{\"type\": \"inbound\", \"event\": {\"text\": \"\\udc00 tail\", \"source\": {\"platform\": \"telegram\", \"chat_id\": \"-100\"}}, \"bufferId\": \"b-7\"}\n";
+        ws.send(Message::text(format!("{descriptor}{inbound}")))
+            .unwrap();
+        let ack = read_frames(&mut ws, 1);
+        // The gateway closes after the ack: answer it, then see the end.
+        while ws.read().is_ok() {}
+        ack
+    });
+    let (code, lines) = gateway(
+        &[
+            "--url",
+            &url,
+            "--identity",
+            "telegram:701",
+            "--wait-inbound",
+            "1",
+            "--timeout",
+            "10",
+        ],
+        &[],
+    );
+    let ack = connector.join().unwrap();
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert_eq!(
+        events(&lines, "inbound")[0]["inbound"]["text"],
+        "\u{fffd} tail"
+    );
+    assert_eq!(ack[0]["type"], "inbound_ack");
+    assert_eq!(ack[0]["bufferId"], "b-7");
 }

@@ -102,9 +102,7 @@ impl Gateway {
             let deadline = self.machine.poll_timeout();
             if terminal || (self.ws.is_none() && deadline.is_none()) {
                 // Nothing more will happen: let the last close reach the peer, then end.
-                for close in self.closing.drain(..) {
-                    close.await;
-                }
+                self.finish_closes().await;
                 return None;
             }
             let Some(ws) = self.ws.as_mut() else {
@@ -137,6 +135,14 @@ impl Gateway {
                 }
                 Some(None) => self.ended(None, "connection ended"),
             }
+        }
+    }
+
+    /// Waits for the close handshakes finishing aside (each bounded), so that a process
+    /// that exits next does not cut them off.
+    pub async fn finish_closes(&mut self) {
+        for close in self.closing.drain(..) {
+            close.await;
         }
     }
 

@@ -1,0 +1,474 @@
+//! A gateway client (tokio + async-tungstenite) for any connector that speaks the protocol:
+//! `examples/gateway.rs` on a tokio current-thread runtime, self-contained.
+//!
+//! ```text
+//! cargo run --example tokio_gateway -- --url URL [--identity PLATFORM:BOTID]...
+//!     [--gateway-id ID --secret S] [--sends N] [--wait-inbound K] [--go-idle] [--timeout SECS]
+//! ```
+//!
+//! Without flags it takes the reference gateway's environment: `GATEWAY_RELAY_URL`,
+//! `GATEWAY_RELAY_PLATFORMS`, `GATEWAY_RELAY_BOT_IDS`, `GATEWAY_RELAY_ID`,
+//! `GATEWAY_RELAY_SECRET`. Prints one JSON line per event. Exit codes: 0 ok, 2 connect or
+//! handshake failed (4401 included), 3 a wait timed out, 4 going idle not acknowledged,
+//! 64 usage error.
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tokio::TokioAdapter;
+use async_tungstenite::tungstenite::client::IntoClientRequest;
+use async_tungstenite::tungstenite::error::CapacityError;
+use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use async_tungstenite::tungstenite::{Error as WsError, Message};
+use futures_util::StreamExt as _;
+use relay_machine::auth;
+use relay_machine::gateway::{
+    ConnectionCommand, GatewayConfig, GatewayEvent, GatewayState, Identity, Output, RelayMachine,
+};
+use relay_machine::wire::SendAction;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio::time::sleep_until;
+
+type Socket = WebSocketStream<TokioAdapter<TcpStream>>;
+
+struct Options {
+    url: String,
+    identities: Vec<Identity>,
+    credentials: Option<(String, String)>,
+    sends: usize,
+    wait_inbound: usize,
+    go_idle: bool,
+    timeout: Duration,
+}
+
+enum Exit {
+    Failed = 2,
+    TimedOut = 3,
+    NotIdle = 4,
+}
+
+fn main() -> std::process::ExitCode {
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            return std::process::ExitCode::from(64);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(run(options)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(exit) => std::process::ExitCode::from(exit as u8),
+    }
+}
+
+async fn run(o: Options) -> Result<(), Exit> {
+    let config = GatewayConfig {
+        identities: o.identities.clone(),
+        ..GatewayConfig::default()
+    };
+    let machine = RelayMachine::new(config, os_seed()).map_err(|e| fail(&e.to_string()))?;
+    let mut gw = Gateway {
+        machine,
+        url: o.url.clone(),
+        credentials: o.credentials.clone(),
+        ws: None,
+        closing: Vec::new(),
+    };
+    let result = stages(&mut gw, &o).await;
+    // Whatever the outcome, let every close handshake begun reach the peer (each is
+    // bounded), so it sees the real close code, not 1006.
+    for close in gw.closing.drain(..) {
+        let _ = close.await;
+    }
+    result
+}
+
+/// The application: handshake, `--sends` results, `--wait-inbound` deliveries, then going
+/// idle or disconnecting.
+async fn stages(gw: &mut Gateway, o: &Options) -> Result<(), Exit> {
+    let _ = gw.machine.connect(Instant::now());
+    let (mut inbound, mut results, mut requests) = (0, 0, Vec::new());
+    let mut stage = Stage::Handshake;
+    // Each stage gets `--timeout` to see what it waits for.
+    let mut deadline = Instant::now() + o.timeout;
+    loop {
+        let event = tokio::select! {
+            biased;
+            event = gw.next_event() => event,
+            () = sleep_until(deadline.into()) => {
+                eprintln!("gateway: timed out waiting for {stage:?}");
+                return Err(if stage == Stage::Handshake {
+                    Exit::Failed
+                } else {
+                    Exit::TimedOut
+                });
+            }
+        };
+        // The machine is done and every output was carried out.
+        let Some(event) = event else {
+            return if stage == Stage::Closing {
+                Ok(())
+            } else {
+                Err(fail("the connection ended"))
+            };
+        };
+        let now = Instant::now();
+        print_event(&event);
+        inbound += usize::from(matches!(
+            event,
+            GatewayEvent::Inbound { .. } | GatewayEvent::Undeliverable { .. }
+        ));
+        let before = stage;
+        match event {
+            GatewayEvent::ConnectFailed(why) => return Err(fail(&format!("{why:?}"))),
+            GatewayEvent::Revoked { reason } => return Err(fail(&reason)),
+            GatewayEvent::HandshakeComplete { .. } if stage == Stage::Handshake => {
+                for i in 0..o.sends {
+                    let action = SendAction {
+                        chat_id: "demo".into(),
+                        content: format!("send {i}"),
+                        ..Default::default()
+                    };
+                    match gw.machine.send(now, action, None) {
+                        Ok(id) => requests.push(id),
+                        Err(e) => println!(
+                            "{}",
+                            json!({ "event": "send_failed", "error": e.to_string() })
+                        ),
+                    }
+                }
+                stage = Stage::Results;
+            }
+            GatewayEvent::Response { id, .. } if requests.contains(&id) => results += 1,
+            GatewayEvent::Inbound { buffer_id, .. }
+            | GatewayEvent::Passthrough { buffer_id, .. } => {
+                if let Some(id) = buffer_id {
+                    let _ = gw.machine.ack_inbound(now, &id);
+                }
+            }
+            GatewayEvent::Undeliverable { buffer_id, .. } => {
+                // Logged above; acked so the connector stops redelivering it.
+                let _ = gw.machine.ack_inbound(now, &buffer_id);
+            }
+            GatewayEvent::GoingIdle { acked: false, .. } => return Err(Exit::NotIdle),
+            GatewayEvent::GoingIdle { acked: true, .. } => {
+                gw.machine.disconnect(now, None);
+                stage = Stage::Closing;
+            }
+            _ => {}
+        }
+        // Move on once what this stage waits for has come.
+        if stage == Stage::Results && results == requests.len() {
+            stage = Stage::Inbound;
+        }
+        if stage == Stage::Inbound && inbound >= o.wait_inbound {
+            stage = if o.go_idle {
+                Stage::GoingIdle
+            } else {
+                Stage::Closing
+            };
+            if o.go_idle {
+                let _ = gw.machine.go_idle(now);
+            } else {
+                gw.machine.disconnect(now, None);
+            }
+        }
+        if stage != before {
+            deadline = now + o.timeout;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Handshake,
+    Results,
+    Inbound,
+    GoingIdle,
+    Closing,
+}
+
+/// The driver: dials when told, feeds messages and deadlines, writes frames. It only moves
+/// bytes, time and commands between a socket and the machine; every protocol decision is
+/// the machine's.
+struct Gateway {
+    machine: RelayMachine,
+    url: String,
+    /// `(gateway id, secret)` for the upgrade bearer, minted fresh for every dial.
+    credentials: Option<(String, String)>,
+    ws: Option<Socket>,
+    /// Close handshakes finishing aside; awaited before the process exits.
+    closing: Vec<JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// The next event, after carrying out every frame and command before it. `None` once
+    /// the machine is terminal and has nothing left, or has nothing left to wait for.
+    async fn next_event(&mut self) -> Option<GatewayEvent> {
+        loop {
+            while let Some(output) = self.machine.poll_output() {
+                match output {
+                    Output::Transmit(line) => {
+                        let Some(ws) = self.ws.as_mut() else { continue };
+                        // A transmit is one text message (UTF-8 by construction).
+                        let message = Message::Text(line.into_string().into());
+                        if let Err(e) = ws.send(message).await {
+                            self.ws = None;
+                            self.machine.on_closed(Instant::now(), None, &e.to_string());
+                        }
+                    }
+                    Output::Command(ConnectionCommand::Dial { .. }) => match self.dial().await {
+                        Ok(ws) => {
+                            self.ws = Some(ws);
+                            self.machine.on_connected(Instant::now());
+                        }
+                        Err(e) => self.machine.on_dial_failed(Instant::now(), &e),
+                    },
+                    Output::Command(ConnectionCommand::Close { code, reason }) => {
+                        self.close_aside(Some(close_frame(code, &reason)));
+                    }
+                    Output::Event(event) => return Some(event),
+                    _ => {}
+                }
+            }
+            let terminal = matches!(
+                self.machine.state(),
+                GatewayState::Closed | GatewayState::Revoked
+            );
+            let deadline = self.machine.poll_timeout();
+            if terminal || (self.ws.is_none() && deadline.is_none()) {
+                return None;
+            }
+            let timer = async move {
+                match deadline {
+                    Some(at) => sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let Some(ws) = self.ws.as_mut() else {
+                timer.await;
+                self.machine.handle_timeout(Instant::now());
+                continue;
+            };
+            tokio::select! {
+                message = ws.next() => match message {
+                    Some(Ok(Message::Text(t))) => {
+                        self.machine.handle_input(Instant::now(), t.as_bytes())
+                    }
+                    Some(Ok(Message::Binary(b))) => self.machine.handle_input(Instant::now(), &b),
+                    Some(Ok(Message::Close(frame))) => {
+                        // Answer the peer's close aside, echoing its code.
+                        self.close_aside(None);
+                        let (code, reason) = close_of(frame);
+                        self.machine.on_closed(Instant::now(), code, &reason);
+                    }
+                    // Pings are answered by tungstenite itself.
+                    Some(Ok(_)) => {}
+                    // Oversized, as the reference's WebSocket library reports it.
+                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                        self.close_aside(Some(close_frame(1009, "message too big")));
+                        self.machine.on_closed(Instant::now(), Some(1009), "message too big");
+                    }
+                    Some(Err(e)) => {
+                        self.ws = None;
+                        self.machine.on_closed(Instant::now(), None, &e.to_string());
+                    }
+                    None => {
+                        self.ws = None;
+                        self.machine.on_closed(Instant::now(), None, "connection ended");
+                    }
+                },
+                // The timer may fire late or early; the machine compares times itself.
+                () = timer => self.machine.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    /// Completes the socket's close handshake in a spawned task, so the loop that feeds
+    /// the machine never waits on a peer: sends `frame` (or, with `None`, answers the
+    /// peer's close), then reads until the peer's answer or the end, for at most 10 s.
+    fn close_aside(&mut self, frame: Option<CloseFrame>) {
+        let Some(mut ws) = self.ws.take() else { return };
+        self.closing.push(tokio::spawn(async move {
+            let close = async {
+                let _ = ws.close(frame).await;
+                while let Some(Ok(_)) = ws.next().await {}
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(10), close).await;
+        }));
+    }
+
+    async fn dial(&self) -> Result<Socket, String> {
+        let mut request = self
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| e.to_string())?;
+        if let Some((id, secret)) = &self.credentials {
+            let token = auth::mint_token(id, secret, auth::DEFAULT_TTL_SECS, unix_now());
+            let value = auth::authorization_header(&token)
+                .parse()
+                .map_err(|_| "bad token".to_owned())?;
+            request.headers_mut().insert(auth::HEADER_NAME, value);
+        }
+        let uri = request.uri();
+        if uri.scheme_str() != Some("ws") {
+            return Err("this example speaks ws:// only (no TLS)".into());
+        }
+        let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+        let tcp = TcpStream::connect((host, uri.port_u16().unwrap_or(80)))
+            .await
+            .map_err(|e| e.to_string())?;
+        // One small frame per message, latency-bound: do not let Nagle hold them back.
+        let _ = tcp.set_nodelay(true);
+        // The largest message accepted, as in the reference (1 MiB, +1 for the newline).
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(relay_machine::codec::DEFAULT_MAX_FRAME_LEN + 1));
+        let (ws, _) =
+            async_tungstenite::tokio::client_async_with_config(request, tcp, Some(config))
+                .await
+                .map_err(|e| e.to_string())?;
+        Ok(ws)
+    }
+}
+
+fn close_frame(code: u16, reason: &str) -> CloseFrame {
+    CloseFrame {
+        code: code.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A received close frame as the machine's `(code, reason)`.
+fn close_of(frame: Option<CloseFrame>) -> (Option<u16>, String) {
+    frame.map_or((None, String::new()), |f| {
+        (Some(u16::from(f.code)), f.reason.to_string())
+    })
+}
+
+/// Unix time in seconds, for upgrade tokens (the only wall-clock read).
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A seed for the machine's request ids and jitter from the operating system (through the
+/// standard library's random hashing keys), so that no two processes share one.
+fn os_seed() -> u64 {
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+fn fail(why: &str) -> Exit {
+    eprintln!("gateway: connection failed: {why}");
+    Exit::Failed
+}
+
+fn print_event(event: &GatewayEvent) {
+    let line = match event {
+        GatewayEvent::Descriptor(d) => json!({ "event": "descriptor", "descriptor": d }),
+        GatewayEvent::Response { id, result: Ok(r) } => {
+            json!({ "event": "result", "requestId": id, "result": r })
+        }
+        GatewayEvent::Response { id, result: Err(e) } => {
+            json!({ "event": "result", "requestId": id, "error": e.to_string(), "ambiguous": e.is_ambiguous() })
+        }
+        GatewayEvent::Inbound { event, buffer_id } => {
+            json!({ "event": "inbound", "bufferId": buffer_id, "inbound": event })
+        }
+        GatewayEvent::Passthrough { forward, buffer_id } => {
+            json!({ "event": "passthrough", "bufferId": buffer_id,
+            "platform": forward.platform, "path": forward.path,
+            "body": match &forward.body { Ok(b) => json!(String::from_utf8_lossy(b)), Err(e) => json!({ "error": e.to_string() }) } })
+        }
+        GatewayEvent::Interrupt {
+            session_key,
+            chat_id,
+        } => json!({ "event": "interrupt", "session_key": session_key, "chat_id": chat_id }),
+        GatewayEvent::GoingIdle { acked, .. } => json!({ "event": "going_idle", "acked": acked }),
+        GatewayEvent::Undeliverable { buffer_id, error } => {
+            json!({ "event": "undeliverable", "bufferId": buffer_id, "error": error.to_string() })
+        }
+        other => json!({ "event": "status", "detail": other.to_string() }),
+    };
+    println!("{line}");
+}
+
+fn parse_args() -> Result<Options, String> {
+    let env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    // Defaults from the reference gateway's environment (protocol.md Appendix A, §6.2).
+    let bot_ids: Value = env("GATEWAY_RELAY_BOT_IDS")
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default();
+    let mut identities: Vec<Identity> = env("GATEWAY_RELAY_PLATFORMS")
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| Identity::new(p, bot_ids[p]["botId"].as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut url = env("GATEWAY_RELAY_URL");
+    let (mut id, mut secret) = (env("GATEWAY_RELAY_ID"), env("GATEWAY_RELAY_SECRET"));
+    let mut o = Options {
+        url: String::new(),
+        identities: Vec::new(),
+        credentials: None,
+        sends: 0,
+        wait_inbound: 0,
+        go_idle: false,
+        timeout: Duration::from_secs(30),
+    };
+    let mut flag_identities = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--url" => url = Some(value()?),
+            "--identity" => {
+                let v = value()?;
+                let (platform, bot) = v.split_once(':').unwrap_or((v.as_str(), ""));
+                flag_identities.push(Identity::new(platform, bot));
+            }
+            "--gateway-id" => id = Some(value()?),
+            "--secret" => secret = Some(value()?),
+            "--sends" => o.sends = value()?.parse().map_err(|e| format!("--sends: {e}"))?,
+            "--wait-inbound" => {
+                o.wait_inbound = value()?
+                    .parse()
+                    .map_err(|e| format!("--wait-inbound: {e}"))?
+            }
+            "--go-idle" => o.go_idle = true,
+            "--timeout" => {
+                o.timeout = Duration::from_secs_f64(
+                    value()?.parse().map_err(|e| format!("--timeout: {e}"))?,
+                )
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if !flag_identities.is_empty() {
+        identities = flag_identities;
+    }
+    o.identities = identities;
+    o.url = relay_machine::url::dial_url(&url.ok_or("--url (or GATEWAY_RELAY_URL) is required")?)
+        .map_err(|e| e.to_string())?;
+    // Either credential missing means an unauthenticated upgrade, as in the reference.
+    o.credentials = id.zip(secret);
+    Ok(o)
+}
