@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use relay_machine::gateway::{GatewayConfig, Identity, RelayMachine};
+use relay_machine::gateway::{ConnectionCommand, GatewayConfig, Identity, Output, RelayMachine};
 use relay_machine::wire::{LenUnit, split_text, text_len};
 
 #[test]
@@ -16,10 +16,13 @@ fn a_chat_is_governed_by_its_platforms_descriptor_else_the_default() {
         ],
         ..GatewayConfig::default()
     };
-    let mut gw = RelayMachine::new(config).unwrap();
+    let mut gw = RelayMachine::new(config, 0).unwrap();
     let now = Instant::now();
     gw.connect(now).unwrap();
-    let _ = gw.poll_command();
+    assert!(matches!(
+        gw.poll_output(),
+        Some(Output::Command(ConnectionCommand::Dial { .. }))
+    ));
     gw.on_connected(now);
     assert!(gw.chat_descriptor("t-1").is_none(), "no descriptor yet");
     let descriptor = |platform: &str, max: u32, unit: &str, ops: &str| {

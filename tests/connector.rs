@@ -5,15 +5,16 @@
 use std::time::Instant;
 
 use relay_machine::connector::{
-    Close, ConnectorConfig, ConnectorDiagnostic, ConnectorError, ConnectorEvent, ConnectorMachine,
-    DeliveryStore, MemoryStore, Mode, UNKNOWN_IDENTITY,
+    ConnectorCommand, ConnectorConfig, ConnectorDiagnostic, ConnectorError, ConnectorEvent,
+    ConnectorMachine, DeliveryStore, MemoryStore, Mode, UNKNOWN_IDENTITY,
 };
+use relay_machine::testing::{Split, split_connector};
 use relay_machine::wire::{ActionResult, CapabilityDescriptor, MessageEvent, RequestId};
 use serde_json::Value;
 
 fn machine(config: ConnectorConfig) -> (ConnectorMachine, Instant) {
     (
-        ConnectorMachine::new(config, MemoryStore::new()),
+        ConnectorMachine::new(config, MemoryStore::with_epoch(0)),
         Instant::now(),
     )
 }
@@ -22,14 +23,9 @@ fn feed(conn: &mut ConnectorMachine, now: Instant, line: &str) {
     conn.handle_input(now, format!("{line}\n").as_bytes());
 }
 
-fn frames(conn: &mut ConnectorMachine) -> Vec<Value> {
-    std::iter::from_fn(|| conn.poll_transmit())
-        .map(|b| serde_json::from_slice(&b).unwrap())
-        .collect()
-}
-
-fn events(conn: &mut ConnectorMachine) -> Vec<ConnectorEvent> {
-    std::iter::from_fn(|| conn.poll_event()).collect()
+/// Takes every output: one drain serves all the assertions about an input.
+fn drain(conn: &mut ConnectorMachine) -> Split<ConnectorCommand, ConnectorEvent> {
+    split_connector(conn)
 }
 
 /// Hellos for discord (default) and telegram, both answered.
@@ -44,7 +40,7 @@ fn handshake(conn: &mut ConnectorMachine, now: Instant) {
         now,
         r#"{"type":"hello","platform":"telegram","botId":"222"}"#,
     );
-    for event in events(conn) {
+    for event in drain(conn).events {
         if let ConnectorEvent::Hello { identity, .. } = event {
             conn.send_descriptor(
                 now,
@@ -53,7 +49,7 @@ fn handshake(conn: &mut ConnectorMachine, now: Instant) {
             .unwrap();
         }
     }
-    assert_eq!(frames(conn).len(), 2);
+    assert_eq!(drain(conn).frames().len(), 2);
 }
 
 fn message(text: &str) -> MessageEvent {
@@ -83,7 +79,8 @@ fn outbound_resolves_its_identity_and_gets_exactly_one_result() {
         now,
         r#"{"type":"outbound","requestId":"r2","action":{"op":"typing","chat_id":"c"},"platform":"telegram","botId":"222"}"#,
     );
-    let identities: Vec<_> = events(&mut conn)
+    let identities: Vec<_> = drain(&mut conn)
+        .events
         .into_iter()
         .map(|e| match e {
             ConnectorEvent::Outbound {
@@ -108,7 +105,7 @@ fn outbound_resolves_its_identity_and_gets_exactly_one_result() {
         conn.respond(now, &RequestId::from("r1"), ActionResult::ok()),
         Err(ConnectorError::UnknownRequest(RequestId::from("r1")))
     );
-    let out = frames(&mut conn);
+    let out = drain(&mut conn).frames();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["requestId"], "r1");
     // A duplicate of a still-open id is ignored, not executed twice.
@@ -117,12 +114,14 @@ fn outbound_resolves_its_identity_and_gets_exactly_one_result() {
         now,
         r#"{"type":"outbound","requestId":"r2","action":{"op":"typing","chat_id":"c"}}"#,
     );
+    let out = drain(&mut conn);
     assert_eq!(
-        events(&mut conn),
+        out.events,
         [ConnectorEvent::Diagnostic(
             ConnectorDiagnostic::DuplicateRequest(RequestId::from("r2"))
         )]
     );
+    assert!(out.transmits.is_empty());
 }
 
 #[test]
@@ -135,7 +134,8 @@ fn an_unannounced_identity_is_answered_with_a_structured_failure() {
     ] {
         feed(&mut conn, now, line);
     }
-    let out = frames(&mut conn);
+    let drained = drain(&mut conn);
+    let out = drained.frames();
     assert_eq!(out.len(), 2);
     for result in &out {
         assert_eq!(result["type"], "outbound_result");
@@ -143,7 +143,7 @@ fn an_unannounced_identity_is_answered_with_a_structured_failure() {
         assert_eq!(result["result"]["code"], UNKNOWN_IDENTITY);
     }
     assert_eq!(conn.open_requests(), 0);
-    assert!(events(&mut conn).iter().all(|e| matches!(
+    assert!(drained.events.iter().all(|e| matches!(
         e,
         ConnectorEvent::Diagnostic(ConnectorDiagnostic::UnknownIdentity { .. })
     )));
@@ -161,7 +161,7 @@ fn replay_is_gated_by_acks_in_a_window() {
         conn.push(now, message(&format!("m{i}")), Mode::Buffered)
             .unwrap();
     }
-    assert!(frames(&mut conn).is_empty());
+    assert!(drain(&mut conn).transmits.is_empty());
     feed(
         &mut conn,
         now,
@@ -169,31 +169,46 @@ fn replay_is_gated_by_acks_in_a_window() {
     );
     conn.send_descriptor(now, CapabilityDescriptor::new("discord", "x"))
         .unwrap();
-    let sent: Vec<Value> = frames(&mut conn);
+    let sent: Vec<Value> = drain(&mut conn).frames();
     assert_eq!(sent[0]["type"], "descriptor");
     let ids: Vec<&str> = sent[1..]
         .iter()
         .map(|f| f["bufferId"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["b-1", "b-2"], "the window holds two");
-    feed(&mut conn, now, r#"{"type":"inbound_ack","bufferId":"b-1"}"#);
-    let sent: Vec<String> = frames(&mut conn)
+    assert_eq!(ids, ["b-0-1", "b-0-2"], "the window holds two");
+    feed(
+        &mut conn,
+        now,
+        r#"{"type":"inbound_ack","bufferId":"b-0-1"}"#,
+    );
+    let sent: Vec<String> = drain(&mut conn)
+        .frames()
         .iter()
         .map(|f| f["bufferId"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(sent, ["b-3"], "one ack makes room for exactly one more");
+    assert_eq!(sent, ["b-0-3"], "one ack makes room for exactly one more");
     // An ack out of order also frees its slot.
-    feed(&mut conn, now, r#"{"type":"inbound_ack","bufferId":"b-3"}"#);
-    let sent: Vec<String> = frames(&mut conn)
+    feed(
+        &mut conn,
+        now,
+        r#"{"type":"inbound_ack","bufferId":"b-0-3"}"#,
+    );
+    let sent: Vec<String> = drain(&mut conn)
+        .frames()
         .iter()
         .map(|f| f["bufferId"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(sent, ["b-4"]);
+    assert_eq!(sent, ["b-0-4"]);
     assert_eq!(conn.store().unacked_len(), 3, "b-2, b-4, b-5");
     // A stray ack changes nothing.
-    feed(&mut conn, now, r#"{"type":"inbound_ack","bufferId":"b-1"}"#);
-    assert!(frames(&mut conn).is_empty());
-    assert!(events(&mut conn).iter().any(|e| matches!(
+    feed(
+        &mut conn,
+        now,
+        r#"{"type":"inbound_ack","bufferId":"b-0-1"}"#,
+    );
+    let out = drain(&mut conn);
+    assert!(out.transmits.is_empty());
+    assert!(out.events.iter().any(|e| matches!(
         e,
         ConnectorEvent::Diagnostic(ConnectorDiagnostic::UnknownAck(_))
     )));
@@ -212,7 +227,8 @@ fn handshake_collect(conn: &mut ConnectorMachine, now: Instant) {
     );
     conn.send_descriptor(now, CapabilityDescriptor::new("discord", "x"))
         .unwrap();
-    let texts: Vec<String> = frames(conn)
+    let texts: Vec<String> = drain(conn)
+        .frames()
         .iter()
         .filter(|f| f["type"] == "inbound")
         .map(|f| f["event"]["text"].as_str().unwrap().to_owned())
@@ -225,18 +241,20 @@ fn going_idle_buffers_live_deliveries_and_asks_for_a_wake() {
     let (mut conn, now) = machine(ConnectorConfig::default());
     handshake(&mut conn, now);
     feed(&mut conn, now, r#"{"type":"going_idle"}"#);
+    let out = drain(&mut conn);
     assert_eq!(
-        frames(&mut conn),
+        out.frames(),
         [serde_json::json!({"type": "going_idle_ack"})]
     );
-    assert_eq!(events(&mut conn), [ConnectorEvent::WentIdle]);
+    assert_eq!(out.events, [ConnectorEvent::WentIdle]);
     assert!(conn.is_idle());
     // Live deliveries are buffered now; the first one asks for a wake, once.
     let first = conn.push(now, message("while idle"), Mode::Live).unwrap();
     let second = conn.push(now, message("still idle"), Mode::Live).unwrap();
     assert!(first.is_some() && second.is_some());
-    assert!(frames(&mut conn).is_empty());
-    assert_eq!(events(&mut conn), [ConnectorEvent::WakeNeeded]);
+    let out = drain(&mut conn);
+    assert!(out.transmits.is_empty());
+    assert_eq!(out.events, [ConnectorEvent::WakeNeeded]);
     assert_eq!(conn.store().unacked_len(), 2);
 }
 
@@ -245,11 +263,11 @@ fn refusing_the_credential_closes_4401_with_the_reason() {
     let (mut conn, now) = machine(ConnectorConfig::default());
     conn.reject_auth(now, "expired");
     assert_eq!(
-        conn.poll_close(),
-        Some(Close {
+        drain(&mut conn).commands,
+        [ConnectorCommand::Close {
             code: 4401,
             reason: "expired".into()
-        })
+        }]
     );
     // Closed: commands fail, input is ignored.
     assert_eq!(
@@ -261,7 +279,7 @@ fn refusing_the_credential_closes_4401_with_the_reason() {
         now,
         r#"{"type":"hello","platform":"discord","botId":"1"}"#,
     );
-    assert!(events(&mut conn).is_empty());
+    assert!(drain(&mut conn).events.is_empty());
 }
 
 #[test]
@@ -286,7 +304,7 @@ fn hellos_past_the_limit_or_repeated_are_refused() {
         now,
         r#"{"type":"hello","platform":"slack","botId":"3"}"#,
     );
-    let events = events(&mut conn);
+    let events = drain(&mut conn).events;
     assert!(matches!(events[0], ConnectorEvent::Hello { .. }));
     assert!(
         matches!(&events[1], ConnectorEvent::Diagnostic(ConnectorDiagnostic::RefusedHello(p)) if p == "discord")

@@ -8,6 +8,7 @@ use relay_machine::gateway::{
     ConnectFailure, ConnectionCommand, DialPurpose, GatewayConfig, GatewayEvent, GatewayState,
     Identity, RelayMachine,
 };
+use relay_machine::testing::{Split, split_gateway};
 use relay_machine::wire::SendAction;
 
 const DESCRIPTOR: &str = r#"{"type":"descriptor","descriptor":{"contract_version":1,"platform":"discord","label":"Discord","max_message_length":2000,"supports_draft_streaming":false,"supports_edit":true,"supports_threads":true,"markdown_dialect":"discord","len_unit":"utf16"}}
@@ -18,15 +19,12 @@ fn machine() -> RelayMachine {
         identities: vec![Identity::new("discord", "1")],
         ..GatewayConfig::default()
     };
-    RelayMachine::new(config).unwrap()
+    RelayMachine::new(config, 0).unwrap()
 }
 
-fn drain(gw: &mut RelayMachine) -> (Vec<ConnectionCommand>, Vec<GatewayEvent>) {
-    while gw.poll_transmit().is_some() {}
-    (
-        std::iter::from_fn(|| gw.poll_command()).collect(),
-        std::iter::from_fn(|| gw.poll_event()).collect(),
-    )
+/// Takes every output: one drain serves all the assertions about an input.
+fn drain(gw: &mut RelayMachine) -> Split<ConnectionCommand, GatewayEvent> {
+    split_gateway(gw)
 }
 
 /// Connected and handshaken at `now`.
@@ -44,7 +42,7 @@ fn a_4401_refusing_the_first_dial_is_reported_as_unauthorized() {
     gw.connect(now).unwrap();
     drain(&mut gw);
     gw.on_closed(now, Some(4401), "unauthorized");
-    let (_, events) = drain(&mut gw);
+    let events = drain(&mut gw).events;
     assert_eq!(
         events,
         [GatewayEvent::ConnectFailed(ConnectFailure::Unauthorized {
@@ -64,7 +62,7 @@ fn a_refused_fresh_token_dial_revokes() {
     drain(&mut gw);
     open(&mut gw, now);
     gw.on_closed(now, Some(4401), "unauthorized");
-    let (commands, _) = drain(&mut gw);
+    let commands = drain(&mut gw).commands;
     assert!(matches!(
         commands.as_slice(),
         [ConnectionCommand::Dial {
@@ -73,7 +71,9 @@ fn a_refused_fresh_token_dial_revokes() {
         }]
     ));
     gw.on_closed(now, Some(4401), "unauthorized");
-    let (commands, events) = drain(&mut gw);
+    let Split {
+        commands, events, ..
+    } = drain(&mut gw);
     assert!(commands.is_empty());
     assert!(matches!(events.last(), Some(GatewayEvent::Revoked { .. })));
     assert_eq!(gw.state(), GatewayState::Revoked);
@@ -95,7 +95,7 @@ fn an_expired_refusal_of_the_fresh_token_dial_only_spends_the_marker() {
     assert_eq!(gw.state(), GatewayState::Waiting);
     let later = gw.poll_timeout().unwrap();
     gw.handle_timeout(later);
-    let (commands, _) = drain(&mut gw);
+    let commands = drain(&mut gw).commands;
     assert!(matches!(
         commands.as_slice(),
         [ConnectionCommand::Dial {
@@ -106,7 +106,7 @@ fn an_expired_refusal_of_the_fresh_token_dial_only_spends_the_marker() {
     open(&mut gw, later);
     // The backoff connection is not the retry generation: this is a new first strike.
     gw.on_closed(later, Some(4401), "unauthorized");
-    let (commands, _) = drain(&mut gw);
+    let commands = drain(&mut gw).commands;
     assert!(matches!(
         commands.as_slice(),
         [ConnectionCommand::Dial {
@@ -132,7 +132,9 @@ fn frames_before_a_dormant_ack_in_the_same_message_are_processed() {
         "{{\"type\":\"going_idle_ack\"}}\n{{\"type\":\"outbound_result\",\"requestId\":\"{id}\",\"result\":{{\"success\":true}}}}\n"
     );
     gw.handle_input(now, message.as_bytes());
-    let (commands, events) = drain(&mut gw);
+    let Split {
+        commands, events, ..
+    } = drain(&mut gw);
     let response = events.iter().find_map(|e| match e {
         GatewayEvent::Response { id: rid, result } if *rid == id => Some(result.clone()),
         _ => None,
@@ -190,7 +192,10 @@ fn a_chat_on_an_unannounced_platform_is_not_tagged_with_it() {
         None,
     )
     .unwrap();
-    let frame: serde_json::Value = serde_json::from_slice(&gw.poll_transmit().unwrap()).unwrap();
+    let frames = drain(&mut gw).frames();
+    let [frame] = frames.as_slice() else {
+        panic!("one outbound expected: {frames:?}")
+    };
     assert!(frame.get("platform").is_none(), "{frame}");
     assert!(frame.get("botId").is_none(), "{frame}");
     assert_eq!(frame["action"]["metadata"]["scope_id"], "T1");
@@ -206,13 +211,13 @@ fn absurd_durations_are_refused_not_panicked_on() {
         ..GatewayConfig::default()
     };
     assert_eq!(
-        RelayMachine::new(config).unwrap_err(),
+        RelayMachine::new(config, 0).unwrap_err(),
         ConfigError::TooLong("request_timeout")
     );
     let mut config = GatewayConfig::default();
     config.backoff.hold_cap = MAX_DURATION;
     assert!(
-        RelayMachine::new(config).is_ok(),
+        RelayMachine::new(config, 0).is_ok(),
         "the bound itself is accepted"
     );
 }

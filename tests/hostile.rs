@@ -1002,8 +1002,7 @@ fn over_long_lines_with_a_small_limit() {
             .into_iter()
             .map(|item| {
                 item.map_err(|e| {
-                    let salvaged =
-                        e.frame_type.is_some() || e.request_id.is_some() || e.buffer_id.is_some();
+                    let salvaged = e.frame_type.is_some() || e.salvage.is_some();
                     (e.kind, e.line, e.offset, e.message, salvaged)
                 })
             })

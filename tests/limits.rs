@@ -13,6 +13,7 @@ use relay_machine::gateway::{
     ConnectFailure, ConnectionCommand, Diagnostic, GatewayConfig, GatewayEvent, GatewayState,
     Identity, MAX_IDENTITIES, RelayMachine, RequestFailure,
 };
+use relay_machine::testing::{split_connector, split_gateway};
 use relay_machine::wire::{
     ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Hello, Inbound, MessageEvent,
     Outbound, OutboundResult, RequestId, SendAction, SessionSource,
@@ -57,9 +58,7 @@ fn inbound_line(chat: &str, buffer_id: Option<&str>) -> bytes::Bytes {
 
 /// Takes every output; returns the events.
 fn drain(gw: &mut RelayMachine) -> Vec<GatewayEvent> {
-    while gw.poll_transmit().is_some() {}
-    while gw.poll_command().is_some() {}
-    std::iter::from_fn(|| gw.poll_event()).collect()
+    split_gateway(gw).events
 }
 
 /// A gateway with an open connection at `t0`.
@@ -68,7 +67,7 @@ fn open_gateway(config: GatewayConfig) -> (RelayMachine, Instant) {
         identities: vec![Identity::new("discord", "111")],
         ..config
     };
-    let mut gw = RelayMachine::new(config).unwrap();
+    let mut gw = RelayMachine::new(config, 0).unwrap();
     let t0 = Instant::now();
     gw.connect(t0).unwrap();
     gw.on_connected(t0);
@@ -191,7 +190,7 @@ fn the_connector_skips_an_endless_line() {
         max_frame_len: 4096,
         ..ConnectorConfig::default()
     };
-    let mut conn = ConnectorMachine::new(config, MemoryStore::new());
+    let mut conn = ConnectorMachine::new(config, MemoryStore::with_epoch(0));
     let now = Instant::now();
     let chunk = no_newline(64 * 1024);
     for _ in 0..64 {
@@ -199,13 +198,14 @@ fn the_connector_skips_an_endless_line() {
         assert!(conn.buffered_len() <= 4096);
     }
     conn.handle_input(now, b"\n");
-    let events: Vec<_> = std::iter::from_fn(|| conn.poll_event()).collect();
+    let out = split_connector(&mut conn);
+    let events = out.events;
     assert!(
         matches!(events.as_slice(), [ConnectorEvent::Diagnostic(ConnectorDiagnostic::Decode(e))]
             if e.kind == DecodeErrorKind::FrameTooLong),
         "{events:?}"
     );
-    assert!(conn.poll_transmit().is_none(), "nothing to answer");
+    assert!(out.transmits.is_empty(), "nothing to answer");
     conn.handle_input(
         now,
         &encode(&Frame::Hello(Hello {
@@ -215,7 +215,7 @@ fn the_connector_skips_an_endless_line() {
         })),
     );
     assert!(matches!(
-        conn.poll_event(),
+        split_connector(&mut conn).events.first(),
         Some(ConnectorEvent::Hello { .. })
     ));
 }
@@ -272,7 +272,7 @@ fn tiny_frames(n: usize) {
         assert_eq!(gw.unacked(), 0);
     }
     assert_eq!(interrupts, n / BATCH * BATCH);
-    assert!(gw.poll_event().is_none() && gw.poll_transmit().is_none());
+    assert!(gw.poll_output().is_none());
     // The request sent before the flood still resolves.
     gw.handle_input(t0, &result_line(&pending));
     assert!(matches!(
@@ -327,14 +327,14 @@ fn unknown_results(n: usize) {
     still_serves(&mut gw, t0);
 }
 
-/// Buffered inbound that is never acked: the machine tracks at most `max_unacked`,
+/// Buffered inbound that is never acked: the machine remembers at most `delivery_memory`,
 /// forgetting the oldest (acking it fails; the connector redelivers it on the next
 /// connection), and keeps serving. Each delivery also names a new chat, so the route
 /// table is flooded too: it keeps only the most recent `route_capacity` chats.
 #[test]
 fn a_flood_of_unacked_deliveries_is_bounded() {
     let config = GatewayConfig {
-        max_unacked: 4096,
+        delivery_memory: 4096,
         route_capacity: 4096,
         ..GatewayConfig::default()
     };
@@ -394,7 +394,7 @@ fn a_silent_peer_times_requests_out_and_in_flight_stays_bounded() {
         assert!(!refused.is_ambiguous(), "definitely not sent");
     }
     assert_eq!(gw.in_flight(), 64);
-    let writes = std::iter::from_fn(|| gw.poll_transmit()).count();
+    let writes = split_gateway(&mut gw).transmits.len();
     assert_eq!(writes, 64, "refused requests write nothing");
 
     let deadline = t0 + Duration::from_secs(30);
@@ -436,7 +436,7 @@ fn a_silent_peer_fails_the_handshake_at_30_s() {
         identities: vec![Identity::new("discord", "111")],
         ..GatewayConfig::default()
     };
-    let mut gw = RelayMachine::new(config).unwrap();
+    let mut gw = RelayMachine::new(config, 0).unwrap();
     let t0 = Instant::now();
     gw.connect(t0).unwrap();
     gw.on_connected(t0);
@@ -447,12 +447,12 @@ fn a_silent_peer_fails_the_handshake_at_30_s() {
     gw.handle_input(t0 + Duration::from_secs(29), b"{}\n");
     drain(&mut gw);
     gw.handle_timeout(at);
-    let commands: Vec<_> = std::iter::from_fn(|| gw.poll_command()).collect();
+    let out = split_gateway(&mut gw);
     assert!(matches!(
-        commands.as_slice(),
+        out.commands.as_slice(),
         [ConnectionCommand::Close { .. }]
     ));
-    let events = drain(&mut gw);
+    let events = out.events;
     assert!(
         events.contains(&GatewayEvent::ConnectFailed(
             ConnectFailure::HandshakeTimeout
@@ -471,20 +471,20 @@ fn a_silent_peer_fails_the_handshake_at_30_s() {
     let redial = gw.poll_timeout().unwrap();
     gw.handle_timeout(redial);
     assert!(matches!(
-        gw.poll_command(),
-        Some(ConnectionCommand::Dial { .. })
+        split_gateway(&mut gw).commands.as_slice(),
+        [ConnectionCommand::Dial { .. }]
     ));
     gw.on_connected(redial);
     drain(&mut gw);
     let timeout = redial + Duration::from_secs(30);
     assert_eq!(gw.poll_timeout(), Some(timeout));
     gw.handle_timeout(timeout);
+    let out = split_gateway(&mut gw);
     assert!(matches!(
-        gw.poll_command(),
-        Some(ConnectionCommand::Close { .. })
+        out.commands.as_slice(),
+        [ConnectionCommand::Close { .. }]
     ));
-    assert!(gw.poll_command().is_none());
-    let events = drain(&mut gw);
+    let events = out.events;
     assert!(
         events
             .iter()
@@ -505,7 +505,7 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
         max_open_requests: 1024,
         ..ConnectorConfig::default()
     };
-    let mut conn = ConnectorMachine::new(config, MemoryStore::new());
+    let mut conn = ConnectorMachine::new(config, MemoryStore::with_epoch(0));
     let now = Instant::now();
     conn.handle_input(
         now,
@@ -515,7 +515,7 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
             command_manifest: None,
         })),
     );
-    while conn.poll_event().is_some() {}
+    let _ = split_connector(&mut conn);
     let n = 20_000;
     let (mut handed_out, mut refused, mut answered) = (0, 0, 0);
     let mut message = Vec::new();
@@ -529,7 +529,8 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
         if (i + 1) % BATCH == 0 {
             conn.handle_input(now, &message);
             message.clear();
-            while let Some(event) = conn.poll_event() {
+            let out = split_connector(&mut conn);
+            for event in out.events {
                 match event {
                     ConnectorEvent::Outbound { .. } => handed_out += 1,
                     ConnectorEvent::Diagnostic(ConnectorDiagnostic::TooManyRequests(_)) => {
@@ -542,7 +543,7 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
                     other => panic!("{other:?}"),
                 }
             }
-            answered += std::iter::from_fn(|| conn.poll_transmit()).count();
+            answered += out.transmits.len();
             assert!(conn.open_requests() <= 1024);
         }
     }
@@ -559,7 +560,7 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
 /// refused with a diagnostic, and the announced ones keep working.
 #[test]
 fn the_connector_bounds_identities() {
-    let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::new());
+    let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::with_epoch(0));
     let now = Instant::now();
     let mut message = Vec::new();
     for i in 0..10_000 {
@@ -570,7 +571,7 @@ fn the_connector_bounds_identities() {
         })));
     }
     conn.handle_input(now, &message);
-    let events: Vec<_> = std::iter::from_fn(|| conn.poll_event()).collect();
+    let events = split_connector(&mut conn).events;
     let hellos = events
         .iter()
         .filter(|e| matches!(e, ConnectorEvent::Hello { .. }))
@@ -590,7 +591,7 @@ fn the_connector_bounds_identities() {
     assert_eq!(events.len(), 64 + 64 + 1);
     conn.send_descriptor(now, CapabilityDescriptor::new("p0", "P0"))
         .unwrap();
-    assert!(conn.poll_transmit().is_some());
+    assert!(!split_connector(&mut conn).transmits.is_empty());
 }
 
 // ----- descriptors ------------------------------------------------------------------
@@ -608,10 +609,13 @@ fn a_flood_of_descriptors_is_bounded() {
         (vec![Identity::new("discord", "111")], 1_000),
         (Vec::new(), past_bound),
     ] {
-        let mut gw = RelayMachine::new(GatewayConfig {
-            identities,
-            ..GatewayConfig::default()
-        })
+        let mut gw = RelayMachine::new(
+            GatewayConfig {
+                identities,
+                ..GatewayConfig::default()
+            },
+            0,
+        )
         .unwrap();
         let t0 = Instant::now();
         gw.connect(t0).unwrap();
@@ -668,7 +672,7 @@ fn a_message_of_tiny_bad_lines_queues_a_bounded_number_of_diagnostics() {
 
     let (mut gw, now) = open_gateway(GatewayConfig::default());
     let id = gw.send(now, send_action("c"), None).unwrap();
-    while gw.poll_transmit().is_some() {}
+    drain(&mut gw);
     gw.handle_input(now, &message);
     let events = drain(&mut gw);
     let decode_events = events
@@ -694,9 +698,9 @@ fn a_message_of_tiny_bad_lines_queues_a_bounded_number_of_diagnostics() {
         GatewayEvent::Diagnostic(Diagnostic::Decode(_))
     ));
 
-    let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::new());
+    let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::with_epoch(0));
     conn.handle_input(now, &message);
-    let events: Vec<_> = std::iter::from_fn(|| conn.poll_event()).collect();
+    let events = split_connector(&mut conn).events;
     assert_eq!(events.len(), 65);
     assert_eq!(
         events.last(),

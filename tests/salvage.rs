@@ -4,12 +4,14 @@
 
 use std::time::Instant;
 
+use relay_machine::codec::Salvage;
 use relay_machine::connector::{ConnectorConfig, ConnectorMachine, INVALID_ACTION, MemoryStore};
 use relay_machine::gateway::{
-    AckError, Diagnostic, GatewayConfig, GatewayEvent, Identity, RelayMachine, RequestFailure,
+    AckError, ConnectionCommand, Diagnostic, GatewayConfig, GatewayEvent, Identity, Output,
+    RelayMachine, RequestFailure,
 };
+use relay_machine::testing::{split_connector, split_gateway};
 use relay_machine::wire::{BufferId, SendAction};
-use serde_json::Value;
 
 const DESCRIPTOR: &str = r#"{"type":"descriptor","descriptor":{"contract_version":1,"platform":"discord","label":"Discord","max_message_length":2000,"supports_draft_streaming":false,"supports_edit":true,"supports_threads":true,"markdown_dialect":"discord","len_unit":"utf16"}}"#;
 
@@ -19,25 +21,17 @@ fn open_gateway(auto_ack: bool) -> (RelayMachine, Instant) {
         auto_ack,
         ..GatewayConfig::default()
     };
-    let mut gw = RelayMachine::new(config).unwrap();
+    let mut gw = RelayMachine::new(config, 0).unwrap();
     let now = Instant::now();
     gw.connect(now).unwrap();
-    let _ = gw.poll_command();
+    assert!(matches!(
+        gw.poll_output(),
+        Some(Output::Command(ConnectionCommand::Dial { .. }))
+    ));
     gw.on_connected(now);
     gw.handle_input(now, format!("{DESCRIPTOR}\n").as_bytes());
-    while gw.poll_transmit().is_some() {}
-    while gw.poll_event().is_some() {}
+    let _ = split_gateway(&mut gw);
     (gw, now)
-}
-
-fn events(gw: &mut RelayMachine) -> Vec<GatewayEvent> {
-    std::iter::from_fn(|| gw.poll_event()).collect()
-}
-
-fn frames(gw: &mut RelayMachine) -> Vec<Value> {
-    std::iter::from_fn(|| gw.poll_transmit())
-        .map(|b| serde_json::from_slice(&b).unwrap())
-        .collect()
 }
 
 #[test]
@@ -48,7 +42,7 @@ fn an_undecodable_result_resolves_its_request_at_once_as_ambiguous() {
         "{{\"type\":\"outbound_result\",\"requestId\":\"{id}\",\"result\":{{\"success\":\"yes\"}}}}\n"
     );
     gw.handle_input(now, line.as_bytes());
-    let events = events(&mut gw);
+    let events = split_gateway(&mut gw).events;
     let resolved: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
@@ -68,7 +62,7 @@ fn an_undecodable_result_resolves_its_request_at_once_as_ambiguous() {
         "no deadline left for the resolved request"
     );
     // The diagnostic still says what was wrong.
-    assert!(events.iter().any(|e| matches!(e, GatewayEvent::Diagnostic(Diagnostic::Decode(d)) if d.request_id.as_ref() == Some(&id))));
+    assert!(events.iter().any(|e| matches!(e, GatewayEvent::Diagnostic(Diagnostic::Decode(d)) if d.salvage == Some(Salvage::OutboundResult(id.clone())))));
 }
 
 #[test]
@@ -80,7 +74,8 @@ fn an_undecodable_result_for_an_unknown_id_changes_nothing() {
         b"{\"type\":\"outbound_result\",\"requestId\":\"other\",\"result\":[]}\n",
     );
     assert!(
-        !events(&mut gw)
+        !split_gateway(&mut gw)
+            .events
             .iter()
             .any(|e| matches!(e, GatewayEvent::Response { .. }))
     );
@@ -95,15 +90,21 @@ fn an_undecodable_buffered_delivery_can_be_acked_to_drop_it() {
         now,
         b"{\"type\":\"inbound\",\"event\":{\"text\":5},\"bufferId\":\"b-9\"}\n",
     );
-    let events = events(&mut gw);
-    assert!(events.iter().any(|e| matches!(e, GatewayEvent::Diagnostic(Diagnostic::Decode(d)) if d.buffer_id == Some(BufferId::from("b-9")))));
+    let out = split_gateway(&mut gw);
+    // Handed over as a delivery of its own (not a diagnostic), with why it did not decode.
+    assert!(matches!(
+        out.events.as_slice(),
+        [GatewayEvent::Undeliverable { buffer_id, error }]
+            if *buffer_id == BufferId::from("b-9")
+                && error.salvage == Some(Salvage::Delivery(BufferId::from("b-9")))
+    ));
     assert!(
-        frames(&mut gw).is_empty(),
+        out.transmits.is_empty(),
         "never acked on the machine's own initiative"
     );
     assert_eq!(gw.unacked(), 1);
     gw.ack_inbound(now, &BufferId::from("b-9")).unwrap();
-    let acks = frames(&mut gw);
+    let acks = split_gateway(&mut gw).frames();
     assert_eq!(acks.len(), 1);
     assert_eq!(acks[0]["type"], "inbound_ack");
     assert_eq!(acks[0]["bufferId"], "b-9");
@@ -111,6 +112,19 @@ fn an_undecodable_buffered_delivery_can_be_acked_to_drop_it() {
         gw.ack_inbound(now, &BufferId::from("b-9")),
         Err(AckError::Unknown(BufferId::from("b-9")))
     );
+    // A redelivery of the same line (the ack was lost) is not handed over again: the
+    // machine acks it again by itself.
+    gw.handle_input(
+        now,
+        b"{\"type\":\"inbound\",\"event\":{\"text\":5},\"bufferId\":\"b-9\"}\n",
+    );
+    let out = split_gateway(&mut gw);
+    assert!(out.events.is_empty(), "{:?}", out.events);
+    assert_eq!(
+        out.frames(),
+        [serde_json::json!({"type": "inbound_ack", "bufferId": "b-9"})]
+    );
+    assert_eq!(gw.unacked(), 0);
 }
 
 #[test]
@@ -120,15 +134,30 @@ fn auto_ack_drops_an_undecodable_buffered_delivery_but_never_a_live_one() {
         now,
         b"{\"type\":\"passthrough_forward\",\"forward\":{\"headers\":[1]},\"bufferId\":\"p-1\"}\n{\"type\":\"inbound\",\"event\":{\"text\":5}}\n",
     );
-    let acks = frames(&mut gw);
+    let out = split_gateway(&mut gw);
+    let acks = out.frames();
     assert_eq!(acks.len(), 1);
     assert_eq!(acks[0]["bufferId"], "p-1");
+    // The buffered one is handed over as undeliverable (and acked at once); the live one
+    // is only a diagnostic, with nothing to ack.
+    assert!(
+        matches!(
+            out.events.as_slice(),
+            [
+                GatewayEvent::Undeliverable { buffer_id, .. },
+                GatewayEvent::Diagnostic(Diagnostic::Decode(d)),
+            ] if *buffer_id == BufferId::from("p-1") && d.salvage.is_none()
+        ),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(gw.unacked(), 0);
 }
 
 #[test]
 fn the_connector_answers_an_undecodable_outbound_instead_of_dropping_it() {
     let now = Instant::now();
-    let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::new());
+    let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::with_epoch(0));
     conn.handle_input(
         now,
         b"{\"type\":\"hello\",\"platform\":\"discord\",\"botId\":\"1\"}\n",
@@ -137,9 +166,7 @@ fn the_connector_answers_an_undecodable_outbound_instead_of_dropping_it() {
         now,
         b"{\"type\":\"outbound\",\"requestId\":\"r-1\",\"action\":{\"op\":\"send\",\"chat_id\":5,\"content\":\"x\"}}\n",
     );
-    let out: Vec<Value> = std::iter::from_fn(|| conn.poll_transmit())
-        .map(|b| serde_json::from_slice(&b).unwrap())
-        .collect();
+    let out = split_connector(&mut conn).frames();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["type"], "outbound_result");
     assert_eq!(out[0]["requestId"], "r-1");

@@ -150,11 +150,6 @@ fn outbound_content() {
     }
 }
 
-/// Byte index of the last byte of the first occurrence of `needle` in `line`.
-fn last(line: &str, needle: &str) -> u64 {
-    (line.find(needle).expect("needle in line") + needle.len() - 1) as u64
-}
-
 #[test]
 fn a_line_bad_for_another_reason_is_still_an_error_and_salvaged() {
     // Classified as the rewritten line (same length, so offsets are the line's own): a

@@ -277,6 +277,8 @@ pub struct RelayMachine {
     outputs: Queue<ConnectionCommand, GatewayEvent>,
     /// The terminal event is queued: it stays the last output.
     terminal: bool,
+    /// `disconnect` is done draining: close once every output before is taken.
+    close_due: bool,
 }
 
 impl RelayMachine {
@@ -344,6 +346,7 @@ impl RelayMachine {
             timers: Timers::default(),
             outputs: Queue::default(),
             terminal: false,
+            close_due: false,
         })
     }
 
@@ -352,6 +355,10 @@ impl RelayMachine {
     /// The next output, in the order the machine produced it; `None` when there is none.
     /// Carry it out before taking the next, and take them all after every input.
     pub fn poll_output(&mut self) -> Option<Output> {
+        if self.close_due && self.outputs.is_empty() {
+            // The application has handled everything before the close, acks included.
+            self.finish_close();
+        }
         Some(match self.outputs.pop()? {
             Item::Transmit { line, .. } => Output::Transmit(line),
             Item::Command { conn, command } => {
@@ -626,9 +633,11 @@ impl RelayMachine {
     }
 
     /// Shuts down for good: new commands fail at once; pending requests may finish for
-    /// [`drain_grace`] of `budget` (the configured `disconnect_budget` when `None`); then
-    /// the socket is closed, what is left fails as ambiguous
-    /// ([`RequestFailure::Drained`]) and [`GatewayEvent::Closed`] ends the stream of events.
+    /// [`drain_grace`] of `budget` (the configured `disconnect_budget` when `None`); then,
+    /// once the application has taken every output queued before (so a delivery that came
+    /// in the same message as the last result can still be acked), the socket is closed,
+    /// what is left fails as ambiguous ([`RequestFailure::Drained`]) and
+    /// [`GatewayEvent::Closed`] ends the stream.
     pub fn disconnect(&mut self, now: Instant, budget: Option<Duration>) {
         match self.state {
             State::Closed | State::Revoked => {}
@@ -642,7 +651,7 @@ impl RelayMachine {
                 connection.closing = true;
                 let grace = drain_grace(budget.unwrap_or(self.config.disconnect_budget));
                 if self.pending.is_empty() || grace.is_zero() {
-                    self.finish_close();
+                    self.close_due = true;
                 } else {
                     self.timers.set(TimerKind::Drain, now + grace);
                 }
@@ -715,7 +724,7 @@ impl RelayMachine {
             }
         }
         if self.timers.fire(TimerKind::Drain, now) {
-            self.finish_close();
+            self.close_due = true;
         }
         if self.timers.fire(TimerKind::Redial, now) {
             match self.state {
@@ -1183,11 +1192,12 @@ impl RelayMachine {
     fn finish_close_if_drained(&mut self) {
         let draining = self.connection.as_ref().is_some_and(|c| c.closing);
         if draining && self.pending.is_empty() {
-            self.finish_close();
+            self.close_due = true;
         }
     }
 
     fn finish_close(&mut self) {
+        self.close_due = false;
         if let Some(connection) = self.connection.take() {
             self.close_socket_of(connection.generation, "disconnect");
             if let Some(dormant) = connection.idle_waiter {
