@@ -208,3 +208,54 @@ fn exits_1_on_bad_arguments() {
         Some(1)
     );
 }
+
+/// A buffered delivery in the same message as the result that makes the gateway
+/// disconnect: the application sees the delivery after it asked to disconnect, and its
+/// ack still reaches the connector before the close. 20 runs in a row.
+#[test]
+fn a_delivery_in_the_same_message_as_the_last_result_is_acked_before_the_close() {
+    for run in 0..20 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connector = thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut ws = tungstenite::accept(tcp).unwrap();
+            read_until(&mut ws, |f| f["type"] == "hello");
+            ws.send(Message::text(descriptor("discord") + "\n"))
+                .unwrap();
+            let frames = read_until(&mut ws, |f| f["type"] == "outbound");
+            let request_id = frames.last().unwrap()["requestId"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let both = format!(
+                "{{\"type\": \"outbound_result\", \"requestId\": \"{request_id}\", \"result\": {{\"success\": true}}}}\n{{\"type\": \"inbound\", \"event\": {{\"text\": \"late\", \"source\": {{\"platform\": \"discord\", \"chat_id\": \"demo\"}}}}, \"bufferId\": \"b-{run}\"}}\n"
+            );
+            ws.send(Message::text(both)).unwrap();
+            let mut acked = Vec::new();
+            loop {
+                match ws.read() {
+                    Ok(Message::Text(t)) => {
+                        for line in t.as_str().lines() {
+                            let frame: Value = serde_json::from_str(line).unwrap();
+                            if frame["type"] == "inbound_ack" {
+                                acked.push(frame["bufferId"].as_str().unwrap().to_owned());
+                            }
+                        }
+                    }
+                    Ok(Message::Close(frame)) => {
+                        return (acked, frame.map(|f| f.code));
+                    }
+                    Ok(_) => {}
+                    Err(e) => panic!("run {run}: no close frame: {e}; acked {acked:?}"),
+                }
+            }
+        });
+        let out = run_gateway(&["--url", &format!("ws://127.0.0.1:{port}/relay")]);
+        let (acked, code) = connector.join().unwrap();
+        assert!(out.status.success(), "run {run}: {out:?}");
+        assert_eq!(acked, [format!("b-{run}")], "run {run}");
+        assert_eq!(code, Some(CloseCode::Normal), "run {run}");
+    }
+}
