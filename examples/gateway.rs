@@ -54,8 +54,7 @@ async fn run(o: Options) -> Result<(), Exit> {
         identities: o.identities.clone(),
         ..GatewayConfig::default()
     };
-    let machine =
-        RelayMachine::new(config, common::os_seed()).map_err(|e| fail(&e.to_string()))?;
+    let machine = RelayMachine::new(config, common::os_seed()).map_err(|e| fail(&e.to_string()))?;
     let mut gw = common::Gateway::new(machine, o.url.clone(), o.credentials.clone());
     let _ = gw.machine.connect(Instant::now());
     let result = stages(&mut gw, &o).await;

@@ -93,7 +93,9 @@ impl<C, E> Queue<C, E> {
     pub(crate) fn discard(&mut self, conn: u64) -> Vec<Carries> {
         let mut carried = Vec::new();
         self.items.retain_mut(|item| match item {
-            Item::Transmit { conn: c, carries, .. } if *c == conn => {
+            Item::Transmit {
+                conn: c, carries, ..
+            } if *c == conn => {
                 let taken = std::mem::replace(carries, Carries::Nothing);
                 if taken != Carries::Nothing {
                     carried.push(taken);

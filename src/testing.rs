@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::Transmit;
 use crate::connector::{
     self, ConnectorCommand, ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore,
     MemoryStore,
 };
 use crate::gateway::{self, ConnectionCommand, GatewayEvent, RelayMachine};
-use crate::Transmit;
 use crate::transcript::Transcript;
 use crate::wire::{ActionResult, CapabilityDescriptor};
 

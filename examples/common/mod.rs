@@ -175,7 +175,8 @@ impl Gateway {
             },
             ConnectionCommand::Close { code, reason } => {
                 if let Some(ws) = self.ws.take() {
-                    self.closing.push(finish_close(ws, Some(close_frame(code, &reason))));
+                    self.closing
+                        .push(finish_close(ws, Some(close_frame(code, &reason))));
                 }
             }
             _ => {}

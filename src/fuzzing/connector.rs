@@ -9,8 +9,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use super::{decode_all, transmitted_frame};
 use crate::codec::{Salvage, encode};
 use crate::connector::{
-    Output, ConnectorConfig, ConnectorDiagnostic, ConnectorEvent, ConnectorMachine, DeliveryStore,
-    MemoryStore, Mode,
+    ConnectorConfig, ConnectorDiagnostic, ConnectorEvent, ConnectorMachine, DeliveryStore,
+    MemoryStore, Mode, Output,
 };
 use crate::wire::{
     ActionResult, BufferId, CapabilityDescriptor, Frame, Hello, InboundAck, Interrupt,

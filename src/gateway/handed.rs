@@ -129,7 +129,10 @@ impl Handed {
 
     fn remember(&mut self, id: BufferId, entry: Entry) {
         let held = entry.state == State::Held;
-        let replaced = self.entries.get(&id).is_some_and(|e| e.state == State::Held);
+        let replaced = self
+            .entries
+            .get(&id)
+            .is_some_and(|e| e.state == State::Held);
         let evicted = self.entries.insert(id, entry);
         self.holding += usize::from(held);
         self.holding -= usize::from(replaced);

@@ -1003,8 +1003,7 @@ impl RelayMachine {
                 let frame = Frame::InboundAck(InboundAck {
                     buffer_id: id.clone(),
                 });
-                self.outputs
-                    .transmit(generation, &frame, Carries::Ack(id));
+                self.outputs.transmit(generation, &frame, Carries::Ack(id));
             }
             None => self.handed.owe(id),
         }
@@ -1290,7 +1289,11 @@ impl RelayMachine {
 
     /// Resolves a request taken out of `pending`, and ends a disconnect's drain when it was
     /// the last.
-    fn resolve(&mut self, id: RequestId, result: Result<crate::wire::ActionResult, RequestFailure>) {
+    fn resolve(
+        &mut self,
+        id: RequestId,
+        result: Result<crate::wire::ActionResult, RequestFailure>,
+    ) {
         self.respond(id, result);
         self.finish_close_if_drained();
     }

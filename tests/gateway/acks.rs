@@ -100,7 +100,10 @@ fn a_redelivery_while_the_application_holds_the_first_copy_is_not_handed_over() 
     let m = d.mark();
     d.feed(&inbound(group("-100"), "replayed", Some("b-1")));
     assert!(d.events_since(m).is_empty(), "handed over twice");
-    assert!(d.frames_since(m).is_empty(), "not acked: the application holds it");
+    assert!(
+        d.frames_since(m).is_empty(),
+        "not acked: the application holds it"
+    );
     assert_eq!(d.gw().unacked(), 1);
     insta::assert_snapshot!(d.transcript());
 }
@@ -149,7 +152,10 @@ fn a_reused_id_with_a_different_body_is_delivered() {
         matches!(events.as_slice(), [GatewayEvent::Inbound { event, .. }] if event.text == "another delivery"),
         "{events:?}"
     );
-    assert!(d.frames_since(m).is_empty(), "not acked for the application");
+    assert!(
+        d.frames_since(m).is_empty(),
+        "not acked for the application"
+    );
     assert_eq!(d.ack("b-1"), Ok(()));
     insta::assert_snapshot!(d.transcript());
 }

@@ -464,7 +464,10 @@ impl Driver {
         let ms = self.ms();
         let outputs = self.transcript.drain_gateway(now, &mut self.gw);
         let twin: Vec<Output> = std::iter::from_fn(|| self.twin.poll_output()).collect();
-        assert_eq!(outputs, twin, "the twin's outputs differ: not deterministic");
+        assert_eq!(
+            outputs, twin,
+            "the twin's outputs differ: not deterministic"
+        );
         for output in outputs {
             assert!(!self.terminal_event, "{output:?} after the terminal event");
             let out = match output {
