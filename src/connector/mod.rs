@@ -538,16 +538,16 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
     /// `invalid_action` failure, so the gateway's request resolves now (definitely not
     /// executed) instead of timing out as ambiguous.
     fn on_bad_frame(&mut self, e: DecodeError) {
-        if let Some(Salvage::Outbound(id)) = e
-            .salvage
-            .clone()
-            .filter(|s| !matches!(s, Salvage::Outbound(id) if self.open_requests.contains(id)))
-        {
-            let error = format!("invalid outbound: {}", e.message);
-            self.transmit(&Frame::OutboundResult(OutboundResult {
-                request_id: id,
-                result: ActionResult::failure(error, Some(INVALID_ACTION)),
-            }));
+        // An id still open belongs to a request the application will answer: a second
+        // answer for it would be a duplicate result.
+        if let Some(Salvage::Outbound(id)) = &e.salvage {
+            if !self.open_requests.contains(id) {
+                let error = format!("invalid outbound: {}", e.message);
+                self.transmit(&Frame::OutboundResult(OutboundResult {
+                    request_id: id.clone(),
+                    result: ActionResult::failure(error, Some(INVALID_ACTION)),
+                }));
+            }
         }
         self.diagnostic(ConnectorDiagnostic::Decode(e));
     }

@@ -28,7 +28,7 @@ const MAX_OPS: usize = 256;
 struct Setup {
     identities: u8,
     max_in_flight: u8,
-    max_unacked: u8,
+    delivery_memory: u8,
     max_frame_len: u16,
     route_capacity: u8,
     auto_ack: bool,
@@ -71,7 +71,7 @@ impl Setup {
             disconnect_budget: ms(self.budget_ms),
             max_in_flight: usize::from(self.max_in_flight % 8) + 1,
             max_frame_len: usize::from(self.max_frame_len % 2048) + 1,
-            delivery_memory: usize::from(self.max_unacked % 8),
+            delivery_memory: usize::from(self.delivery_memory % 8),
             route_capacity: usize::from(self.route_capacity % 8),
             auto_ack: self.auto_ack,
             reconnect: self.reconnect,
@@ -180,7 +180,7 @@ struct Model {
 /// Invariants, after every operation:
 /// - each id `send` returned resolves at most once, and only ids it returned resolve; a
 ///   failure after `send` succeeded is always ambiguous, an immediate `send` failure never;
-/// - `in_flight() <= max_in_flight`, `unacked() <= max_unacked`,
+/// - `in_flight() <= max_in_flight`, `unacked() <= delivery_memory`,
 ///   `buffered_len() <= max_frame_len`;
 /// - every transmit is one well-formed frame;
 /// - after `handle_timeout(now)`, `poll_timeout()` is `None` or later than `now` unless the

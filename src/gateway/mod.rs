@@ -201,8 +201,9 @@ enum End {
 /// have been written.
 ///
 /// **Disconnect drains.** [`disconnect`](Self::disconnect) refuses new commands at once,
-/// lets pending requests finish for [`drain_grace`] of the remaining budget, then closes
-/// and fails what is left as ambiguous.
+/// lets pending requests finish for [`drain_grace`] of the remaining budget, then, once
+/// the application has taken every output before (and acked what it owns), closes and
+/// fails what is left as ambiguous.
 ///
 /// **The driver dials only when told.** Reconnection (backoff ladder, dormant cadence,
 /// redial hold, the two-strike 4401 rule) is policy inside the machine; a
