@@ -40,10 +40,14 @@ fn main() -> ExitCode {
         reconnect: false,
         ..GatewayConfig::default()
     };
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-        ^ u64::from(std::process::id());
+    // From the operating system (the standard library's random hash keys): no two
+    // processes share request ids or backoff jitter.
+    let seed = {
+        use std::hash::{BuildHasher, Hasher};
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    };
     let mut gw = match RelayMachine::new(config, seed) {
         Ok(gw) => gw,
         Err(e) => {
