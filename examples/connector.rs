@@ -14,11 +14,14 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use common::ToSocket;
 use relay_machine::connector::{
-    ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore, MemoryStore, Mode,
+    ConnId, ConnectorConfig, ConnectorEvent, Delivery, DeliveryStore, Instance, InstanceOutput,
+    Live, MemoryStore,
 };
 use relay_machine::wire::{
     ActionResult, CapabilityDescriptor, MessageEvent, PassthroughForward, SessionSource,
@@ -34,6 +37,19 @@ struct Options {
     passthrough: u32,
     once: bool,
 }
+
+/// One gateway instance: its connections (through the sans-IO [`Instance`]), its durable
+/// buffer, and the mailbox of each of its sockets. Sockets only map to instances.
+struct Tenant {
+    instance: Instance,
+    store: MemoryStore,
+    mailboxes: HashMap<ConnId, smol::channel::Sender<ToSocket>>,
+    /// The `--push-inbound` / `--passthrough` deliveries were made.
+    seeded: bool,
+}
+
+/// Every instance by gateway id (`""` without `--secret`: one default instance).
+type Tenants = Arc<Mutex<HashMap<String, Tenant>>>;
 
 fn main() -> std::process::ExitCode {
     let options = match parse_args() {
@@ -62,83 +78,163 @@ async fn run(options: Options) -> std::process::ExitCode {
         "{}",
         json!({ "listening": format!("ws://{address}/relay") })
     );
-    // One instance's durable buffer, shared by its successive connections.
-    let store = Arc::new(Mutex::new(MemoryStore::new()));
-    let pushed = Arc::new(Mutex::new(false));
+    let tenants: Tenants = Arc::default();
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
-        let connection = connection(tcp, options.clone(), store.clone(), pushed.clone());
+        let connection = connection(tcp, options.clone(), tenants.clone());
         if options.once {
             connection.await;
-            let unacked = store.lock().map_or(1, |s| s.unacked_len());
+            let unacked: usize = tenants
+                .lock()
+                .map_or(1, |t| t.values().map(|t| t.store.unacked_len()).sum());
             return std::process::ExitCode::from(u8::from(unacked > 0));
         }
         smol::spawn(connection).detach();
     }
 }
 
-async fn connection(
-    tcp: smol::net::TcpStream,
-    options: Options,
-    store: Arc<Mutex<MemoryStore>>,
-    pushed: Arc<Mutex<bool>>,
-) {
+async fn connection(tcp: smol::net::TcpStream, options: Options, tenants: Tenants) {
     let (mut ws, auth) = match common::accept(tcp, options.secret.as_deref()).await {
         Ok(accepted) => accepted,
         Err(e) => return println!("{}", json!({ "event": "upgrade_failed", "error": e })),
     };
-    let taken = store
-        .lock()
-        .map(|mut s| std::mem::take(&mut *s))
-        .unwrap_or_default();
-    let mut machine = ConnectorMachine::new(ConnectorConfig::default(), taken);
     println!(
         "{}",
         json!({ "event": "connected", "gateway": auth.as_ref().ok() })
     );
-    if let Err(reason) = auth {
-        println!("{}", json!({ "event": "auth_failed", "reason": reason }));
-        machine.reject_auth(Instant::now(), reason);
-    }
-    let mut handshaken = false;
-    common::serve(&mut ws, &mut machine, |m, event| {
-        let now = Instant::now();
-        let line = match &event {
-            ConnectorEvent::Hello { identity, .. } => {
-                let descriptor = CapabilityDescriptor::new(identity.platform.clone(), identity.platform.clone());
-                let _ = m.send_descriptor(now, descriptor);
-                if !std::mem::replace(&mut handshaken, true) && !std::mem::replace(&mut *pushed.lock().unwrap_or_else(|e| e.into_inner()), true) {
-                    push(m, &options);
-                }
-                json!({ "event": "hello", "platform": identity.platform, "botId": identity.bot_id })
-            }
-            ConnectorEvent::Outbound { request_id, action, identity } => {
-                let _ = m.respond(now, request_id, ActionResult::ok_with_message(format!("m-{request_id}")));
-                json!({ "event": "outbound", "requestId": request_id, "op": action.op(), "platform": identity.platform, "action": action })
-            }
-            ConnectorEvent::Acked(id) => json!({ "event": "acked", "bufferId": id }),
-            ConnectorEvent::Interrupt { session_key, reason } => json!({ "event": "interrupt", "session_key": session_key, "reason": reason }),
-            ConnectorEvent::WentIdle => json!({ "event": "going_idle" }),
-            ConnectorEvent::WakeNeeded => json!({ "event": "wake_needed" }),
-            ConnectorEvent::Diagnostic(d) => json!({ "event": "diagnostic", "detail": format!("{d:?}") }),
-            other => json!({ "event": "other", "detail": format!("{other:?}") }),
-        };
-        println!("{line}");
-        std::ops::ControlFlow::Continue(())
+    let key = match auth {
+        Ok(gateway_id) => gateway_id,
+        Err(reason) => {
+            // Never touches an instance: only an authenticated connection reaches a buffer.
+            println!("{}", json!({ "event": "auth_failed", "reason": reason }));
+            common::refuse(&mut ws, reason).await;
+            return println!("{}", json!({ "event": "closed", "unacked": 0 }));
+        }
+    };
+    let (sender, mailbox) = common::mailbox();
+    let conn = with_tenant(&tenants, &key, &options, |tenant| {
+        let conn = tenant.instance.accept(Instant::now());
+        tenant.mailboxes.insert(conn, sender);
+        conn
+    });
+    common::serve_socket(&mut ws, mailbox, |bytes| {
+        with_tenant(&tenants, &key, &options, |tenant| {
+            tenant.instance.handle_input(Instant::now(), conn, bytes);
+        });
     })
     .await;
-    let unacked = machine.store().unacked_len();
+    let unacked = with_tenant(&tenants, &key, &options, |tenant| {
+        tenant.instance.on_closed(Instant::now(), conn);
+        tenant.mailboxes.remove(&conn);
+        tenant.store.unacked_len()
+    });
     println!("{}", json!({ "event": "closed", "unacked": unacked }));
-    if let Ok(mut shared) = store.lock() {
-        *shared = machine.into_store();
+}
+
+/// Runs `f` on the tenant `key` (created on first use), then carries out every output of
+/// its instance, as the run loop requires after each input.
+fn with_tenant<R>(
+    tenants: &Tenants,
+    key: &str,
+    options: &Options,
+    f: impl FnOnce(&mut Tenant) -> R,
+) -> R {
+    let mut tenants = tenants.lock().unwrap_or_else(|e| e.into_inner());
+    let tenant = tenants.entry(key.to_owned()).or_insert_with(|| Tenant {
+        instance: Instance::new(ConnectorConfig::default()),
+        store: MemoryStore::new(),
+        mailboxes: HashMap::new(),
+        seeded: false,
+    });
+    let result = f(tenant);
+    while let Some(output) = tenant.instance.poll_output() {
+        if let Some(output) = common::route(output, &tenant.mailboxes) {
+            application(tenant, output, options);
+        }
     }
+    result
+}
+
+/// The connector application: answers hellos and outbounds, seeds deliveries after the
+/// first handshake, keeps the durable buffer.
+fn application(tenant: &mut Tenant, output: InstanceOutput, options: &Options) {
+    let now = Instant::now();
+    let line = match output {
+        InstanceOutput::Event(conn, ConnectorEvent::Hello { identity, .. }) => {
+            let descriptor =
+                CapabilityDescriptor::new(identity.platform.clone(), identity.platform.clone());
+            let _ = tenant.instance.send_descriptor(now, conn, descriptor);
+            if !std::mem::replace(&mut tenant.seeded, true) {
+                seed(tenant, options);
+            }
+            json!({ "event": "hello", "platform": identity.platform, "botId": identity.bot_id })
+        }
+        InstanceOutput::Event(
+            conn,
+            ConnectorEvent::Outbound {
+                request_id,
+                action,
+                identity,
+            },
+        ) => {
+            let result = ActionResult::ok_with_message(format!("m-{request_id}"));
+            let _ = tenant.instance.respond(now, conn, &request_id, result);
+            json!({ "event": "outbound", "requestId": request_id, "op": action.op(), "platform": identity.platform, "action": action })
+        }
+        InstanceOutput::Event(
+            _,
+            ConnectorEvent::Interrupt {
+                session_key,
+                reason,
+            },
+        ) => {
+            json!({ "event": "interrupt", "session_key": session_key, "reason": reason })
+        }
+        InstanceOutput::Event(_, ConnectorEvent::WentIdle) => json!({ "event": "going_idle" }),
+        InstanceOutput::Event(_, ConnectorEvent::Diagnostic(d)) => {
+            json!({ "event": "diagnostic", "detail": format!("{d:?}") })
+        }
+        InstanceOutput::Acked(id) => {
+            if !tenant.store.ack(&id) {
+                return;
+            }
+            json!({ "event": "acked", "bufferId": id })
+        }
+        InstanceOutput::Load {
+            token,
+            after,
+            limit,
+        } => {
+            let deliveries = tenant.store.unacked_after(after.as_ref(), limit);
+            tenant.instance.offer(now, token, deliveries);
+            return;
+        }
+        InstanceOutput::WakeNeeded => json!({ "event": "wake_needed" }),
+        other => json!({ "event": "other", "detail": format!("{other:?}") }),
+    };
+    println!("{line}");
+}
+
+/// Delivers `delivery` live, or through the durable buffer when `buffered` or when the
+/// instance cannot send it live: persisted first, then handed to the instance.
+fn deliver(tenant: &mut Tenant, delivery: Delivery, buffered: bool) {
+    let now = Instant::now();
+    let delivery = if buffered {
+        delivery
+    } else {
+        match tenant.instance.push_live(now, delivery) {
+            Live::Sent => return,
+            Live::Buffer(delivery) => delivery,
+        }
+    };
+    let id = tenant.store.append(delivery.clone());
+    tenant.instance.push_buffered(now, id, delivery);
 }
 
 /// What the connector pushes after the first handshake.
-fn push(m: &mut ConnectorMachine<MemoryStore>, options: &Options) {
-    let now = Instant::now();
+fn seed(tenant: &mut Tenant, options: &Options) {
     for i in 1..=options.push_inbound {
         let buffered = options.buffered_every > 0 && i % options.buffered_every == 0;
         let mut source = SessionSource::new("discord", "group", "4455");
@@ -151,11 +247,7 @@ fn push(m: &mut ConnectorMachine<MemoryStore>, options: &Options) {
             source,
             ..Default::default()
         };
-        let _ = m.push(
-            now,
-            event,
-            if buffered { Mode::Buffered } else { Mode::Live },
-        );
+        deliver(tenant, event.into(), buffered);
     }
     for i in 1..=options.passthrough {
         let body = json!({ "type": 2, "id": format!("i{i}"), "channel_id": "4455", "guild_id": "1000",
@@ -164,7 +256,7 @@ fn push(m: &mut ConnectorMachine<MemoryStore>, options: &Options) {
         forward.method = "POST".into();
         forward.path = "/interactions".into();
         forward.headers = vec![("content-type".into(), "application/json".into())];
-        let _ = m.push_passthrough(now, forward, Mode::Live);
+        deliver(tenant, forward.into(), false);
     }
 }
 

@@ -11,12 +11,14 @@
 
 mod common;
 
-use std::ops::ControlFlow;
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::ToSocket;
 use relay_machine::connector::{
-    ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore, MemoryStore, Mode,
+    ConnId, ConnectorConfig, ConnectorEvent, Delivery, DeliveryStore, Instance, InstanceOutput,
+    Live, MemoryStore,
 };
 use relay_machine::discord::interaction_event;
 use relay_machine::gateway::{GatewayConfig, GatewayEvent, GatewayState, Identity, RelayMachine};
@@ -166,61 +168,150 @@ async fn run() -> Result<(), String> {
     }
 }
 
-/// A scripted connector: one durable store shared by its successive connections.
+/// The demo connector's one gateway instance: the sans-IO [`Instance`], its durable
+/// buffer, and the mailbox of each socket.
+struct Connector {
+    instance: Instance,
+    store: MemoryStore,
+    mailboxes: HashMap<ConnId, smol::channel::Sender<ToSocket>>,
+    /// Which connection (1, 2, ...) each socket is, and how many descriptors it got.
+    numbers: HashMap<ConnId, (u32, u32)>,
+    /// A socket to drop once the outputs before are routed to it.
+    dropping: Option<ConnId>,
+}
+
+/// A scripted connector: one gateway instance, whose durable buffer outlives its
+/// connections.
 async fn connector(listener: smol::net::TcpListener) {
-    let mut store = MemoryStore::with_epoch(0xd3);
-    for connection in 1.. {
+    let state = Arc::new(Mutex::new(Connector {
+        instance: Instance::new(ConnectorConfig::default()),
+        store: MemoryStore::with_epoch(0xd3),
+        mailboxes: HashMap::new(),
+        numbers: HashMap::new(),
+        dropping: None,
+    }));
+    for number in 1.. {
         let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
         let Ok((mut ws, _)) = common::accept(tcp, None).await else {
             return;
         };
-        let mut machine = ConnectorMachine::new(ConnectorConfig::default(), store);
-        let mut descriptors = 0;
-        common::serve(&mut ws, &mut machine, |m, event| {
-            let now = Instant::now();
-            say("conn", format!("event {event}"));
-            match event {
-                ConnectorEvent::Hello { identity, .. } => {
-                    let mut d = CapabilityDescriptor::new(identity.platform.clone(), identity.platform.clone());
-                    d.len_unit = relay_machine::wire::LenUnit::Utf16;
-                    let _ = m.send_descriptor(now, d);
-                    descriptors += 1;
-                    if connection == 1 && descriptors == 2 {
-                        let _ = m.push(now, message("please deploy to staging"), Mode::Buffered);
-                        let body = json!({ "type": 2, "id": "i1", "channel_id": "4455", "guild_id": "1000",
-                            "data": { "name": "skill", "options": [{ "type": 1, "name": "run", "options": [{ "type": 3, "name": "target", "value": "deploy" }] }] },
-                            "member": { "nick": "Al", "user": { "id": "77", "username": "alice" } } });
-                        let _ = m.push_passthrough(now, PassthroughForward::new("discord", body.to_string().into_bytes()), Mode::Live);
-                    }
-                }
-                ConnectorEvent::Outbound { request_id, .. } => {
-                    let _ = m.respond(now, &request_id, ActionResult::ok_with_message("9002"));
-                    if connection == 1 {
-                        let _ = m.push(now, message("status? (owned later)"), Mode::Buffered);
-                    }
-                }
-                // A real connector routes the stop to the gateway that owns the session.
-                ConnectorEvent::Interrupt { session_key, .. } => {
-                    let _ = m.send_interrupt(now, &session_key, "4455");
-                    if connection == 1 {
-                        say("conn", "dropping the connection (simulated network failure)");
-                        return ControlFlow::Break(());
-                    }
-                }
-                _ => {}
-            }
-            ControlFlow::Continue(())
+        let (sender, mailbox) = common::mailbox();
+        let conn = with_connector(&state, |c| {
+            let conn = c.instance.accept(Instant::now());
+            c.mailboxes.insert(conn, sender);
+            c.numbers.insert(conn, (number, 0));
+            conn
+        });
+        common::serve_socket(&mut ws, mailbox, |bytes| {
+            with_connector(&state, |c| {
+                c.instance.handle_input(Instant::now(), conn, bytes)
+            });
         })
         .await;
+        let unacked = with_connector(&state, |c| {
+            c.instance.on_closed(Instant::now(), conn);
+            c.mailboxes.remove(&conn);
+            c.store.unacked_len()
+        });
         say(
             "conn",
-            format!(
-                "connection {connection} ended; {} unacked in the store",
-                machine.store().unacked_len()
-            ),
+            format!("connection {number} ended; {unacked} unacked in the store"),
         );
-        store = machine.into_store();
     }
+}
+
+/// Runs `f` on the connector, then carries out every output of its instance.
+fn with_connector<R>(state: &Mutex<Connector>, f: impl FnOnce(&mut Connector) -> R) -> R {
+    let mut c = state.lock().unwrap_or_else(|e| e.into_inner());
+    let result = f(&mut c);
+    while let Some(output) = c.instance.poll_output() {
+        if let Some(output) = common::route(output, &c.mailboxes) {
+            script(&mut c, output);
+        }
+    }
+    if let Some(conn) = c.dropping.take() {
+        if let Some(mailbox) = c.mailboxes.get(&conn) {
+            let _ = mailbox.try_send(ToSocket::Drop);
+        }
+    }
+    result
+}
+
+/// The scripted connector application.
+fn script(c: &mut Connector, output: InstanceOutput) {
+    let now = Instant::now();
+    let (conn, event) = match output {
+        InstanceOutput::Event(conn, event) => (conn, event),
+        InstanceOutput::Load {
+            token,
+            after,
+            limit,
+        } => {
+            let deliveries = c.store.unacked_after(after.as_ref(), limit);
+            c.instance.offer(now, token, deliveries);
+            return;
+        }
+        InstanceOutput::Acked(id) => {
+            say("conn", format!("event Acked {id}"));
+            c.store.ack(&id);
+            return;
+        }
+        other => return say("conn", format!("{other:?}")),
+    };
+    say("conn", format!("event {event}"));
+    let number = c.numbers.get(&conn).map_or(0, |n| n.0);
+    match event {
+        ConnectorEvent::Hello { identity, .. } => {
+            let mut d =
+                CapabilityDescriptor::new(identity.platform.clone(), identity.platform.clone());
+            d.len_unit = relay_machine::wire::LenUnit::Utf16;
+            let _ = c.instance.send_descriptor(now, conn, d);
+            let descriptors = c.numbers.get_mut(&conn).map_or(0, |n| {
+                n.1 += 1;
+                n.1
+            });
+            if number == 1 && descriptors == 2 {
+                buffer(c, message("please deploy to staging"));
+                let body = json!({ "type": 2, "id": "i1", "channel_id": "4455", "guild_id": "1000",
+                    "data": { "name": "skill", "options": [{ "type": 1, "name": "run", "options": [{ "type": 3, "name": "target", "value": "deploy" }] }] },
+                    "member": { "nick": "Al", "user": { "id": "77", "username": "alice" } } });
+                let forward = PassthroughForward::new("discord", body.to_string().into_bytes());
+                if let Live::Buffer(delivery) = c.instance.push_live(now, forward) {
+                    buffer(c, delivery);
+                }
+            }
+        }
+        ConnectorEvent::Outbound { request_id, .. } => {
+            let _ = c.instance.respond(
+                now,
+                conn,
+                &request_id,
+                ActionResult::ok_with_message("9002"),
+            );
+            if number == 1 {
+                buffer(c, message("status? (owned later)"));
+            }
+        }
+        // A real connector routes the stop to the gateway that owns the session.
+        ConnectorEvent::Interrupt { session_key, .. } => {
+            let _ = c.instance.send_interrupt(now, &session_key, "4455");
+            if number == 1 {
+                say(
+                    "conn",
+                    "dropping the connection (simulated network failure)",
+                );
+                c.dropping = Some(conn);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Persists `delivery`, then hands it to the instance with its id.
+fn buffer(c: &mut Connector, delivery: impl Into<Delivery>) {
+    let delivery = delivery.into();
+    let id = c.store.append(delivery.clone());
+    c.instance.push_buffered(Instant::now(), id, delivery);
 }

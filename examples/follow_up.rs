@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::error::Error;
 use std::time::Instant;
 
-use relay_machine::connector::{ConnectorEvent, MemoryStore, Mode};
+use relay_machine::connector::{ConnectorEvent, MemoryStore};
 use relay_machine::discord::interaction_event;
 use relay_machine::gateway::{GatewayConfig, GatewayEvent, Identity, RelayMachine};
 use relay_machine::session_key::{SessionKeyOptions, session_key};
@@ -90,8 +90,7 @@ pub fn run(say: &mut dyn FnMut(&str, String)) -> Result<Outcome, Box<dyn Error>>
             token,
         },
     );
-    let connector = pair.connector.as_mut().ok_or("no connection")?;
-    connector.push_passthrough(pair.now, forward, Mode::Live)?;
+    pair.push(forward, false);
     pair.drive_until_idle()?;
 
     // Gateway: convert the forward, derive the same key, answer through the capability.
@@ -150,8 +149,8 @@ pub fn run(say: &mut dyn FnMut(&str, String)) -> Result<Outcome, Box<dyn Error>>
             },
             _ => ActionResult::failure("unsupported op", None),
         };
-        let connector = pair.connector.as_mut().ok_or("no connection")?;
-        connector.respond(pair.now, &request_id, result)?;
+        let conn = pair.conn.ok_or("no connection")?;
+        pair.instance.respond(pair.now, conn, &request_id, result)?;
     }
     pair.drive_until_idle()?;
 

@@ -14,11 +14,12 @@ use bytes::Bytes;
 
 use crate::Transmit;
 use crate::connector::{
-    self, ConnectorCommand, ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore,
-    MemoryStore,
+    self, ConnId, ConnectorCommand, ConnectorConfig, ConnectorEvent, ConnectorMachine, Delivery,
+    DeliveryStore, Instance, InstanceOutput, Live, MemoryStore,
 };
 use crate::gateway::{self, ConnectionCommand, GatewayEvent, RelayMachine};
 use crate::transcript::Transcript;
+use crate::wire::BufferId;
 use crate::wire::{ActionResult, CapabilityDescriptor};
 
 /// How the harness carries messages.
@@ -64,16 +65,20 @@ enum Side {
 }
 
 /// A gateway and a connector joined in memory.
+///
+/// The connector side is an [`Instance`] over the durable `store`, played by the harness as
+/// a connector application would: it persists what it buffers, answers each
+/// [`InstanceOutput::Load`] from the store and makes each ack durable.
 #[derive(Debug)]
 pub struct Pair<S: DeliveryStore = MemoryStore> {
     /// The gateway.
     pub gateway: RelayMachine,
-    /// The connector of the current connection, if one is open.
-    pub connector: Option<ConnectorMachine<S>>,
-    /// The durable store while no connection is open.
-    store: Option<S>,
-    /// Connector settings for each new connection.
-    pub connector_config: ConnectorConfig,
+    /// The gateway instance on the connector.
+    pub instance: Instance,
+    /// The instance's connection to the gateway, if one is open.
+    pub conn: Option<ConnId>,
+    /// The connector application's durable buffer.
+    pub store: S,
     /// How messages travel.
     pub knobs: Knobs,
     /// What the harness answers as the connector application.
@@ -84,8 +89,10 @@ pub struct Pair<S: DeliveryStore = MemoryStore> {
     pub transcript: Transcript,
     /// Every gateway event so far, in order.
     pub gateway_events: Vec<GatewayEvent>,
-    /// Every connector event so far, in order.
+    /// Every connector event so far, in order (an ack as [`ConnectorEvent::Acked`]).
     pub connector_events: Vec<ConnectorEvent>,
+    /// How many times the instance asked for a wake-up.
+    pub wakes: usize,
     wire: VecDeque<(Instant, Side, Bytes)>,
     /// Frames one side wrote in the current pass, not yet on the wire.
     staged: Vec<Bytes>,
@@ -98,29 +105,55 @@ pub const MAX_STEPS: usize = 100_000;
 impl<S: DeliveryStore> Pair<S> {
     /// A pair around `gateway` and the connector's durable `store`, at virtual time `start`.
     pub fn new(gateway: RelayMachine, store: S, start: Instant) -> Self {
+        Self::with_config(gateway, ConnectorConfig::default(), store, start)
+    }
+
+    /// A pair whose connector uses `config`.
+    pub fn with_config(
+        gateway: RelayMachine,
+        config: ConnectorConfig,
+        store: S,
+        start: Instant,
+    ) -> Self {
         Self {
             gateway,
-            connector: None,
-            store: Some(store),
-            connector_config: ConnectorConfig::default(),
+            instance: Instance::new(config),
+            conn: None,
+            store,
             knobs: Knobs::default(),
             app: ConnectorApp::default(),
             now: start,
             transcript: Transcript::new(start),
             gateway_events: Vec::new(),
             connector_events: Vec::new(),
+            wakes: 0,
             wire: VecDeque::new(),
             staged: Vec::new(),
             responses: 0,
         }
     }
 
-    /// The connector's store (wherever it currently lives).
-    pub fn store(&self) -> Option<&S> {
-        match &self.connector {
-            Some(c) => Some(c.store()),
-            None => self.store.as_ref(),
-        }
+    /// The connector's machine for the current connection, if one is open.
+    pub fn connection(&self) -> Option<&ConnectorMachine> {
+        self.conn.and_then(|c| self.instance.connection(c))
+    }
+
+    /// Delivers `delivery` to the gateway as the connector application would: buffered
+    /// (persisted, then handed to the instance) when `buffered` or when the instance cannot
+    /// send it live. Returns the buffer id when it was buffered.
+    pub fn push(&mut self, delivery: impl Into<Delivery>, buffered: bool) -> Option<BufferId> {
+        let delivery = delivery.into();
+        let delivery = if buffered {
+            delivery
+        } else {
+            match self.instance.push_live(self.now, delivery) {
+                Live::Sent => return None,
+                Live::Buffer(delivery) => delivery,
+            }
+        };
+        let id = self.store.append(delivery.clone());
+        self.instance.push_buffered(self.now, id.clone(), delivery);
+        Some(id)
     }
 
     /// Processes everything that is due now until nothing moves. Time does not advance.
@@ -159,9 +192,8 @@ impl<S: DeliveryStore> Pair<S> {
     /// no close frame.
     pub fn drop_connection(&mut self) {
         self.wire.clear();
-        if let Some(mut connector) = self.connector.take() {
-            connector.on_closed(self.now);
-            self.store = Some(connector.into_store());
+        if let Some(conn) = self.conn.take() {
+            self.instance.on_closed(self.now, conn);
             self.transcript.note(self.now, "net", "connection dropped");
             self.gateway.on_closed(self.now, None, "connection reset");
         }
@@ -196,23 +228,18 @@ impl<S: DeliveryStore> Pair<S> {
                 self.gateway.on_dial_failed(self.now, "connection refused");
             }
             ConnectionCommand::Dial { .. } => {
-                if let Some(old) = self.connector.take() {
-                    self.store = Some(old.into_store());
+                if let Some(old) = self.conn.take() {
+                    self.instance.on_closed(self.now, old);
                 }
-                let store = self.store.take();
-                if let Some(store) = store {
-                    self.wire.clear();
-                    self.connector =
-                        Some(ConnectorMachine::new(self.connector_config.clone(), store));
-                    self.gateway.on_connected(self.now);
-                }
+                self.wire.clear();
+                self.conn = Some(self.instance.accept(self.now));
+                self.gateway.on_connected(self.now);
             }
             ConnectionCommand::Close { .. } => {
                 // Frames already written still arrive before the close, as on a socket.
                 self.deliver_all(Side::ToConnector);
-                if let Some(mut connector) = self.connector.take() {
-                    connector.on_closed(self.now);
-                    self.store = Some(connector.into_store());
+                if let Some(conn) = self.conn.take() {
+                    self.instance.on_closed(self.now, conn);
                 }
                 self.wire.clear();
             }
@@ -222,23 +249,44 @@ impl<S: DeliveryStore> Pair<S> {
     /// Plays the connector application and its driver; returns whether anything moved.
     fn connector_round(&mut self) -> bool {
         let mut moved = false;
-        while let Some(output) = self.connector.as_mut().and_then(|c| c.poll_output()) {
+        while let Some(output) = self.instance.poll_output() {
             moved = true;
-            self.transcript.connector_output(self.now, &output);
+            self.transcript.instance_output(self.now, &output);
             match output {
-                connector::Output::Transmit(line) => self.staged.push(line.into_bytes()),
-                connector::Output::Event(event) => {
-                    self.answer(&event);
+                InstanceOutput::Transmit(conn, line) => {
+                    // A superseded connection's socket is gone in this harness.
+                    if Some(conn) == self.conn {
+                        self.staged.push(line.into_bytes());
+                    }
+                }
+                InstanceOutput::Event(conn, event) => {
+                    self.answer(conn, &event);
                     self.connector_events.push(event);
                 }
-                connector::Output::Command(ConnectorCommand::Close { code, reason }) => {
-                    self.flush(Side::ToGateway);
-                    self.deliver_all(Side::ToGateway);
-                    if let Some(connector) = self.connector.take() {
-                        self.store = Some(connector.into_store());
+                InstanceOutput::Command(conn, ConnectorCommand::Close { code, reason }) => {
+                    if Some(conn) == self.conn {
+                        self.flush(Side::ToGateway);
+                        self.deliver_all(Side::ToGateway);
+                        self.conn = None;
+                        self.instance.on_closed(self.now, conn);
+                        self.gateway.on_closed(self.now, Some(code), &reason);
+                    } else {
+                        self.instance.on_closed(self.now, conn);
                     }
-                    self.gateway.on_closed(self.now, Some(code), &reason);
                 }
+                InstanceOutput::Load {
+                    token,
+                    after,
+                    limit,
+                } => {
+                    let deliveries = self.store.unacked_after(after.as_ref(), limit);
+                    self.instance.offer(self.now, token, deliveries);
+                }
+                InstanceOutput::Acked(id) => {
+                    self.store.ack(&id);
+                    self.connector_events.push(ConnectorEvent::Acked(id));
+                }
+                InstanceOutput::WakeNeeded => self.wakes += 1,
             }
         }
         self.flush(Side::ToGateway);
@@ -246,27 +294,23 @@ impl<S: DeliveryStore> Pair<S> {
     }
 
     /// What the harness answers as the connector application.
-    fn answer(&mut self, event: &ConnectorEvent) {
-        let Some(connector) = self.connector.as_mut() else {
-            return;
-        };
+    fn answer(&mut self, conn: ConnId, event: &ConnectorEvent) {
         match event {
             ConnectorEvent::Hello { identity, .. } if self.app.auto_descriptor => {
                 let descriptor =
                     CapabilityDescriptor::new(identity.platform.clone(), &identity.platform);
-                let _ = connector.send_descriptor(self.now, descriptor);
+                let _ = self.instance.send_descriptor(self.now, conn, descriptor);
             }
             ConnectorEvent::Outbound { request_id, .. } if self.app.auto_respond => {
                 self.responses += 1;
                 let result = ActionResult::ok_with_message(format!("m-{}", self.responses));
-                let _ = connector.respond(self.now, request_id, result);
+                let _ = self.instance.respond(self.now, conn, request_id, result);
             }
             ConnectorEvent::Hello { .. }
             | ConnectorEvent::Outbound { .. }
             | ConnectorEvent::Interrupt { .. }
             | ConnectorEvent::Acked(_)
             | ConnectorEvent::WentIdle
-            | ConnectorEvent::WakeNeeded
             | ConnectorEvent::Diagnostic(_) => {}
         }
     }
@@ -320,8 +364,8 @@ impl<S: DeliveryStore> Pair<S> {
     fn deliver(&mut self, side: Side, bytes: &[u8]) {
         match side {
             Side::ToConnector => {
-                if let Some(connector) = self.connector.as_mut() {
-                    connector.handle_input(self.now, bytes);
+                if let Some(conn) = self.conn {
+                    self.instance.handle_input(self.now, conn, bytes);
                 }
             }
             Side::ToGateway => self.gateway.handle_input(self.now, bytes),
@@ -369,8 +413,8 @@ pub fn split_gateway(gateway: &mut RelayMachine) -> Split<ConnectionCommand, Gat
 }
 
 /// Takes every output of `connector`, sorted by kind.
-pub fn split_connector<S: DeliveryStore>(
-    connector: &mut ConnectorMachine<S>,
+pub fn split_connector(
+    connector: &mut ConnectorMachine,
 ) -> Split<ConnectorCommand, ConnectorEvent> {
     let mut split = Split {
         transmits: Vec::new(),

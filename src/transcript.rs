@@ -66,6 +66,26 @@ impl Transcript {
         }
     }
 
+    /// Records one [`Instance`](crate::connector::Instance) output without consuming it:
+    /// as [`connector_output`](Self::connector_output) for its connections' outputs, and
+    /// `conn load ...`, `conn acked ...`, `conn wake needed` for its own.
+    pub fn instance_output(&mut self, now: Instant, output: &connector::InstanceOutput) {
+        use connector::InstanceOutput;
+        match output {
+            InstanceOutput::Transmit(_, t) => self.frame(now, "conn→gw", t.as_bytes()),
+            InstanceOutput::Command(_, ConnectorCommand::Close { code, reason }) => {
+                self.note(now, "conn", format_args!("close {code} {reason:?}"))
+            }
+            InstanceOutput::Event(_, e) => self.note(now, "conn", format_args!("event {e}")),
+            InstanceOutput::Load { after, limit, .. } => {
+                let after = after.as_ref().map_or("the start", |a| a.as_str());
+                self.note(now, "conn", format_args!("load {limit} after {after}"))
+            }
+            InstanceOutput::Acked(id) => self.note(now, "conn", format_args!("acked {id}")),
+            InstanceOutput::WakeNeeded => self.note(now, "conn", "wake needed"),
+        }
+    }
+
     /// Takes every output `gateway` has, records each in order, and returns them.
     pub fn drain_gateway(
         &mut self,
@@ -253,7 +273,6 @@ impl fmt::Display for ConnectorEvent {
             } => write!(f, "Interrupt {session_key} reason={reason:?}"),
             ConnectorEvent::Acked(id) => write!(f, "Acked {id}"),
             ConnectorEvent::WentIdle => write!(f, "WentIdle"),
-            ConnectorEvent::WakeNeeded => write!(f, "WakeNeeded"),
             ConnectorEvent::Diagnostic(ConnectorDiagnostic::Decode(e)) => {
                 write!(f, "Diagnostic {e}")
             }

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::Once;
 use std::time::Duration;
 
@@ -30,10 +30,11 @@ fn example(name: &str) -> PathBuf {
     dir.join("examples").join(name)
 }
 
-/// A connector process and the URL from its first output line.
+/// A connector process, the URL from its first output line, and its output.
 struct Connector {
     child: Child,
     url: String,
+    output: BufReader<ChildStdout>,
 }
 
 impl Connector {
@@ -44,26 +45,50 @@ impl Connector {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let mut output = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        output.read_line(&mut first).unwrap();
         let line: Value = serde_json::from_str(&first).unwrap();
         let url = line["listening"].as_str().unwrap().to_owned();
         assert!(
             url.starts_with("ws://127.0.0.1:") && url.ends_with("/relay"),
             "{url}"
         );
-        Self { child, url }
+        Self { child, url, output }
+    }
+
+    /// Reads output lines up to and including the first that `until` accepts.
+    fn read_until(&mut self, until: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.output.read_line(&mut line).unwrap() > 0, "{lines:#?}");
+            let value: Value = serde_json::from_str(&line).unwrap();
+            let done = until(&value);
+            lines.push(value);
+            if done {
+                return lines;
+            }
+        }
     }
 
     /// Waits for a `--once` connector and returns its exit code and remaining lines.
     fn finish(mut self) -> (Option<i32>, Vec<Value>) {
-        let mut lines = Vec::new();
-        for line in BufReader::new(self.child.stdout.take().unwrap()).lines() {
-            lines.push(serde_json::from_str(&line.unwrap()).unwrap());
-        }
+        let lines = self.rest();
         (self.child.wait().unwrap().code(), lines)
+    }
+
+    /// Stops a connector that runs on, and returns its remaining lines.
+    fn stop(mut self) -> Vec<Value> {
+        let _ = self.child.kill();
+        self.rest()
+    }
+
+    fn rest(&mut self) -> Vec<Value> {
+        (&mut self.output)
+            .lines()
+            .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
+            .collect()
     }
 }
 
@@ -589,4 +614,146 @@ fn the_gateway_delivers_and_acks_a_buffered_inbound_with_a_lone_surrogate() {
     );
     assert_eq!(ack[0]["type"], "inbound_ack");
     assert_eq!(ack[0]["bufferId"], "b-7");
+}
+
+/// A raw gateway: a WebSocket with an optional upgrade token, that says hello.
+fn raw_gateway(url: &str, credentials: Option<(&str, &str)>) -> WebSocket<TcpStream> {
+    use tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    if let Some((id, secret)) = credentials {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let token = relay_machine::auth::mint_token(id, secret, 300, now);
+        let header = relay_machine::auth::authorization_header(&token);
+        request
+            .headers_mut()
+            .insert(relay_machine::auth::HEADER_NAME, header.parse().unwrap());
+    }
+    let address = url.trim_start_matches("ws://").trim_end_matches("/relay");
+    let tcp = TcpStream::connect(address).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (ws, _) = tungstenite::client(request, tcp).unwrap();
+    ws
+}
+
+fn say_hello(ws: &mut WebSocket<TcpStream>) {
+    ws.send(Message::text(
+        "{\"type\":\"hello\",\"platform\":\"discord\",\"botId\":\"111\"}\n",
+    ))
+    .unwrap();
+}
+
+fn ack(ws: &mut WebSocket<TcpStream>, id: &str) {
+    ws.send(Message::text(format!(
+        "{{\"type\":\"inbound_ack\",\"bufferId\":\"{id}\"}}\n"
+    )))
+    .unwrap();
+}
+
+/// A gateway whose socket goes half-open (silent, never closed) while it reconnects:
+/// the new connection supersedes it (4409, never 4401), gets exactly the unacked tail,
+/// and nothing is lost or acked twice.
+#[test]
+fn a_half_open_connection_is_superseded_and_nothing_is_lost() {
+    let mut connector = Connector::start(&["--push-inbound", "10", "--buffered-every", "1"]);
+    let mut first = raw_gateway(&connector.url, None);
+    say_hello(&mut first);
+    let frames = read_frames(&mut first, 11);
+    let ids: Vec<String> = frames[1..]
+        .iter()
+        .map(|f| f["bufferId"].as_str().unwrap().to_owned())
+        .collect();
+    for id in &ids[..3] {
+        ack(&mut first, id);
+    }
+    connector.read_until(|l| l["event"] == "acked" && l["bufferId"] == ids[2].as_str());
+    // The first socket stays open and silent; the gateway comes back on a new one.
+    let (code, lines) = gateway(
+        &[
+            "--url",
+            &connector.url,
+            "--identity",
+            "discord:111",
+            "--wait-inbound",
+            "7",
+            "--timeout",
+            "10",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{lines:#?}");
+    let replayed: Vec<&str> = events(&lines, "inbound")
+        .iter()
+        .map(|l| l["bufferId"].as_str().unwrap())
+        .collect();
+    assert_eq!(replayed, ids[3..], "exactly the unacked tail, in order");
+    let close = loop {
+        match first.read() {
+            Ok(Message::Close(frame)) => {
+                break frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+            Ok(_) => continue,
+            Err(e) => panic!("the superseded socket was not closed: {e}"),
+        }
+    };
+    assert_eq!(close, Some((4409, "superseded".to_owned())));
+    let lines = connector.stop();
+    let acked: Vec<&str> = events(&lines, "acked")
+        .iter()
+        .map(|l| l["bufferId"].as_str().unwrap())
+        .collect();
+    assert_eq!(acked, ids[3..], "each acked once, none lost");
+}
+
+/// An intruder with a bad token holds a socket open across the honest gateway's
+/// reconnect: it never touches the instance's buffer, and the next honest connection gets
+/// every unacked delivery.
+#[test]
+fn an_intruder_alongside_an_honest_connection_changes_nothing() {
+    let mut connector = Connector::start(&[
+        "--secret",
+        "s3",
+        "--push-inbound",
+        "10",
+        "--buffered-every",
+        "1",
+    ]);
+    let mut honest = raw_gateway(&connector.url, Some(("gw-1", "s3")));
+    say_hello(&mut honest);
+    let frames = read_frames(&mut honest, 11);
+    assert!(frames[1..].iter().all(|f| f["type"] == "inbound"));
+    // An intruder connects meanwhile and is refused, but keeps its socket open.
+    let mut intruder = raw_gateway(&connector.url, Some(("gw-1", "wrong")));
+    match intruder.read() {
+        Ok(Message::Close(frame)) => assert_eq!(frame.map(|f| u16::from(f.code)), Some(4401)),
+        other => panic!("the intruder was not refused: {other:?}"),
+    }
+    connector.read_until(|l| l["event"] == "auth_failed");
+    // The honest gateway leaves without acking anything, and comes back.
+    honest.close(None).unwrap();
+    while honest.read().is_ok() {}
+    let (code, lines) = gateway(
+        &[
+            "--url",
+            &connector.url,
+            "--identity",
+            "discord:111",
+            "--gateway-id",
+            "gw-1",
+            "--secret",
+            "s3",
+            "--wait-inbound",
+            "10",
+            "--timeout",
+            "10",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert_eq!(events(&lines, "inbound").len(), 10, "{lines:#?}");
+    drop(intruder);
+    let lines = connector.stop();
+    assert_eq!(events(&lines, "acked").len(), 10, "{lines:#?}");
 }

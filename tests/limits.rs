@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use relay_machine::codec::{DEFAULT_MAX_FRAME_LEN, DecodeErrorKind, FrameDecoder, encode};
 use relay_machine::connector::{
-    ConnectorConfig, ConnectorDiagnostic, ConnectorEvent, ConnectorMachine, MemoryStore,
+    ConnectorConfig, ConnectorDiagnostic, ConnectorEvent, ConnectorMachine,
 };
 use relay_machine::gateway::{
     ConnectFailure, ConnectionCommand, Diagnostic, GatewayConfig, GatewayEvent, GatewayState,
@@ -190,7 +190,7 @@ fn the_connector_skips_an_endless_line() {
         max_frame_len: 4096,
         ..ConnectorConfig::default()
     };
-    let mut conn = ConnectorMachine::new(config, MemoryStore::with_epoch(0));
+    let mut conn = ConnectorMachine::new(config);
     let now = Instant::now();
     let chunk = no_newline(64 * 1024);
     for _ in 0..64 {
@@ -505,7 +505,7 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
         max_open_requests: 1024,
         ..ConnectorConfig::default()
     };
-    let mut conn = ConnectorMachine::new(config, MemoryStore::with_epoch(0));
+    let mut conn = ConnectorMachine::new(config);
     let now = Instant::now();
     conn.handle_input(
         now,
@@ -560,7 +560,7 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
 /// refused with a diagnostic, and the announced ones keep working.
 #[test]
 fn the_connector_bounds_identities() {
-    let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::with_epoch(0));
+    let mut conn = ConnectorMachine::new(ConnectorConfig::default());
     let now = Instant::now();
     let mut message = Vec::new();
     for i in 0..10_000 {
@@ -664,7 +664,7 @@ fn a_flood_of_descriptors_is_bounded() {
 #[test]
 fn a_message_of_tiny_bad_lines_queues_a_bounded_number_of_diagnostics() {
     use relay_machine::connector::{
-        ConnectorConfig, ConnectorDiagnostic, ConnectorEvent, ConnectorMachine, MemoryStore,
+        ConnectorConfig, ConnectorDiagnostic, ConnectorEvent, ConnectorMachine,
     };
     use relay_machine::gateway::Diagnostic;
     let lines = 2 << 20; // "1\n" × 2 Mi = 4 MiB
@@ -698,7 +698,7 @@ fn a_message_of_tiny_bad_lines_queues_a_bounded_number_of_diagnostics() {
         GatewayEvent::Diagnostic(Diagnostic::Decode(_))
     ));
 
-    let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::with_epoch(0));
+    let mut conn = ConnectorMachine::new(ConnectorConfig::default());
     conn.handle_input(now, &message);
     let events = split_connector(&mut conn).events;
     assert_eq!(events.len(), 65);

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use relay_machine::connector::{
-    self, ConnectorCommand, ConnectorConfig, ConnectorMachine, MemoryStore, Mode,
+    self, ConnectorCommand, ConnectorConfig, ConnectorMachine, Delivery,
 };
 use relay_machine::gateway::{
     ConnectionCommand, GatewayConfig, GatewayEvent, Identity, Output, RelayMachine, RequestFailure,
@@ -324,8 +324,7 @@ fn connector_every_frame_comes_before_its_close() {
                 ConnectorEnd::PeerClose,
             ] {
                 let now = Instant::now();
-                let mut conn =
-                    ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::with_epoch(0));
+                let mut conn = ConnectorMachine::new(ConnectorConfig::default());
                 conn.handle_input(
                     now,
                     b"{\"type\":\"hello\",\"platform\":\"discord\",\"botId\":\"1\"}\n",
@@ -335,15 +334,19 @@ fn connector_every_frame_comes_before_its_close() {
                 conn.handle_input(now, b"{\"type\":\"outbound\",\"requestId\":\"r-1\",\"action\":{\"op\":\"send\",\"chat_id\":\"c\",\"content\":\"x\"}}\n");
                 while conn.poll_output().is_some() {}
                 let mut expected = Vec::new();
-                for push in [first, second] {
+                for (n, push) in [first, second].into_iter().enumerate() {
                     let ok = match push {
                         Push::Respond => conn
                             .respond(now, &RequestId::from("r-1"), ActionResult::ok())
                             .is_ok(),
                         Push::Buffered => conn
-                            .push(now, MessageEvent::default(), Mode::Buffered)
+                            .send_buffered(
+                                now,
+                                BufferId(format!("b-0-{}", n + 1)),
+                                Delivery::from(MessageEvent::default()),
+                            )
                             .is_ok(),
-                        Push::Live => conn.push(now, MessageEvent::default(), Mode::Live).is_ok(),
+                        Push::Live => conn.send_live(now, MessageEvent::default()).is_ok(),
                         Push::Interrupt => conn.send_interrupt(now, "s", "c").is_ok(),
                     };
                     // Answering the same request twice is refused; nothing is written.
@@ -386,8 +389,17 @@ fn connector_every_frame_comes_before_its_close() {
                     "{case}: the close is not last: {outputs:?}"
                 );
                 assert!(
-                    conn.push(now, MessageEvent::default(), Mode::Live).is_err(),
+                    conn.send_live(now, MessageEvent::default()).is_err(),
                     "{case}: a push after the close"
+                );
+                assert!(
+                    conn.send_buffered(
+                        now,
+                        BufferId::from("b-0-9"),
+                        Delivery::from(MessageEvent::default())
+                    )
+                    .is_err(),
+                    "{case}: a buffered push after the close"
                 );
                 assert_eq!(conn.poll_output(), None, "{case}");
             }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use relay_machine::connector::{DeliveryStore, MemoryStore, Mode};
+use relay_machine::connector::{CLOSE_UNAUTHORIZED, DeliveryStore, MemoryStore};
 use relay_machine::gateway::{GatewayConfig, GatewayEvent, GatewayState, Identity, RelayMachine};
 use relay_machine::testing::Pair;
 use relay_machine::wire::{BufferId, MessageEvent, SendAction, SessionSource};
@@ -105,17 +105,11 @@ fn byte_split_and_coalesced_delivery_give_the_same_events() {
         let mut pair = pair();
         pair.knobs.split = split;
         pair.knobs.coalesce = coalesce;
-        let now = pair.now;
         for i in 0..5 {
-            let connector = pair.connector.as_mut().unwrap();
-            let mode = if i % 2 == 0 {
-                Mode::Buffered
-            } else {
-                Mode::Live
-            };
-            connector
-                .push(now, event("c1", &format!("caf\u{e9} {i} 🚀")), mode)
-                .unwrap();
+            // Even ones buffered, odd ones live (sent at once: the gateway is not idle).
+            let buffered = i % 2 == 0;
+            let id = pair.push(event("c1", &format!("caf\u{e9} {i} 🚀")), buffered);
+            assert_eq!(id.is_some(), buffered);
         }
         let ids: Vec<_> = (0..3).map(|_| send(&mut pair, "c1")).collect();
         pair.drive_until_idle().unwrap();
@@ -135,7 +129,7 @@ fn a_connection_dropped_mid_request_fails_it_as_ambiguous_and_reconnects() {
     pair.app.auto_respond = false;
     let id = send(&mut pair, "c1");
     pair.drive_until_idle().unwrap();
-    assert_eq!(pair.connector.as_ref().unwrap().open_requests(), 1);
+    assert_eq!(pair.connection().unwrap().open_requests(), 1);
     pair.drop_connection();
     pair.drive_until_idle().unwrap();
     let resolved = responses(&pair);
@@ -159,12 +153,8 @@ fn a_connection_dropped_mid_request_fails_it_as_ambiguous_and_reconnects() {
 #[test]
 fn reconnect_replays_exactly_the_unacked_tail() {
     let mut pair = pair();
-    let now = pair.now;
     for i in 1..=6 {
-        let connector = pair.connector.as_mut().unwrap();
-        connector
-            .push(now, event("c1", &format!("m{i}")), Mode::Buffered)
-            .unwrap();
+        pair.push(event("c1", &format!("m{i}")), true).unwrap();
     }
     pair.drive_until_idle().unwrap();
     let first = inbound_texts(&pair);
@@ -178,7 +168,7 @@ fn reconnect_replays_exactly_the_unacked_tail() {
         }
     }
     pair.drive_until_idle().unwrap();
-    assert_eq!(pair.store().unwrap().unacked_len(), 3);
+    assert_eq!(pair.store.unacked_len(), 3);
     assert_eq!(pair.gateway.unacked(), 3);
     pair.gateway_events.clear();
     let mark = transcript_len(&pair);
@@ -200,7 +190,7 @@ fn reconnect_replays_exactly_the_unacked_tail() {
         }
     }
     pair.drive_until_idle().unwrap();
-    assert_eq!(pair.store().unwrap().unacked_len(), 0);
+    assert_eq!(pair.store.unacked_len(), 0);
     assert_eq!(pair.gateway.unacked(), 0);
     pair.gateway_events.clear();
     let mark = transcript_len(&pair);
@@ -214,21 +204,18 @@ fn reconnect_replays_exactly_the_unacked_tail() {
 #[test]
 fn revocation_after_the_fresh_token_retry_is_terminal() {
     let mut pair = pair();
-    let now = pair.now;
     // First strike: the connector closes 4401 on an established connection.
-    pair.connector
-        .as_mut()
-        .unwrap()
-        .reject_auth(now, "unauthorized");
+    let conn = pair.conn.unwrap();
+    pair.instance
+        .close(pair.now, conn, CLOSE_UNAUTHORIZED, "unauthorized");
     pair.drive_until_idle().unwrap();
     // The gateway re-dialled at once (no backoff) and handshook again.
     assert_eq!(pair.gateway.state(), GatewayState::Open);
     assert_eq!(pair.gateway.generation(), 2);
     // Second strike on the retry connection: revoked for good.
-    pair.connector
-        .as_mut()
-        .unwrap()
-        .reject_auth(pair.now, "unauthorized");
+    let conn = pair.conn.unwrap();
+    pair.instance
+        .close(pair.now, conn, CLOSE_UNAUTHORIZED, "unauthorized");
     pair.drive_until_idle().unwrap();
     assert_eq!(pair.gateway.state(), GatewayState::Revoked);
     assert!(
@@ -249,8 +236,9 @@ fn revocation_after_the_fresh_token_retry_is_terminal() {
 fn an_expired_token_is_never_a_revocation() {
     let mut pair = pair();
     for _ in 0..3 {
-        let now = pair.now;
-        pair.connector.as_mut().unwrap().reject_auth(now, "expired");
+        let conn = pair.conn.unwrap();
+        pair.instance
+            .close(pair.now, conn, CLOSE_UNAUTHORIZED, "expired");
         pair.advance(Duration::from_secs(30)).unwrap();
         assert_eq!(pair.gateway.state(), GatewayState::Open);
     }

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use relay_machine::codec::Salvage;
-use relay_machine::connector::{ConnectorConfig, ConnectorMachine, INVALID_ACTION, MemoryStore};
+use relay_machine::connector::{ConnectorConfig, ConnectorMachine, INVALID_ACTION};
 use relay_machine::gateway::{
     AckError, ConnectionCommand, Diagnostic, GatewayConfig, GatewayEvent, Identity, Output,
     RelayMachine, RequestFailure,
@@ -157,7 +157,7 @@ fn auto_ack_drops_an_undecodable_buffered_delivery_but_never_a_live_one() {
 #[test]
 fn the_connector_answers_an_undecodable_outbound_instead_of_dropping_it() {
     let now = Instant::now();
-    let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::with_epoch(0));
+    let mut conn = ConnectorMachine::new(ConnectorConfig::default());
     conn.handle_input(
         now,
         b"{\"type\":\"hello\",\"platform\":\"discord\",\"botId\":\"1\"}\n",

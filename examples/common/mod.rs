@@ -3,7 +3,6 @@
 //! machine's.
 #![allow(dead_code)]
 
-use std::ops::ControlFlow;
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +13,7 @@ use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use async_tungstenite::tungstenite::{Message, Utf8Bytes, client::IntoClientRequest};
 use relay_machine::Transmit;
 use relay_machine::auth;
-use relay_machine::connector::{self, ConnectorCommand, ConnectorEvent, ConnectorMachine};
+use relay_machine::connector::{self, ConnId, ConnectorCommand, ConnectorMachine, InstanceOutput};
 use relay_machine::gateway::{ConnectionCommand, GatewayEvent, GatewayState, Output, RelayMachine};
 use smol::Timer;
 use smol::future::FutureExt as _;
@@ -297,54 +296,114 @@ pub async fn accept(
     Ok((ws, auth))
 }
 
-/// The connector driver for one connection: feeds messages, lets `app` answer each event,
-/// writes frames, closes when the machine asks. Returns when the socket is gone, or, when
-/// `app` breaks, once the frames queued so far are written, dropping the socket unclosed
-/// (a network failure).
-pub async fn serve<S: relay_machine::connector::DeliveryStore>(
+/// What an [`Instance`](relay_machine::connector::Instance)'s outputs ask of one socket.
+pub enum ToSocket {
+    /// Write this line.
+    Text(Transmit),
+    /// Close with this code and reason, after the lines before.
+    Close(u16, String),
+    /// Drop the connection without a close frame (a simulated network failure).
+    Drop,
+}
+
+/// A socket's mailbox: the instance's outputs for it are routed here, from whichever
+/// socket's task produced them (a new connection closes the one it supersedes).
+pub type Mailbox = (
+    smol::channel::Sender<ToSocket>,
+    smol::channel::Receiver<ToSocket>,
+);
+
+/// A new mailbox.
+pub fn mailbox() -> Mailbox {
+    smol::channel::unbounded()
+}
+
+/// The connector driver for one socket of an instance: hands every message to `feed`
+/// (which gives it to the instance and routes the outputs) and carries out what arrives in
+/// the mailbox. Returns when the socket has ended; the caller then reports `on_closed`.
+pub async fn serve_socket(
     ws: &mut ServerSocket,
-    machine: &mut ConnectorMachine<S>,
-    mut app: impl FnMut(&mut ConnectorMachine<S>, ConnectorEvent) -> ControlFlow<()>,
+    mailbox: smol::channel::Receiver<ToSocket>,
+    mut feed: impl FnMut(&[u8]),
 ) {
-    let mut dropping = false;
+    enum Next {
+        Socket(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
+        Mail(Option<ToSocket>),
+    }
     loop {
-        while let Some(output) = machine.poll_output() {
-            match output {
-                connector::Output::Transmit(line) => {
-                    tap("conn→gw", line.as_bytes());
-                    if ws.send(text(line)).await.is_err() {
-                        return machine.on_closed(Instant::now());
-                    }
+        let next = async { Next::Mail(mailbox.recv().await.ok()) }
+            .or(async { Next::Socket(ws.next().await) })
+            .await;
+        match next {
+            Next::Mail(Some(ToSocket::Text(line))) => {
+                tap("conn→gw", line.as_bytes());
+                if ws.send(text(line)).await.is_err() {
+                    return;
                 }
-                connector::Output::Event(event) => dropping |= app(machine, event).is_break(),
-                connector::Output::Command(ConnectorCommand::Close { code, reason }) => {
-                    let _ = ws.close(Some(close_frame(code, &reason))).await;
-                    // Let the peer answer the close, so it sees a clean close handshake.
-                    while let Some(Ok(_)) = ws.next().await {}
-                    return machine.on_closed(Instant::now());
-                }
-                _ => {}
             }
-        }
-        if dropping {
-            return machine.on_closed(Instant::now());
-        }
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => machine.handle_input(Instant::now(), t.as_bytes()),
-            Some(Ok(Message::Binary(b))) => machine.handle_input(Instant::now(), &b),
-            Some(Ok(Message::Close(_))) => {
+            Next::Mail(Some(ToSocket::Close(code, reason))) => {
+                let _ = ws.close(Some(close_frame(code, &reason))).await;
+                // Let the peer answer the close, so it sees a clean close handshake.
+                let _ = async { while let Some(Ok(_)) = ws.next().await {} }
+                    .or(async {
+                        Timer::after(std::time::Duration::from_secs(10)).await;
+                    })
+                    .await;
+                return;
+            }
+            Next::Mail(Some(ToSocket::Drop) | None) => return,
+            Next::Socket(Some(Ok(Message::Text(t)))) => feed(t.as_bytes()),
+            Next::Socket(Some(Ok(Message::Binary(b)))) => feed(&b),
+            Next::Socket(Some(Ok(Message::Close(_)))) => {
                 // Answer the peer's close, so it sees its own code echoed, not 1006.
                 let _ = ws.close(None).await;
-                return machine.on_closed(Instant::now());
+                return;
             }
-            Some(Err(e)) => {
+            Next::Socket(Some(Err(e))) => {
                 if let (Some(1009), reason) = error_close(&e) {
                     let _ = ws.close(Some(close_frame(1009, &reason))).await;
                 }
-                return machine.on_closed(Instant::now());
+                return;
             }
-            None => return machine.on_closed(Instant::now()),
-            Some(Ok(_)) => {}
+            Next::Socket(None) => return,
+            Next::Socket(Some(Ok(_))) => {}
         }
     }
+}
+
+/// Refuses a connection whose credential failed: the machine closes it with 4401 and
+/// `reason`, and the driver completes the close handshake.
+pub async fn refuse(ws: &mut ServerSocket, reason: &str) {
+    let mut machine = ConnectorMachine::new(connector::ConnectorConfig::default());
+    machine.reject_auth(Instant::now(), reason);
+    while let Some(output) = machine.poll_output() {
+        if let connector::Output::Command(ConnectorCommand::Close { code, reason }) = output {
+            let _ = ws.close(Some(close_frame(code, &reason))).await;
+            let _ = async { while let Some(Ok(_)) = ws.next().await {} }
+                .or(async {
+                    Timer::after(std::time::Duration::from_secs(10)).await;
+                })
+                .await;
+        }
+    }
+}
+
+/// Routes an instance output that belongs to a socket to that socket's mailbox; hands
+/// back any other output (an event, a load, an ack, a wake-up) for the application.
+pub fn route(
+    output: InstanceOutput,
+    mailboxes: &std::collections::HashMap<ConnId, smol::channel::Sender<ToSocket>>,
+) -> Option<InstanceOutput> {
+    let (conn, message) = match output {
+        InstanceOutput::Transmit(conn, line) => (conn, ToSocket::Text(line)),
+        InstanceOutput::Command(conn, ConnectorCommand::Close { code, reason }) => {
+            (conn, ToSocket::Close(code, reason))
+        }
+        other => return Some(other),
+    };
+    // A socket that has ended has no mailbox: its outputs were discarded with it.
+    if let Some(mailbox) = mailboxes.get(&conn) {
+        let _ = mailbox.try_send(message);
+    }
+    None
 }

@@ -1,8 +1,12 @@
-//! The connector role: [`ConnectorMachine`], one per gateway connection.
+//! The connector role: [`ConnectorMachine`], one per gateway connection, and [`Instance`],
+//! one per gateway instance, which owns what that instance's connections share: the
+//! replay window over the application's durable buffer, superseding, and acks from any
+//! connection.
 
+mod instance;
 mod store;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
@@ -13,14 +17,22 @@ use crate::outputs::{Carries, Item, Queue};
 use crate::transmit::Transmit;
 use crate::wire::{
     ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Hello, Inbound,
-    InterruptInbound, MessageEvent, Outbound, OutboundAction, OutboundResult, PassthroughForward,
-    PassthroughFrame, RequestId,
+    InterruptInbound, Outbound, OutboundAction, OutboundResult, PassthroughFrame, RequestId,
 };
 
+pub use instance::{ConnId, Instance, InstanceOutput, Live, LoadToken};
 pub use store::{Delivery, DeliveryStore, MemoryStore};
 
 /// WebSocket close code for a refused or revoked credential.
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+
+/// WebSocket close code for a connection replaced by a newer one of the same gateway
+/// instance. Never 4401: a 4401 after a successful handshake is an auth strike for the
+/// gateway (protocol.md §7.3).
+pub const CLOSE_SUPERSEDED: u16 = 4409;
+
+/// The close reason that goes with [`CLOSE_SUPERSEDED`].
+pub const REASON_SUPERSEDED: &str = "superseded";
 
 /// The failure `code` the machine answers for an `outbound` whose platform/botId pair was
 /// not announced on this socket.
@@ -37,8 +49,9 @@ pub struct ConnectorConfig {
     pub max_frame_len: usize,
     /// Most identities one socket may announce (64); further hellos are refused.
     pub max_identities: usize,
-    /// Buffered deliveries sent and not yet acked at once (32): replay is ack-gated, so a
-    /// gateway that falls behind is not flooded, and one that dies gets the unacked tail.
+    /// Buffered deliveries sent and not yet acked at once, per gateway instance (32):
+    /// replay is ack-gated, so a gateway that falls behind is not flooded, and one that
+    /// dies gets the unacked tail. Used by [`Instance`].
     pub replay_window: usize,
     /// Most `outbound` requests awaiting the application's response (1024); more are
     /// answered with a failure at once.
@@ -95,13 +108,13 @@ pub enum ConnectorEvent {
         /// Free text.
         reason: Option<String>,
     },
-    /// The gateway durably owns a buffered delivery; it will never be replayed again.
+    /// The gateway acked a buffered delivery: it durably owns it. Make the ack durable (an
+    /// [`Instance`] turns this into [`InstanceOutput::Acked`]). The id is the gateway's
+    /// word: it may name a delivery acked before, or none at all.
     Acked(BufferId),
-    /// The gateway went idle: further deliveries on this instance are buffered only
+    /// The gateway went idle: further deliveries for it are buffered only
     /// (`going_idle_ack` is already written).
     WentIdle,
-    /// The first delivery was buffered for an idle instance: poke its wake URL.
-    WakeNeeded,
     /// Something unexpected that changed nothing.
     Diagnostic(ConnectorDiagnostic),
 }
@@ -115,8 +128,6 @@ pub enum ConnectorDiagnostic {
     Decode(DecodeError),
     /// A frame a gateway should not send, or an unknown type.
     UnexpectedFrame(String),
-    /// An `inbound_ack` for nothing awaiting one.
-    UnknownAck(BufferId),
     /// An `outbound` reusing an id still awaiting its response; it was ignored.
     DuplicateRequest(RequestId),
     /// An `outbound` for an identity not announced on this socket; it was answered with
@@ -138,18 +149,6 @@ pub enum ConnectorDiagnostic {
     Suppressed(u64),
 }
 
-/// How an application-pushed delivery travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Mode {
-    /// Sent at once without a `bufferId`; never acked, never replayed. Buffered instead
-    /// while the instance is idle.
-    Live,
-    /// Appended to the durable store and sent with a `bufferId` through the ack-gated
-    /// window; replayed on every connection until acked.
-    Buffered,
-}
-
 /// Why a command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -163,6 +162,12 @@ pub enum ConnectorError {
     /// The descriptor's platform was not announced with `hello` on this socket.
     #[error("platform {0:?} was not announced on this connection")]
     NotAnnounced(String),
+    /// The gateway went idle: a live delivery must be buffered instead.
+    #[error("the gateway is idle: buffer the delivery")]
+    Idle,
+    /// No such connection on this instance (it ended, or never was).
+    #[error("no connection {0}")]
+    UnknownConnection(ConnId),
 }
 
 /// An instruction for the driver about the socket.
@@ -211,68 +216,65 @@ const CONNECTION: u64 = 0;
 /// not taken is discarded, never written anywhere else. It reads no clock; `now` is
 /// accepted for symmetry and future timers, and must be monotonic.
 ///
-/// The durable buffer is the application's [`DeliveryStore`]; the machine owns it for the
-/// connection's lifetime and hands it back with [`into_store`](Self::into_store), so the
-/// next connection's machine replays exactly the unacked tail, in order.
+/// It holds no buffer: a buffered delivery is written with
+/// [`send_buffered`](Self::send_buffered) and its ack comes back as
+/// [`ConnectorEvent::Acked`]. An [`Instance`] does that bookkeeping for every connection
+/// of one gateway instance (the replay window, superseding); use it whenever the
+/// connector buffers deliveries. A connector that only relays live traffic can drive this
+/// machine alone.
 ///
 /// ```
 /// use std::time::Instant;
-/// use relay_machine::connector::{ConnectorConfig, ConnectorEvent, ConnectorMachine, DeliveryStore, MemoryStore, Mode, Output};
-/// use relay_machine::wire::{CapabilityDescriptor, MessageEvent};
+/// use relay_machine::connector::{ConnectorConfig, ConnectorEvent, ConnectorMachine, Output};
+/// use relay_machine::wire::{BufferId, CapabilityDescriptor, MessageEvent};
 ///
 /// let now = Instant::now();
-/// let mut conn = ConnectorMachine::new(ConnectorConfig::default(), MemoryStore::with_epoch(0));
+/// let mut conn = ConnectorMachine::new(ConnectorConfig::default());
 /// conn.handle_input(now, b"{\"type\":\"hello\",\"platform\":\"telegram\",\"botId\":\"701\"}\n");
 /// let Some(Output::Event(ConnectorEvent::Hello { identity, .. })) = conn.poll_output() else { panic!() };
 /// conn.send_descriptor(now, CapabilityDescriptor::new(identity.platform, "Telegram")).unwrap();
-/// let id = conn.push(now, MessageEvent { text: "hi".into(), ..Default::default() }, Mode::Buffered).unwrap().unwrap();
+/// conn.send_live(now, MessageEvent { text: "hi".into(), ..Default::default() }).unwrap();
 /// let frames: Vec<String> = std::iter::from_fn(|| conn.poll_output())
 ///     .filter_map(|out| match out { Output::Transmit(t) => Some(t.into_string()), _ => None })
 ///     .collect();
 /// assert!(frames[0].starts_with("{\"type\":\"descriptor\""));
 /// assert!(frames[1].starts_with("{\"type\":\"inbound\""));
-/// assert!(frames[1].contains(&format!("\"bufferId\":\"{id}\"")));
 ///
-/// conn.handle_input(now, format!("{{\"type\":\"inbound_ack\",\"bufferId\":\"{id}\"}}\n").as_bytes());
-/// assert!(matches!(conn.poll_output(), Some(Output::Event(ConnectorEvent::Acked(_)))));
-/// assert_eq!(conn.into_store().unacked_len(), 0);
+/// conn.handle_input(now, b"{\"type\":\"inbound_ack\",\"bufferId\":\"b-1\"}\n");
+/// assert_eq!(conn.poll_output(), Some(Output::Event(ConnectorEvent::Acked(BufferId::from("b-1")))));
 /// ```
 #[derive(Debug)]
-pub struct ConnectorMachine<S: DeliveryStore = MemoryStore> {
+pub struct ConnectorMachine {
     config: ConnectorConfig,
-    store: S,
     decoder: FrameDecoder,
     identities: Vec<AnnouncedIdentity>,
-    /// A descriptor was sent: the handshake is answered and replay may run.
+    /// A descriptor was sent: the handshake is answered.
     handshaken: bool,
-    /// Buffered deliveries sent on this connection and not yet acked, oldest first.
-    in_window: VecDeque<BufferId>,
-    /// The last buffered delivery sent; the store is read after it.
-    last_sent: Option<BufferId>,
     idle: bool,
-    woke: bool,
     open_requests: HashSet<RequestId>,
+    /// Nothing more is written: closed by us, or the socket ended.
     closed: bool,
+    /// Nothing more is read: the socket ended, or the credential was refused. A connection
+    /// we closed otherwise still reads acks until its socket ends (the peer may send frames
+    /// until it answers the close, and an ack on any connection counts).
+    deaf: bool,
     outputs: Queue<ConnectorCommand, ConnectorEvent>,
     /// Caps the diagnostics waiting in the output queue.
     diagnostics: DiagnosticBudget,
 }
 
-impl<S: DeliveryStore> ConnectorMachine<S> {
+impl ConnectorMachine {
     /// A machine for a newly accepted (and authenticated) gateway connection.
-    pub fn new(config: ConnectorConfig, store: S) -> Self {
+    pub fn new(config: ConnectorConfig) -> Self {
         Self {
             decoder: FrameDecoder::with_max_frame_len(config.max_frame_len),
             config,
-            store,
             identities: Vec::new(),
             handshaken: false,
-            in_window: VecDeque::new(),
-            last_sent: None,
             idle: false,
-            woke: false,
             open_requests: HashSet::new(),
             closed: false,
+            deaf: false,
             outputs: Queue::default(),
             diagnostics: DiagnosticBudget::default(),
         }
@@ -314,25 +316,34 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
         self.decoder.buffered_len()
     }
 
-    /// The durable store.
-    pub fn store(&self) -> &S {
-        &self.store
+    /// A descriptor was sent: the handshake is answered.
+    pub fn is_handshaken(&self) -> bool {
+        self.handshaken
     }
 
-    /// Ends the machine and returns the store for the next connection.
-    pub fn into_store(self) -> S {
-        self.store
+    /// The connection is closed (by `close`, `reject_auth` or `on_closed`): nothing more is
+    /// written.
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// Feeds the payload of one WebSocket message.
+    ///
+    /// After [`close`](Self::close) only acks are read (they count on any connection); after
+    /// [`reject_auth`](Self::reject_auth) or [`on_closed`](Self::on_closed), nothing.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        if self.closed {
+        if self.deaf {
             return;
         }
         for slice in bytes.chunks(INPUT_SLICE) {
             self.decoder.push(slice);
             while let Some(item) = self.decoder.next_frame() {
                 match item {
+                    Ok(Frame::InboundAck(ack)) => {
+                        self.event(ConnectorEvent::Acked(ack.buffer_id));
+                    }
+                    // Closed by us: nothing else can be answered any more.
+                    Ok(_) | Err(_) if self.closed => {}
                     Ok(frame) => self.handle_frame(now, frame),
                     Err(e) => self.on_bad_frame(e),
                 }
@@ -349,6 +360,7 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
     /// unacked buffered deliveries stay in the store for the next connection.
     pub fn on_closed(&mut self, _now: Instant) {
         self.closed = true;
+        self.deaf = true;
         self.outputs.discard(CONNECTION);
     }
 
@@ -368,12 +380,7 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
             return Err(ConnectorError::NotAnnounced(descriptor.platform));
         }
         self.transmit(&Frame::Descriptor(Descriptor { descriptor }));
-        if !self.handshaken {
-            // The flip to buffered-only lasts until the next successful handshake.
-            self.handshaken = true;
-            self.idle = false;
-            self.fill_window();
-        }
+        self.handshaken = true;
         Ok(())
     }
 
@@ -395,27 +402,34 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
         Ok(())
     }
 
-    /// Delivers a message event, live or through the durable buffer. Returns the buffer id
-    /// when it was buffered (always for [`Mode::Buffered`]; for [`Mode::Live`] while the
-    /// instance is idle).
-    pub fn push(
+    /// Delivers a message event or a provider webhook live: no `bufferId`, never acked,
+    /// never replayed. Refused with [`ConnectorError::Idle`] once the gateway went idle:
+    /// buffer it instead.
+    pub fn send_live(
         &mut self,
-        now: Instant,
-        event: MessageEvent,
-        mode: Mode,
-    ) -> Result<Option<BufferId>, ConnectorError> {
-        self.deliver(now, Delivery::Inbound(Box::new(event)), mode)
+        _now: Instant,
+        delivery: impl Into<Delivery>,
+    ) -> Result<(), ConnectorError> {
+        self.open()?;
+        if self.idle {
+            return Err(ConnectorError::Idle);
+        }
+        self.transmit(&frame_of(delivery.into(), None));
+        Ok(())
     }
 
-    /// Delivers a provider webhook, live or through the durable buffer, like
-    /// [`push`](Self::push).
-    pub fn push_passthrough(
+    /// Writes a buffered delivery with its `bufferId`; the gateway acks it with
+    /// [`ConnectorEvent::Acked`]. Pacing (the replay window) and order are the caller's:
+    /// [`Instance`] does both.
+    pub fn send_buffered(
         &mut self,
-        now: Instant,
-        forward: PassthroughForward,
-        mode: Mode,
-    ) -> Result<Option<BufferId>, ConnectorError> {
-        self.deliver(now, Delivery::Passthrough(Box::new(forward)), mode)
+        _now: Instant,
+        id: BufferId,
+        delivery: Delivery,
+    ) -> Result<(), ConnectorError> {
+        self.open()?;
+        self.transmit(&frame_of(delivery, Some(id)));
+        Ok(())
     }
 
     /// Delivers a `/stop` for `session_key` to this gateway.
@@ -438,6 +452,8 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
     /// when the token was genuine but too old).
     pub fn reject_auth(&mut self, now: Instant, reason: &str) {
         self.close(now, CLOSE_UNAUTHORIZED, reason);
+        // An unauthenticated peer's frames, acks included, are never acted on.
+        self.deaf = true;
     }
 
     /// Closes the connection with `code` and `reason` after the queued frames.
@@ -453,62 +469,10 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
         self.outputs.command(Some(CONNECTION), close);
     }
 
-    fn deliver(
-        &mut self,
-        _now: Instant,
-        delivery: Delivery,
-        mode: Mode,
-    ) -> Result<Option<BufferId>, ConnectorError> {
-        self.open()?;
-        if mode == Mode::Live && !self.idle {
-            self.transmit(&frame_of(delivery, None));
-            return Ok(None);
-        }
-        let id = self.store.append(delivery);
-        if self.idle {
-            if !std::mem::replace(&mut self.woke, true) {
-                self.event(ConnectorEvent::WakeNeeded);
-            }
-        } else {
-            self.fill_window();
-        }
-        Ok(Some(id))
-    }
-
-    /// Sends buffered deliveries in store order while the window has room.
-    fn fill_window(&mut self) {
-        if !self.handshaken || self.idle || self.closed {
-            return;
-        }
-        let room = self
-            .config
-            .replay_window
-            .saturating_sub(self.in_window.len());
-        if room == 0 {
-            return;
-        }
-        for (id, delivery) in self.store.unacked_after(self.last_sent.as_ref(), room) {
-            self.transmit(&frame_of(delivery, Some(id.clone())));
-            self.last_sent = Some(id.clone());
-            self.in_window.push_back(id);
-        }
-    }
-
     fn handle_frame(&mut self, _now: Instant, frame: Frame) {
         match frame {
             Frame::Hello(hello) => self.on_hello(hello),
-            Frame::InboundAck(ack) => {
-                let in_window = self.in_window.iter().position(|id| *id == ack.buffer_id);
-                if let Some(i) = in_window {
-                    self.in_window.remove(i);
-                }
-                if self.store.ack(&ack.buffer_id) {
-                    self.event(ConnectorEvent::Acked(ack.buffer_id));
-                    self.fill_window();
-                } else {
-                    self.diagnostic(ConnectorDiagnostic::UnknownAck(ack.buffer_id));
-                }
-            }
+            Frame::InboundAck(ack) => self.event(ConnectorEvent::Acked(ack.buffer_id)),
             Frame::Outbound(outbound) => self.on_outbound(outbound),
             Frame::Interrupt(i) => self.event(ConnectorEvent::Interrupt {
                 session_key: i.session_key,
@@ -516,7 +480,6 @@ impl<S: DeliveryStore> ConnectorMachine<S> {
             }),
             Frame::GoingIdle => {
                 self.idle = true;
-                self.woke = false;
                 self.transmit(&Frame::GoingIdleAck);
                 self.event(ConnectorEvent::WentIdle);
             }

@@ -1,10 +1,12 @@
-//! The seam to the connector's durable per-instance buffer.
+//! The connector's durable per-instance buffer: what a store must promise, and an
+//! in-memory one. The machines never call a store: an [`Instance`](super::Instance) asks
+//! for what it needs through its outputs, and the application answers from its store.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::wire::{BufferId, MessageEvent, PassthroughForward};
 
-/// One buffered delivery.
+/// One delivery to a gateway: what a connector sends live or buffers.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Delivery {
@@ -14,14 +16,32 @@ pub enum Delivery {
     Passthrough(Box<PassthroughForward>),
 }
 
-/// A connector's durable buffer of deliveries for one gateway instance, ack-gated.
+impl From<MessageEvent> for Delivery {
+    fn from(event: MessageEvent) -> Self {
+        Delivery::Inbound(Box::new(event))
+    }
+}
+
+impl From<PassthroughForward> for Delivery {
+    fn from(forward: PassthroughForward) -> Self {
+        Delivery::Passthrough(Box::new(forward))
+    }
+}
+
+/// A connector's durable buffer of deliveries for one gateway instance, as the
+/// application keeps it (a database table, a Redis stream, ...) and answers an
+/// [`Instance`](super::Instance) from: append a delivery before handing it over, read the
+/// unacked tail for an [`InstanceOutput::Load`](super::InstanceOutput::Load), ack on
+/// [`InstanceOutput::Acked`](super::InstanceOutput::Acked).
 ///
-/// The store is the application's (a database table, a Redis stream, ...); the machine only
-/// appends, reads the unacked tail in order, and acks. An entry, once acked, must never be
-/// returned again; an unacked one must be returned on every replay until it is acked —
-/// that is what lets a gateway that dies mid-drain get exactly the unacked tail again.
+/// What a store must promise: ids are never reused within an instance, restarts included
+/// (a gateway remembers the ids it has seen); entries are read in append order; an acked
+/// entry is never returned again; an unacked one is returned on every read that reaches
+/// it until it is acked. That is what lets a gateway that dies mid-drain get exactly the
+/// unacked tail again. An IO-bound store is not called from a driver's loop directly: run
+/// it on a blocking pool and hand the answer back as an input.
 pub trait DeliveryStore {
-    /// Appends a delivery and returns its id (unique within this store).
+    /// Appends a delivery and returns its id (never used before in this instance).
     fn append(&mut self, delivery: Delivery) -> BufferId;
     /// Up to `limit` unacked deliveries in append order, starting after `after` (from the
     /// oldest unacked one when `None`).

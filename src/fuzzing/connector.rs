@@ -1,5 +1,5 @@
-//! The `connector_ops` target: arbitrary sequences of gateway frames and application
-//! commands on a [`ConnectorMachine`], across several connections sharing one store.
+//! The `connector_ops` target: arbitrary sequences of gateway frames, application commands,
+//! overlapping connections and store answers on one [`Instance`] over a [`MemoryStore`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -9,8 +9,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use super::{decode_all, transmitted_frame};
 use crate::codec::{Salvage, encode};
 use crate::connector::{
-    ConnectorConfig, ConnectorDiagnostic, ConnectorEvent, ConnectorMachine, DeliveryStore,
-    MemoryStore, Mode, Output,
+    ConnId, ConnectorConfig, ConnectorDiagnostic, ConnectorEvent, Delivery, DeliveryStore,
+    Instance, InstanceOutput, Live, LoadToken, MemoryStore,
 };
 use crate::wire::{
     ActionResult, BufferId, CapabilityDescriptor, Frame, Hello, InboundAck, Interrupt,
@@ -71,24 +71,27 @@ enum GwFrame {
     Garbage(Vec<u8>),
 }
 
+/// Connections are named by index among the open ones (modulo their number).
 #[derive(Debug, Arbitrary)]
 enum Op {
-    /// Frames from the gateway, written as one stream and cut at the offset.
-    Gateway(Vec<GwFrame>, u16),
-    Raw(Vec<u8>),
-    Descriptor(u8),
-    /// Answer an open request (by index) or a made-up one.
-    Respond(u8),
+    /// A new authenticated connection: it supersedes the current one.
+    Accept,
+    /// Frames from the gateway on a connection, written as one stream and cut at the
+    /// offset.
+    Gateway(u8, Vec<GwFrame>, u16),
+    Raw(u8, Vec<u8>),
+    Descriptor(u8, u8),
+    /// Answer an open request (by index) of a connection, or a made-up one.
+    Respond(u8, u8),
     Push {
         buffered: bool,
         passthrough: bool,
     },
     Interrupt,
-    Close,
-    RejectAuth,
-    SocketClosed,
-    /// The socket ends and the gateway connects again with the same store.
-    Reconnect,
+    Close(u8),
+    SocketClosed(u8),
+    /// Answer the oldest load asked for (possibly stale by now), from the store as it is.
+    AnswerLoad,
 }
 
 /// What one connection was asked and answered.
@@ -102,6 +105,9 @@ struct ConnectionModel {
     open: Vec<RequestId>,
     /// Buffered deliveries written on this connection, in order.
     sent: Vec<BufferId>,
+    /// A descriptor was sent on it.
+    handshaken: bool,
+    /// Closed by the application (`Close`): its machine refuses further writes.
     closed: bool,
     /// The driver took this connection's `Close`: nothing of it may follow.
     close_taken: bool,
@@ -111,7 +117,11 @@ struct Model {
     config: ConnectorConfig,
     now: Instant,
     fresh: u64,
-    conn: ConnectionModel,
+    instance: Instance,
+    store: MemoryStore,
+    connections: BTreeMap<ConnId, ConnectionModel>,
+    /// Loads asked for and not yet answered, oldest first.
+    loads: Vec<(LoadToken, Option<BufferId>, usize)>,
     /// Every buffer id the store handed out, and every one it confirmed acked.
     appended: BTreeSet<BufferId>,
     acked: BTreeSet<BufferId>,
@@ -119,24 +129,25 @@ struct Model {
     delivered: Vec<BufferId>,
 }
 
-/// Operation sequences on a [`ConnectorMachine`] over a [`MemoryStore`].
+/// Operation sequences on an [`Instance`] over a [`MemoryStore`] that the harness plays as
+/// the application's store.
 ///
-/// Input: limits (small), then up to 256 operations: gateway frames (hellos, outbounds with
-/// shared and fresh ids, invalid outbounds, acks, interrupts, `going_idle`, unexpected
-/// frames, garbage) cut anywhere, every application command, socket ends and reconnects
-/// that hand the store to a new machine.
+/// Input: limits (small), then up to 256 operations: new connections (each superseding
+/// the last), gateway frames on any open connection (hellos, outbounds with shared and
+/// fresh ids, invalid outbounds, acks, interrupts, `going_idle`, unexpected frames,
+/// garbage) cut anywhere, every application command, socket ends, and answers to the
+/// instance's loads, in order but at any later point (so some are stale).
 ///
 /// Invariants, after every operation:
 /// - per connection, never more `outbound_result`s for an id than `outbound`s given for
-///   it; when the connection ends open, after the application has answered every open
-///   request, every id given once has exactly one result;
-/// - `respond` succeeds exactly for open requests;
-/// - an acked delivery is never written again, on this or a later connection; no delivery
-///   is written twice on one connection; the ones written and not acked never exceed
-///   `replay_window`;
+///   it; `respond` succeeds exactly for open requests of a connection not closed;
+/// - an acked delivery is never written again, on any connection; no delivery is written
+///   twice on one connection; those written on the current connection and not acked never
+///   exceed `replay_window`; nothing of a connection is written after its close;
 /// - the store's unacked count is what was appended minus what was acked;
-/// - `open_requests() <= max_open_requests`, `identities().len() <= max_identities`,
-///   `buffered_len() <= max_frame_len`; every transmit is one well-formed frame.
+/// - every connection's `open_requests() <= max_open_requests`,
+///   `identities().len() <= max_identities`, `buffered_len() <= max_frame_len`; every
+///   transmit is one well-formed frame.
 ///
 /// At the end a fresh connection that acks everything it is sent drains the store: every
 /// unacked delivery arrives exactly once, in append order.
@@ -147,132 +158,172 @@ pub fn connector_ops(data: &[u8]) {
     };
     let config = setup.config();
     let mut model = Model {
-        config: config.clone(),
+        instance: Instance::new(config.clone()),
+        config,
         // The virtual clock's origin; the connector reads no deadlines, only passes it on.
         now: Instant::now(),
         fresh: 0,
-        conn: ConnectionModel::default(),
+        store: MemoryStore::with_epoch(0),
+        connections: BTreeMap::new(),
+        loads: Vec::new(),
         appended: BTreeSet::new(),
         acked: BTreeSet::new(),
         delivered: Vec::new(),
     };
-    let mut machine = ConnectorMachine::new(config, MemoryStore::with_epoch(0));
     for _ in 0..MAX_OPS {
         let Ok(op) = Op::arbitrary(&mut u) else {
             break;
         };
-        machine = model.apply(machine, op);
+        model.apply(op);
     }
-    let store = model.end_connection(machine);
-    model.drain_store(store);
+    model.drain_store();
 }
 
 impl Model {
-    fn apply(
-        &mut self,
-        mut machine: ConnectorMachine<MemoryStore>,
-        op: Op,
-    ) -> ConnectorMachine<MemoryStore> {
+    /// The open connection named by `which`, if any is open.
+    fn pick(&self, which: u8) -> Option<ConnId> {
+        let n = self.connections.len();
+        (n > 0)
+            .then(|| self.connections.keys().nth(usize::from(which) % n).copied())
+            .flatten()
+    }
+
+    fn apply(&mut self, op: Op) {
         let now = self.now;
         match op {
-            Op::Gateway(frames, cut) => {
+            Op::Accept => {
+                // A handful of sockets at once is plenty (and keeps every check cheap): the
+                // oldest one ends first.
+                if self.connections.len() >= 8 {
+                    if let Some(oldest) = self.connections.keys().next().copied() {
+                        self.instance.on_closed(now, oldest);
+                        self.connections.remove(&oldest);
+                    }
+                }
+                if let Some(old) = self.instance.current() {
+                    // Superseded: closed with 4409, its machine refuses further writes.
+                    self.connections.entry(old).or_default().closed = true;
+                }
+                let conn = self.instance.accept(now);
+                self.connections.insert(conn, ConnectionModel::default());
+            }
+            Op::Gateway(which, frames, cut) => {
+                let Some(conn) = self.pick(which) else { return };
                 let mut stream = Vec::new();
                 for frame in frames.into_iter().take(16) {
                     self.write_gateway_frame(frame, &mut stream);
                 }
-                self.count_outbounds(&stream);
+                self.count_outbounds(conn, &stream);
                 let at = usize::from(cut).min(stream.len());
                 let (head, tail) = stream.split_at(at);
-                machine.handle_input(now, head);
-                self.drain(&mut machine);
-                machine.handle_input(now, tail);
+                self.instance.handle_input(now, conn, head);
+                self.drain();
+                self.instance.handle_input(now, conn, tail);
             }
-            Op::Raw(mut bytes) => {
+            Op::Raw(which, mut bytes) => {
+                let Some(conn) = self.pick(which) else { return };
                 // Whole lines only, so every op starts the machine's decoder on a fresh line.
                 bytes.retain(|&b| b != b'\n');
                 bytes.push(b'\n');
-                self.count_outbounds(&bytes);
-                machine.handle_input(now, &bytes);
+                self.count_outbounds(conn, &bytes);
+                self.instance.handle_input(now, conn, &bytes);
             }
-            Op::Descriptor(p) => {
+            Op::Descriptor(which, p) => {
+                let Some(conn) = self.pick(which) else { return };
                 let platform = PLATFORMS[usize::from(p) % PLATFORMS.len()];
-                let announced = machine.identities().iter().any(|i| i.platform == platform);
-                let result =
-                    machine.send_descriptor(now, CapabilityDescriptor::new(platform, platform));
+                let announced = self
+                    .instance
+                    .connection(conn)
+                    .is_some_and(|m| m.identities().iter().any(|i| i.platform == platform));
+                let result = self.instance.send_descriptor(
+                    now,
+                    conn,
+                    CapabilityDescriptor::new(platform, platform),
+                );
+                let model = self.connections.entry(conn).or_default();
                 assert_eq!(
                     result.is_ok(),
-                    announced && !self.conn.closed,
+                    announced && !model.closed,
                     "send_descriptor: {result:?}"
                 );
+                model.handshaken |= result.is_ok();
             }
-            Op::Respond(which) => {
-                let index = usize::from(which);
-                let (id, open) = match self.conn.open.get(index) {
+            Op::Respond(which, request) => {
+                let Some(conn) = self.pick(which) else { return };
+                let model = self.connections.entry(conn).or_default();
+                let index = usize::from(request);
+                let (id, open) = match model.open.get(index) {
                     Some(id) => (id.clone(), true),
-                    None => (RequestId(format!("unknown-{which}")), false),
+                    None => (RequestId(format!("unknown-{request}")), false),
                 };
-                let result = machine.respond(now, &id, ActionResult::ok());
-                assert_eq!(
-                    result.is_ok(),
-                    open && !self.conn.closed,
-                    "respond({id}): {result:?}"
-                );
+                let closed = model.closed;
+                let result = self.instance.respond(now, conn, &id, ActionResult::ok());
+                assert_eq!(result.is_ok(), open && !closed, "respond({id}): {result:?}");
                 if result.is_ok() {
-                    self.conn.open.remove(index);
+                    self.connections.entry(conn).or_default().open.remove(index);
                 }
             }
             Op::Push {
                 buffered,
                 passthrough,
             } => {
-                let mode = if buffered { Mode::Buffered } else { Mode::Live };
-                let result = if passthrough {
-                    machine.push_passthrough(now, PassthroughForward::new("discord", "{}"), mode)
+                let delivery = if passthrough {
+                    Delivery::from(PassthroughForward::new("discord", "{}"))
                 } else {
-                    let event = MessageEvent {
+                    Delivery::from(MessageEvent {
                         text: "hi".to_owned(),
                         ..Default::default()
-                    };
-                    machine.push(now, event, mode)
+                    })
                 };
-                match result {
-                    Ok(Some(id)) => {
-                        assert!(self.appended.insert(id.clone()), "store reused {id}");
+                let delivery = if buffered {
+                    Some(delivery)
+                } else {
+                    match self.instance.push_live(now, delivery) {
+                        Live::Sent => None,
+                        Live::Buffer(delivery) => Some(delivery),
                     }
-                    Ok(None) => assert!(!buffered, "a buffered push got no id"),
-                    Err(_) => assert!(self.conn.closed, "push refused on an open connection"),
+                };
+                if let Some(delivery) = delivery {
+                    let id = self.store.append(delivery.clone());
+                    assert!(self.appended.insert(id.clone()), "store reused {id}");
+                    self.instance.push_buffered(now, id, delivery);
                 }
             }
             Op::Interrupt => {
-                let result = machine.send_interrupt(now, "s", "c");
-                assert_eq!(result.is_ok(), !self.conn.closed);
+                let result = self.instance.send_interrupt(now, "s", "c");
+                let current = self.instance.current();
+                let open = current
+                    .and_then(|c| self.connections.get(&c))
+                    .is_some_and(|m| !m.closed);
+                assert_eq!(result.is_ok(), open, "send_interrupt: {result:?}");
             }
-            Op::Close => {
-                machine.close(now, 1000, "bye");
-                self.conn.closed = true;
+            Op::Close(which) => {
+                let Some(conn) = self.pick(which) else { return };
+                self.instance.close(now, conn, 1000, "bye");
+                self.connections.entry(conn).or_default().closed = true;
             }
-            Op::RejectAuth => {
-                machine.reject_auth(now, "unauthorized");
-                self.conn.closed = true;
+            Op::SocketClosed(which) => {
+                let Some(conn) = self.pick(which) else { return };
+                self.instance.on_closed(now, conn);
+                self.connections.remove(&conn);
             }
-            Op::SocketClosed => {
-                machine.on_closed(now);
-                self.conn.closed = true;
-            }
-            Op::Reconnect => {
-                let store = self.end_connection(machine);
-                machine = ConnectorMachine::new(self.config.clone(), store);
+            Op::AnswerLoad => {
+                if !self.loads.is_empty() {
+                    let (token, after, limit) = self.loads.remove(0);
+                    let deliveries = self.store.unacked_after(after.as_ref(), limit);
+                    self.instance.offer(now, token, deliveries);
+                }
             }
         }
-        self.drain(&mut machine);
-        machine
+        self.drain();
     }
 
-    /// Counts the requests `stream` (whole lines) gives the machine, as the codec reads
-    /// them: each `outbound`, and each undecodable one that still names its `requestId`.
-    /// A line over the limit names nothing: its bytes are never looked at.
-    fn count_outbounds(&mut self, stream: &[u8]) {
-        if self.conn.closed {
+    /// Counts the requests `stream` (whole lines) gives connection `conn`, as the codec
+    /// reads them: each `outbound`, and each undecodable one that still names its
+    /// `requestId`. A line over the limit names nothing: its bytes are never looked at.
+    fn count_outbounds(&mut self, conn: ConnId, stream: &[u8]) {
+        let model = self.connections.entry(conn).or_default();
+        if model.closed {
             return;
         }
         for item in decode_all(stream, self.config.max_frame_len) {
@@ -285,7 +336,7 @@ impl Model {
                 _ => None,
             };
             if let Some(id) = id {
-                *self.conn.fed.entry(id).or_default() += 1;
+                *model.fed.entry(id).or_default() += 1;
             }
         }
     }
@@ -353,167 +404,182 @@ impl Model {
         out.extend_from_slice(&encode(&frame));
     }
 
-    fn drain(&mut self, machine: &mut ConnectorMachine<MemoryStore>) {
-        while let Some(output) = machine.poll_output() {
+    /// Takes every output, checking each, as a driver and its application would.
+    fn drain(&mut self) {
+        while let Some(output) = self.instance.poll_output() {
             match output {
-                Output::Transmit(line) => {
+                InstanceOutput::Transmit(conn, line) => {
+                    let model = self.connections.entry(conn).or_default();
                     assert!(
-                        !self.conn.close_taken,
-                        "a frame was polled after its connection's close"
+                        !model.close_taken,
+                        "a frame of {conn} polled after its close"
                     );
-                    self.on_transmit(transmitted_frame(line.as_bytes()));
+                    let frame = transmitted_frame(line.as_bytes());
+                    self.on_transmit(conn, frame);
                 }
-                Output::Event(event) => self.on_event(event),
-                Output::Command(_) => {
-                    assert!(!self.conn.close_taken, "two closes for one connection");
-                    self.conn.close_taken = true;
+                InstanceOutput::Command(conn, _) => {
+                    let model = self.connections.entry(conn).or_default();
+                    assert!(!model.close_taken, "two closes for {conn}");
+                    model.close_taken = true;
                 }
+                InstanceOutput::Event(conn, event) => self.on_event(conn, event),
+                InstanceOutput::Load {
+                    token,
+                    after,
+                    limit,
+                } => {
+                    assert!(limit > 0 && limit <= self.config.replay_window);
+                    self.loads.push((token, after, limit));
+                }
+                InstanceOutput::Acked(id) => {
+                    // The gateway's word: the store says whether it was a real, first ack.
+                    if self.store.ack(&id) {
+                        assert!(self.appended.contains(&id), "acked {id}, never appended");
+                        assert!(self.acked.insert(id.clone()), "{id} acked twice");
+                    }
+                }
+                InstanceOutput::WakeNeeded => assert!(self.instance.is_idle()),
             }
         }
-        self.check(machine);
+        self.check();
     }
 
-    fn on_transmit(&mut self, frame: Frame) {
+    fn on_transmit(&mut self, conn: ConnId, frame: Frame) {
+        let model = self.connections.entry(conn).or_default();
         match frame {
             Frame::OutboundResult(result) => {
                 let id = result.request_id;
-                let answered = self.conn.answered.entry(id.clone()).or_default();
+                let answered = model.answered.entry(id.clone()).or_default();
                 *answered += 1;
-                let fed = self.conn.fed.get(&id).copied().unwrap_or(0);
+                let fed = model.fed.get(&id).copied().unwrap_or(0);
                 assert!(
                     *answered <= fed,
                     "{answered} results for {id}, asked {fed} times"
                 );
             }
-            Frame::Inbound(inbound) => self.on_delivery(inbound.buffer_id),
-            Frame::PassthroughForward(p) => self.on_delivery(p.buffer_id),
+            Frame::Inbound(inbound) => self.on_delivery(conn, inbound.buffer_id),
+            Frame::PassthroughForward(p) => self.on_delivery(conn, p.buffer_id),
             _ => {}
         }
     }
 
-    fn on_event(&mut self, event: ConnectorEvent) {
+    fn on_event(&mut self, conn: ConnId, event: ConnectorEvent) {
+        let model = self.connections.entry(conn).or_default();
         match event {
             ConnectorEvent::Outbound { request_id, .. } => {
                 assert!(
-                    !self.conn.open.contains(&request_id),
+                    !model.open.contains(&request_id),
                     "{request_id} handed out twice while open"
                 );
-                self.conn.open.push(request_id);
-            }
-            ConnectorEvent::Acked(id) => {
-                assert!(self.appended.contains(&id), "acked {id}, never appended");
-                assert!(self.acked.insert(id.clone()), "{id} acked twice");
+                model.open.push(request_id);
             }
             ConnectorEvent::Diagnostic(ConnectorDiagnostic::TooManyRequests(_)) => {
-                assert!(self.conn.open.len() >= self.config.max_open_requests);
+                assert!(model.open.len() >= self.config.max_open_requests);
             }
             _ => {}
         }
     }
 
-    fn on_delivery(&mut self, id: Option<BufferId>) {
+    fn on_delivery(&mut self, conn: ConnId, id: Option<BufferId>) {
         let Some(id) = id else { return };
         assert!(!self.acked.contains(&id), "acked delivery {id} sent again");
-        assert!(
-            !self.conn.sent.contains(&id),
-            "{id} sent twice on one connection"
-        );
         assert!(self.appended.contains(&id), "{id} was never appended");
-        self.conn.sent.push(id.clone());
+        let model = self.connections.entry(conn).or_default();
+        assert!(!model.sent.contains(&id), "{id} sent twice on {conn}");
+        model.sent.push(id.clone());
         self.delivered.push(id);
     }
 
-    fn check(&self, machine: &ConnectorMachine<MemoryStore>) {
-        // Checked once the whole drain is seen: an ack's event comes after the transmit
-        // of the delivery that its freed slot let through.
-        let outstanding = self.conn.sent.iter().filter(|id| !self.acked.contains(*id));
-        assert!(
-            outstanding.count() <= self.config.replay_window,
-            "more deliveries outstanding than the replay window"
-        );
+    fn check(&self) {
+        if let Some(current) = self.instance.current() {
+            let sent = self.connections.get(&current).map(|m| m.sent.as_slice());
+            let outstanding = sent
+                .unwrap_or_default()
+                .iter()
+                .filter(|id| !self.acked.contains(*id));
+            assert!(
+                outstanding.count() <= self.config.replay_window,
+                "more deliveries outstanding than the replay window"
+            );
+        }
+        assert!(self.instance.in_window() <= self.config.replay_window);
         assert_eq!(
-            machine.store().unacked_len(),
+            self.store.unacked_len(),
             self.appended.len() - self.acked.len(),
             "store's unacked count"
         );
-        assert_eq!(
-            machine.open_requests(),
-            self.conn.open.len(),
-            "open requests"
-        );
-        assert!(machine.open_requests() <= self.config.max_open_requests);
-        assert!(machine.identities().len() <= self.config.max_identities);
-        assert!(machine.buffered_len() <= self.config.max_frame_len);
-    }
-
-    /// Ends the current connection (answering what is open first, if it still can) and
-    /// checks that every request given once was answered once.
-    fn end_connection(&mut self, mut machine: ConnectorMachine<MemoryStore>) -> MemoryStore {
-        if !self.conn.closed {
-            for id in std::mem::take(&mut self.conn.open) {
-                assert!(machine.respond(self.now, &id, ActionResult::ok()).is_ok());
-            }
-            self.drain(&mut machine);
-            for (id, fed) in &self.conn.fed {
-                let answered = self.conn.answered.get(id).copied().unwrap_or(0);
-                if *fed == 1 {
-                    assert_eq!(
-                        answered, 1,
-                        "request {id} given once, answered {answered} times"
-                    );
-                }
-            }
+        for (conn, model) in &self.connections {
+            let Some(machine) = self.instance.connection(*conn) else {
+                panic!("{conn} is open in the model, not in the instance");
+            };
+            assert_eq!(machine.open_requests(), model.open.len(), "open requests");
+            assert!(machine.open_requests() <= self.config.max_open_requests);
+            assert!(machine.identities().len() <= self.config.max_identities);
+            assert!(machine.buffered_len() <= self.config.max_frame_len);
         }
-        machine.on_closed(self.now);
-        self.conn = ConnectionModel::default();
-        machine.into_store()
+        assert_eq!(self.instance.connections(), self.connections.len());
     }
 
-    /// A last connection that acks everything it is sent must drain the store, each
-    /// unacked delivery exactly once and in append order.
-    fn drain_store(mut self, store: MemoryStore) {
+    /// Ends every connection; then a last one that acks everything it is sent must drain
+    /// the store, each unacked delivery exactly once and in append order.
+    fn drain_store(mut self) {
+        for conn in self.connections.keys().copied().collect::<Vec<_>>() {
+            self.instance.on_closed(self.now, conn);
+        }
+        self.connections.clear();
+        self.drain();
+        self.loads.clear();
         // A healthy gateway: default limits, except the window, which must be open.
         let config = ConnectorConfig {
             replay_window: self.config.replay_window.max(1),
             ..ConnectorConfig::default()
         };
         let pending: Vec<BufferId> = self.appended.difference(&self.acked).cloned().collect();
-        let mut machine = ConnectorMachine::new(config, store);
+        let mut instance = Instance::new(config);
+        let now = self.now;
+        let conn = instance.accept(now);
         let hello = encode(&Frame::Hello(Hello {
             platform: "discord".to_owned(),
             bot_id: String::new(),
             command_manifest: None,
         }));
-        machine.handle_input(self.now, &hello);
-        while machine.poll_output().is_some() {}
-        assert!(
-            machine
-                .send_descriptor(self.now, CapabilityDescriptor::new("discord", "Discord"))
-                .is_ok()
-        );
+        instance.handle_input(now, conn, &hello);
+        let descriptor = CapabilityDescriptor::new("discord", "Discord");
+        assert!(instance.send_descriptor(now, conn, descriptor).is_ok());
         let mut received = Vec::new();
-        for _ in 0..=pending.len() {
+        for _ in 0..=pending.len() + 1 {
             let mut acks = Vec::new();
-            while let Some(output) = machine.poll_output() {
-                let Output::Transmit(line) = output else {
-                    continue;
-                };
-                let id = match transmitted_frame(line.as_bytes()) {
-                    Frame::Inbound(inbound) => inbound.buffer_id,
-                    Frame::PassthroughForward(p) => p.buffer_id,
-                    _ => None,
-                };
-                if let Some(id) = id {
-                    received.push(id.clone());
-                    acks.extend_from_slice(&encode(&Frame::InboundAck(InboundAck {
-                        buffer_id: id,
-                    })));
+            while let Some(output) = instance.poll_output() {
+                match output {
+                    InstanceOutput::Transmit(_, line) => {
+                        let id = match transmitted_frame(line.as_bytes()) {
+                            Frame::Inbound(inbound) => inbound.buffer_id,
+                            Frame::PassthroughForward(p) => p.buffer_id,
+                            _ => None,
+                        };
+                        if let Some(id) = id {
+                            received.push(id.clone());
+                            acks.extend_from_slice(&encode(&Frame::InboundAck(InboundAck {
+                                buffer_id: id,
+                            })));
+                        }
+                    }
+                    InstanceOutput::Load {
+                        token,
+                        after,
+                        limit,
+                    } => {
+                        let deliveries = self.store.unacked_after(after.as_ref(), limit);
+                        assert!(instance.offer(now, token, deliveries));
+                    }
+                    InstanceOutput::Acked(id) => assert!(self.store.ack(&id), "ack of {id}"),
+                    _ => {}
                 }
             }
             if acks.is_empty() {
                 break;
             }
-            machine.handle_input(self.now, &acks);
+            instance.handle_input(now, conn, &acks);
         }
         let seq = |id: &BufferId| {
             id.0.rsplit('-')
@@ -524,7 +590,6 @@ impl Model {
         let mut expected = pending;
         expected.sort_by_key(seq);
         assert_eq!(received, expected, "the last connection's replay");
-        assert_eq!(machine.store().unacked_len(), 0, "the store did not drain");
-        self.acked.extend(received);
+        assert_eq!(self.store.unacked_len(), 0, "the store did not drain");
     }
 }
