@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::backoff::BackoffConfig;
+use super::reconnect::BackoffConfig;
 use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError};
 use crate::transmit::Transmit;
 use crate::wire::{

@@ -1,4 +1,5 @@
-//! The buffered deliveries handed to the application (protocol.md §6.4), remembered so that
+//! Acks (protocol.md §6.4, §6.5): the buffered deliveries handed to the application,
+//! remembered so that
 //! every one reaches the application once and every ack reaches the connector.
 //!
 //! The connector redelivers whatever it has no ack for: after a reconnect, or when an ack
@@ -13,11 +14,10 @@ use std::hash::{DefaultHasher, Hasher};
 
 use serde::Serialize;
 
-use crate::bounded::Bounded;
-use crate::wire::BufferId;
+use super::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+enum Status {
     /// Handed over; the application has not acked it.
     Held,
     /// Acked, and the ack was taken by the driver to be written.
@@ -29,7 +29,7 @@ enum State {
 #[derive(Debug)]
 struct Entry {
     digest: u64,
-    state: State,
+    state: Status,
 }
 
 /// What to do with a buffered delivery that arrives.
@@ -46,7 +46,7 @@ pub(crate) enum Arrival {
 #[derive(Debug)]
 pub(crate) struct Handed {
     entries: Bounded<BufferId, Entry>,
-    /// Entries in [`State::Held`].
+    /// Entries in [`Status::Held`].
     holding: usize,
     /// Ids whose ack is owed, oldest first; checked against `entries` when taken.
     owed: VecDeque<BufferId>,
@@ -69,15 +69,19 @@ impl Handed {
         if let Some(entry) = self.entries.get_mut(id) {
             if entry.digest == digest {
                 return match entry.state {
-                    State::Held => Arrival::Held,
-                    State::Acked | State::Owed => {
-                        entry.state = State::Acked;
+                    Status::Held => Arrival::Held,
+                    Status::Acked | Status::Owed => {
+                        entry.state = Status::Acked;
                         Arrival::Acked
                     }
                 };
             }
         }
-        let state = if auto_ack { State::Acked } else { State::Held };
+        let state = if auto_ack {
+            Status::Acked
+        } else {
+            Status::Held
+        };
         self.remember(id.clone(), Entry { digest, state });
         Arrival::New
     }
@@ -85,8 +89,8 @@ impl Handed {
     /// The application acks `id`; `false` unless it holds it.
     pub(crate) fn ack(&mut self, id: &BufferId) -> bool {
         match self.entries.get_mut(id) {
-            Some(entry) if entry.state == State::Held => {
-                entry.state = State::Acked;
+            Some(entry) if entry.state == Status::Held => {
+                entry.state = Status::Acked;
                 self.holding -= 1;
                 true
             }
@@ -98,8 +102,8 @@ impl Handed {
     /// its connection ended first): owe it to the next connection.
     pub(crate) fn owe(&mut self, id: BufferId) {
         if let Some(entry) = self.entries.get_mut(&id) {
-            if entry.state == State::Acked {
-                entry.state = State::Owed;
+            if entry.state == Status::Acked {
+                entry.state = Status::Owed;
                 if self.owed.len() >= self.capacity {
                     self.owed.pop_front();
                 }
@@ -113,8 +117,8 @@ impl Handed {
         let mut due = Vec::new();
         for id in std::mem::take(&mut self.owed) {
             if let Some(entry) = self.entries.get_mut(&id) {
-                if entry.state == State::Owed {
-                    entry.state = State::Acked;
+                if entry.state == Status::Owed {
+                    entry.state = Status::Acked;
                     due.push(id);
                 }
             }
@@ -128,15 +132,15 @@ impl Handed {
     }
 
     fn remember(&mut self, id: BufferId, entry: Entry) {
-        let held = entry.state == State::Held;
+        let held = entry.state == Status::Held;
         let replaced = self
             .entries
             .get(&id)
-            .is_some_and(|e| e.state == State::Held);
+            .is_some_and(|e| e.state == Status::Held);
         let evicted = self.entries.insert(id, entry);
         self.holding += usize::from(held);
         self.holding -= usize::from(replaced);
-        if evicted.is_some_and(|(_, e)| e.state == State::Held) {
+        if evicted.is_some_and(|(_, e)| e.state == Status::Held) {
             self.holding -= 1;
         }
     }
@@ -159,6 +163,69 @@ pub(crate) fn digest(value: &impl Serialize) -> u64 {
     // Serialising plain data into a writer that never fails cannot fail.
     let _ = serde_json::to_writer(&mut writer, value);
     writer.0.finish()
+}
+
+impl RelayMachine {
+    /// Buffered deliveries handed to the application and not yet acknowledged, whichever
+    /// connection brought them.
+    pub fn unacked(&self) -> usize {
+        self.handed.holding()
+    }
+
+    /// Acknowledges a buffered delivery: the application now owns it durably and the
+    /// connector may advance past it. Any delivery handed over and not yet acked can be
+    /// acked, whichever connection brought it: the ack is written on the current
+    /// connection, or owed to the next one (written once its handshake completes).
+    pub fn ack_inbound(&mut self, _now: Instant, buffer_id: &BufferId) -> Result<(), AckError> {
+        if matches!(self.state, State::Closed | State::Revoked) {
+            return Err(AckError::Closed);
+        }
+        if !self.handed.ack(buffer_id) {
+            return Err(AckError::Unknown(buffer_id.clone()));
+        }
+        self.write_ack(buffer_id.clone());
+        Ok(())
+    }
+
+    /// Whether a delivery goes to the application: a live one always; a buffered one once
+    /// (a redelivery is dropped, and acked again if the application had acked it). Auto-ack
+    /// writes the ack of a new one here.
+    pub(super) fn admit(
+        &mut self,
+        buffer_id: Option<&BufferId>,
+        digest: impl FnOnce() -> u64,
+    ) -> bool {
+        let Some(id) = buffer_id else {
+            return true;
+        };
+        match self.handed.arrive(id, digest(), self.config.auto_ack) {
+            Arrival::New => {
+                if self.config.auto_ack {
+                    self.write_ack(id.clone());
+                }
+                true
+            }
+            Arrival::Held => false,
+            Arrival::Acked => {
+                self.write_ack(id.clone());
+                false
+            }
+        }
+    }
+
+    /// Writes the ack of `id` on the current connection, or owes it to the next one.
+    pub(super) fn write_ack(&mut self, id: BufferId) {
+        match self.connection.as_ref() {
+            Some(connection) => {
+                let generation = connection.generation;
+                let frame = Frame::InboundAck(InboundAck {
+                    buffer_id: id.clone(),
+                });
+                self.outputs.transmit(generation, &frame, Carries::Ack(id));
+            }
+            None => self.handed.owe(id),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,123 @@
+//! The handshake (protocol.md §6.2): dial, one `hello` per identity, and the descriptors
+//! that open the connection and say what each platform can do (§3.5).
+
+use super::*;
+
+impl RelayMachine {
+    /// Starts the first connection: asks the driver to dial. Does nothing unless idle.
+    pub fn connect(&mut self, _now: Instant) -> Result<(), RequestFailure> {
+        match self.state {
+            State::Idle => {
+                self.dial(DialPurpose::Initial);
+                Ok(())
+            }
+            State::Closed => Err(RequestFailure::Closed),
+            State::Revoked => Err(RequestFailure::Revoked),
+            State::Dialing(_) | State::Connected | State::Waiting | State::Held => Ok(()),
+        }
+    }
+
+    /// The dial asked for succeeded: the WebSocket is open. Writes one `hello` per
+    /// identity and starts the handshake timer. Ignored unless a dial is in progress.
+    pub fn on_connected(&mut self, now: Instant) {
+        let State::Dialing(_) = self.state else {
+            return;
+        };
+        if std::mem::take(&mut self.auth_retry_pending) {
+            // Stamped only once the upgrade succeeded, so a network failure leaves the
+            // marker for the next attempt.
+            self.auth_retry_generation = Some(self.generation);
+        }
+        self.dormant = false;
+        self.default_descriptor = None;
+        self.descriptors.clear();
+        self.socket = Some(self.generation);
+        self.connection = Some(Connection {
+            generation: self.generation,
+            decoder: FrameDecoder::with_max_frame_len(self.config.max_frame_len),
+            open_since: None,
+            idle_sent: 0,
+            idle_acked: 0,
+            idle_waiter: None,
+            closing: false,
+            dormant_close: false,
+        });
+        self.state = State::Connected;
+        for identity in self.config.identities.clone() {
+            self.transmit(
+                &Frame::Hello(Hello {
+                    platform: identity.platform,
+                    bot_id: identity.bot_id,
+                    command_manifest: identity.command_manifest,
+                }),
+                Carries::Nothing,
+            );
+        }
+        self.timers
+            .set(TimerKind::Handshake, now + self.config.handshake_timeout);
+    }
+
+    pub(super) fn on_descriptor(&mut self, now: Instant, descriptor: CapabilityDescriptor) {
+        let new_platform =
+            !descriptor.platform.is_empty() && !self.descriptors.contains_key(&descriptor.platform);
+        if new_platform && self.descriptors.len() >= MAX_IDENTITIES {
+            // A connector describes what was announced, and no more than MAX_IDENTITIES
+            // can be; without this bound every new platform name a peer invents would be
+            // kept until the connection ends.
+            return self.diagnostic(Diagnostic::TooManyDescriptors(descriptor.platform));
+        }
+        let announced = self
+            .config
+            .identities
+            .iter()
+            .any(|i| i.platform == descriptor.platform || i.platform == "relay");
+        if !announced {
+            self.diagnostic(Diagnostic::UnannouncedDescriptor(
+                descriptor.platform.clone(),
+            ));
+        }
+        if !descriptor.platform.is_empty() {
+            self.descriptors
+                .insert(descriptor.platform.clone(), descriptor.clone());
+        }
+        let first = self.default_descriptor.is_none();
+        if first {
+            self.default_descriptor = Some(descriptor.clone());
+            self.handshake_succeeded = true;
+            self.timers.clear(TimerKind::Handshake);
+            if let Some(connection) = self.connection.as_mut() {
+                connection.open_since = Some(now);
+            }
+            // Acks the application made while no connection could carry them.
+            for id in self.handed.take_owed() {
+                self.write_ack(id);
+            }
+            self.event(GatewayEvent::HandshakeComplete {
+                platform: descriptor.platform.clone(),
+            });
+        }
+        self.event(GatewayEvent::Descriptor(Box::new(descriptor)));
+    }
+
+    /// The first descriptor of the current connection: the session default.
+    pub fn default_descriptor(&self) -> Option<&CapabilityDescriptor> {
+        self.default_descriptor.as_ref()
+    }
+
+    /// The latest descriptor for `platform` on the current connection.
+    pub fn descriptor(&self, platform: &str) -> Option<&CapabilityDescriptor> {
+        self.descriptors.get(platform)
+    }
+
+    /// Every descriptor of the current connection, by platform.
+    pub fn descriptors(&self) -> impl Iterator<Item = &CapabilityDescriptor> {
+        self.descriptors.values()
+    }
+
+    pub(super) fn identity(&self, platform: &str) -> Option<&Identity> {
+        self.config
+            .identities
+            .iter()
+            .find(|i| i.platform == platform)
+    }
+}

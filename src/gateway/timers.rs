@@ -1,0 +1,73 @@
+//! The connection timers: a fixed table with one slot per kind, so the next deadline is a
+//! scan of four slots. Request deadlines live in their own ordered index beside the
+//! pending map ([`TimerKind::Request`] has no slot here).
+
+use std::time::Instant;
+
+/// Which deadline [`RelayMachine::poll_timeout`](super::RelayMachine::poll_timeout)
+/// reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum TimerKind {
+    /// The first descriptor is due.
+    Handshake,
+    /// The `going_idle_ack` is due.
+    GoIdle,
+    /// A backoff wait or a redial hold ends.
+    Redial,
+    /// The disconnect drain grace ends.
+    Drain,
+    /// A request's result is due.
+    Request,
+}
+
+/// The kinds with a slot in [`Timers`], in slot order.
+pub(crate) const TIMERS: [TimerKind; 4] = [
+    TimerKind::Handshake,
+    TimerKind::GoIdle,
+    TimerKind::Redial,
+    TimerKind::Drain,
+];
+
+/// One deadline per connection timer kind.
+#[derive(Debug, Default)]
+pub(crate) struct Timers([Option<Instant>; TIMERS.len()]);
+
+impl Timers {
+    fn slot(&mut self, kind: TimerKind) -> Option<&mut Option<Instant>> {
+        let index = TIMERS.iter().position(|k| *k == kind)?;
+        self.0.get_mut(index)
+    }
+
+    pub(crate) fn set(&mut self, kind: TimerKind, at: Instant) {
+        if let Some(slot) = self.slot(kind) {
+            *slot = Some(at);
+        }
+    }
+
+    pub(crate) fn clear(&mut self, kind: TimerKind) {
+        if let Some(slot) = self.slot(kind) {
+            *slot = None;
+        }
+    }
+
+    /// Every set deadline with its kind.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Instant, TimerKind)> + '_ {
+        TIMERS
+            .iter()
+            .zip(&self.0)
+            .filter_map(|(kind, at)| at.map(|at| (at, *kind)))
+    }
+
+    /// Clears and reports `kind` if it is due at `now`.
+    pub(crate) fn fire(&mut self, kind: TimerKind, now: Instant) -> bool {
+        let Some(slot) = self.slot(kind) else {
+            return false;
+        };
+        let due = slot.is_some_and(|at| at <= now);
+        if due {
+            *slot = None;
+        }
+        due
+    }
+}
