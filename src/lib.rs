@@ -90,8 +90,8 @@
 #[cfg(feature = "auth")]
 pub mod auth;
 mod bounded;
-mod budget;
 pub mod codec;
+mod conn_core;
 pub mod connector;
 pub mod discord;
 #[cfg(feature = "fuzzing")]
@@ -99,7 +99,7 @@ pub mod fuzzing;
 pub mod gateway;
 mod outputs;
 mod pending;
-mod rng;
+pub mod rng;
 pub mod session_key;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -75,10 +75,6 @@ impl<C, E> Queue<C, E> {
         self.items.insert(at, Item::Event(event));
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     pub(crate) fn pop(&mut self) -> Option<Item<C, E>> {
         let item = self.items.pop_front();
         if self.items.is_empty() && self.items.capacity() > 64 {

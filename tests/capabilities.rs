@@ -40,6 +40,8 @@ fn a_chat_is_governed_by_its_platforms_descriptor_else_the_default() {
         br#"{"type":"inbound","event":{"text":"hi","source":{"platform":"telegram","chat_id":"t-1","chat_type":"dm"}}}
 "#,
     );
+    // Frames are handled as the outputs are taken: take them all, as after every input.
+    while gw.poll_output().is_some() {}
     let telegram = gw.chat_descriptor("t-1").unwrap();
     assert_eq!(telegram.platform, "telegram");
     assert_eq!(telegram.max_message_length, 4096);

@@ -85,8 +85,11 @@ struct Replay {
     cursor: Option<BufferId>,
     /// The store holds nothing unacked after `cursor`: a new delivery may go straight out.
     caught_up: bool,
-    /// A load awaits its answer.
-    loading: Option<LoadToken>,
+    /// A load awaits its answer: its token and limit.
+    loading: Option<(LoadToken, usize)>,
+    /// Acks seen while the load was out: the store may have answered before it made them
+    /// durable, so they are not sent again.
+    acked_while_loading: Vec<BufferId>,
 }
 
 /// One gateway instance as the connector sees it: every connection it opens, and the
@@ -163,6 +166,8 @@ pub struct Instance {
     woke: bool,
     next_token: u64,
     outputs: VecDeque<InstanceOutput>,
+    /// The connection whose input is being decoded, one frame per dry `poll_output`.
+    decoding: Option<ConnId>,
 }
 
 impl Instance {
@@ -178,6 +183,7 @@ impl Instance {
             woke: false,
             next_token: 0,
             outputs: VecDeque::new(),
+            decoding: None,
         }
     }
 
@@ -214,11 +220,19 @@ impl Instance {
 
     /// The next output, in the order the instance produced it; `None` when there is none.
     pub fn poll_output(&mut self) -> Option<InstanceOutput> {
-        let output = self.outputs.pop_front();
-        if self.outputs.is_empty() && self.outputs.capacity() > 64 {
-            self.outputs.shrink_to(64);
+        loop {
+            if let Some(output) = self.outputs.pop_front() {
+                if self.outputs.is_empty() && self.outputs.capacity() > 64 {
+                    self.outputs.shrink_to(64);
+                }
+                return Some(output);
+            }
+            // Dry: the connection being decoded gives its next output, if any.
+            let conn = self.decoding?;
+            if !self.collect_one(conn) {
+                self.decoding = None;
+            }
         }
-        output
     }
 
     // ----- connections ---------------------------------------------------------------
@@ -226,6 +240,7 @@ impl Instance {
     /// A new, authenticated connection of this gateway instance. It becomes the current
     /// one; the previous current connection is closed as superseded.
     pub fn accept(&mut self, now: Instant) -> ConnId {
+        self.flush();
         let conn = ConnId(self.next_connection);
         self.next_connection += 1;
         self.connections
@@ -245,15 +260,17 @@ impl Instance {
     /// Feeds the payload of one WebSocket message of connection `conn`. Bytes of a
     /// connection that has ended are ignored.
     pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        self.flush();
         if let Some(machine) = self.connections.get_mut(&conn) {
             machine.handle_input(now, bytes);
-            self.collect(conn);
+            self.decoding = Some(conn);
         }
     }
 
     /// Connection `conn`'s socket ended. What it had not taken is discarded; its
     /// unacked deliveries stay in the store for the next connection.
     pub fn on_closed(&mut self, now: Instant, conn: ConnId) {
+        self.flush();
         let Some(mut machine) = self.connections.remove(&conn) else {
             return;
         };
@@ -273,6 +290,7 @@ impl Instance {
 
     /// Closes connection `conn` with `code` and `reason`, after its queued frames.
     pub fn close(&mut self, now: Instant, conn: ConnId, code: u16, reason: &str) {
+        self.flush();
         if let Some(machine) = self.connections.get_mut(&conn) {
             machine.close(now, code, reason);
             self.collect(conn);
@@ -290,6 +308,7 @@ impl Instance {
         conn: ConnId,
         descriptor: CapabilityDescriptor,
     ) -> Result<(), ConnectorError> {
+        self.flush();
         let machine = self.machine(conn)?;
         machine.send_descriptor(now, descriptor)?;
         self.collect(conn);
@@ -311,6 +330,7 @@ impl Instance {
         request_id: &RequestId,
         result: ActionResult,
     ) -> Result<(), ConnectorError> {
+        self.flush();
         self.machine(conn)?.respond(now, request_id, result)?;
         self.collect(conn);
         Ok(())
@@ -323,6 +343,7 @@ impl Instance {
         session_key: &str,
         chat_id: &str,
     ) -> Result<(), ConnectorError> {
+        self.flush();
         let conn = self.current.ok_or(ConnectorError::Closed)?;
         self.machine(conn)?
             .send_interrupt(now, session_key, chat_id)?;
@@ -333,6 +354,7 @@ impl Instance {
     /// Delivers `delivery` live on the current connection, or hands it back to be
     /// buffered when the gateway is idle or not connected and handshaken.
     pub fn push_live(&mut self, now: Instant, delivery: impl Into<Delivery>) -> Live {
+        self.flush();
         let delivery = delivery.into();
         let Some(conn) = self.current.filter(|_| self.replay.active && !self.idle) else {
             return Live::Buffer(delivery);
@@ -356,6 +378,7 @@ impl Instance {
     /// waits in the store, and the first one asks for a wake-up
     /// ([`InstanceOutput::WakeNeeded`]).
     pub fn push_buffered(&mut self, now: Instant, id: BufferId, delivery: Delivery) {
+        self.flush();
         if self.idle {
             if !std::mem::replace(&mut self.woke, true) {
                 self.outputs.push_back(InstanceOutput::WakeNeeded);
@@ -385,20 +408,24 @@ impl Instance {
         token: LoadToken,
         deliveries: Vec<(BufferId, Delivery)>,
     ) -> bool {
-        if self.replay.loading != Some(token) {
+        self.flush();
+        let Some((_, asked)) = self.replay.loading.filter(|(t, _)| *t == token) else {
             return false;
-        }
+        };
         self.replay.loading = None;
+        let acked = std::mem::take(&mut self.replay.acked_while_loading);
         if self.idle || !self.replay.active {
             self.replay.caught_up = false;
             return false;
         }
-        let limit = self.room();
-        let exhausted = deliveries.len() < limit;
-        for (id, delivery) in deliveries.into_iter().take(limit) {
-            if !self.replay.window.contains(&id) {
-                self.send(now, id, delivery);
-            }
+        let exhausted = deliveries.len() < asked;
+        let room = self.room();
+        let fresh = deliveries
+            .into_iter()
+            .take(asked)
+            .filter(|(id, _)| !self.replay.window.contains(id) && !acked.contains(id));
+        for (id, delivery) in fresh.collect::<Vec<_>>().into_iter().take(room) {
+            self.send(now, id, delivery);
         }
         self.replay.caught_up = exhausted;
         self.load();
@@ -445,7 +472,8 @@ impl Instance {
         }
         let token = LoadToken(self.next_token);
         self.next_token += 1;
-        replay.loading = Some(token);
+        replay.loading = Some((token, room));
+        replay.acked_while_loading.clear();
         self.outputs.push_back(InstanceOutput::Load {
             token,
             after: replay.cursor.clone(),
@@ -456,34 +484,50 @@ impl Instance {
     /// Moves connection `conn`'s outputs to the instance's, acting on what concerns the
     /// instance: an ack (from any connection) and going idle (on the current one).
     fn collect(&mut self, conn: ConnId) {
-        let Some(machine) = self.connections.get_mut(&conn) else {
-            return;
+        while self.collect_one(conn) {}
+    }
+
+    /// Handles every frame handed in and not decoded yet: any other input comes after
+    /// them.
+    fn flush(&mut self) {
+        if let Some(conn) = self.decoding.take() {
+            self.collect(conn);
+        }
+    }
+
+    /// Moves one output of connection `conn` to the instance's; `false` when it has none.
+    fn collect_one(&mut self, conn: ConnId) -> bool {
+        let Some(output) = self
+            .connections
+            .get_mut(&conn)
+            .and_then(|m| m.poll_output())
+        else {
+            return false;
         };
-        let mut acked = false;
-        while let Some(output) = machine.poll_output() {
-            let output = match output {
-                Output::Transmit(line) => InstanceOutput::Transmit(conn, line),
-                Output::Command(command) => InstanceOutput::Command(conn, command),
-                Output::Event(ConnectorEvent::Acked(id)) => {
-                    if let Some(at) = self.replay.window.iter().position(|w| *w == id) {
-                        self.replay.window.remove(at);
-                    }
-                    acked = true;
-                    InstanceOutput::Acked(id)
+        let output = match output {
+            Output::Transmit(line) => InstanceOutput::Transmit(conn, line),
+            Output::Command(command) => InstanceOutput::Command(conn, command),
+            Output::Event(ConnectorEvent::Acked(id)) => {
+                if let Some(at) = self.replay.window.iter().position(|w| *w == id) {
+                    self.replay.window.remove(at);
                 }
-                Output::Event(ConnectorEvent::WentIdle) => {
-                    if self.current == Some(conn) {
-                        self.idle = true;
-                        self.woke = false;
-                    }
-                    InstanceOutput::Event(conn, ConnectorEvent::WentIdle)
+                if self.replay.loading.is_some() {
+                    self.replay.acked_while_loading.push(id.clone());
                 }
-                Output::Event(event) => InstanceOutput::Event(conn, event),
-            };
-            self.outputs.push_back(output);
-        }
-        if acked {
-            self.load();
-        }
+                self.outputs.push_back(InstanceOutput::Acked(id));
+                self.load();
+                return true;
+            }
+            Output::Event(ConnectorEvent::WentIdle) => {
+                if self.current == Some(conn) {
+                    self.idle = true;
+                    self.woke = false;
+                }
+                InstanceOutput::Event(conn, ConnectorEvent::WentIdle)
+            }
+            Output::Event(event) => InstanceOutput::Event(conn, event),
+        };
+        self.outputs.push_back(output);
+        true
     }
 }

@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use crate::budget::{DiagnosticBudget, INPUT_SLICE};
-use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError, FrameDecoder, Salvage};
-use crate::outputs::{Carries, Item, Queue};
+use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError, Salvage};
+use crate::conn_core::{Core, Step};
+use crate::outputs::{Carries, Item};
 use crate::transmit::Transmit;
 use crate::wire::{
     ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Hello, Inbound,
@@ -246,7 +246,6 @@ const CONNECTION: u64 = 0;
 #[derive(Debug)]
 pub struct ConnectorMachine {
     config: ConnectorConfig,
-    decoder: FrameDecoder,
     identities: Vec<AnnouncedIdentity>,
     /// A descriptor was sent: the handshake is answered.
     handshaken: bool,
@@ -258,16 +257,15 @@ pub struct ConnectorMachine {
     /// we closed otherwise still reads acks until its socket ends (the peer may send frames
     /// until it answers the close, and an ack on any connection counts).
     deaf: bool,
-    outputs: Queue<ConnectorCommand, ConnectorEvent>,
-    /// Caps the diagnostics waiting in the output queue.
-    diagnostics: DiagnosticBudget,
+    /// The bytes handed in, the diagnostics budget, the ordered outputs.
+    core: Core<ConnectorCommand, ConnectorEvent>,
 }
 
 impl ConnectorMachine {
     /// A machine for a newly accepted (and authenticated) gateway connection.
     pub fn new(config: ConnectorConfig) -> Self {
         Self {
-            decoder: FrameDecoder::with_max_frame_len(config.max_frame_len),
+            core: Core::new(config.max_frame_len),
             config,
             identities: Vec::new(),
             handshaken: false,
@@ -275,23 +273,25 @@ impl ConnectorMachine {
             open_requests: HashSet::new(),
             closed: false,
             deaf: false,
-            outputs: Queue::default(),
-            diagnostics: DiagnosticBudget::default(),
         }
     }
 
     /// The next output, in the order the machine produced it; `None` when there is none.
     /// Carry it out before taking the next, and take them all after every input.
     pub fn poll_output(&mut self) -> Option<Output> {
-        Some(match self.outputs.pop()? {
+        let item = loop {
+            if let Some(item) = self.core.outputs.pop() {
+                break item;
+            }
+            // Dry: decode the next frame handed in, if any.
+            if !self.step_input() {
+                return None;
+            }
+        };
+        Some(match item {
             Item::Transmit { line, .. } => Output::Transmit(line),
             Item::Command { command, .. } => Output::Command(command),
-            Item::Event(event) => {
-                if let ConnectorEvent::Diagnostic(_) = event {
-                    self.diagnostics.taken();
-                }
-                Output::Event(event)
-            }
+            Item::Event(event) => Output::Event(event),
         })
     }
 
@@ -313,7 +313,7 @@ impl ConnectorMachine {
     /// Bytes of a partial frame held back, waiting for its newline. Never more than
     /// `max_frame_len`: the memory the gateway's input can pin.
     pub fn buffered_len(&self) -> usize {
-        self.decoder.buffered_len()
+        self.core.buffered_len()
     }
 
     /// A descriptor was sent: the handshake is answered.
@@ -332,36 +332,47 @@ impl ConnectorMachine {
     /// After [`close`](Self::close) only acks are read (they count on any connection); after
     /// [`reject_auth`](Self::reject_auth) or [`on_closed`](Self::on_closed), nothing.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        if self.deaf {
-            return;
+        self.flush_input();
+        if !self.deaf {
+            self.core.push(now, bytes);
         }
-        for slice in bytes.chunks(INPUT_SLICE) {
-            self.decoder.push(slice);
-            while let Some(item) = self.decoder.next_frame() {
-                match item {
-                    Ok(Frame::InboundAck(ack)) => {
-                        self.event(ConnectorEvent::Acked(ack.buffer_id));
-                    }
-                    // Closed by us: nothing else can be answered any more.
-                    Ok(_) | Err(_) if self.closed => {}
-                    Ok(frame) => self.handle_frame(now, frame),
-                    Err(e) => self.on_bad_frame(e),
-                }
+    }
+
+    /// Handles every frame handed in and not decoded yet: any input but bytes comes after
+    /// them.
+    fn flush_input(&mut self) {
+        while self.step_input() {}
+    }
+
+    /// Decodes and handles the next frame handed in, or finishes the input; `false` when
+    /// there is nothing to decode.
+    fn step_input(&mut self) -> bool {
+        match self.core.step() {
+            None => return false,
+            Some(Step::Frame(_, Ok(Frame::InboundAck(ack)))) => {
+                self.event(ConnectorEvent::Acked(ack.buffer_id));
             }
+            // Closed by us: nothing else can be answered any more.
+            Some(Step::Frame(..)) if self.closed => {}
+            Some(Step::Frame(now, Ok(frame))) => self.handle_frame(now, frame),
+            Some(Step::Frame(_, Err(error))) => self.on_bad_frame(error),
+            Some(Step::Done(_, Some(count))) => {
+                let suppressed = ConnectorDiagnostic::Suppressed(count);
+                self.event(ConnectorEvent::Diagnostic(suppressed));
+            }
+            Some(Step::Done(_, None)) => {}
         }
-        if let Some(count) = self.diagnostics.take_suppressed() {
-            self.event(ConnectorEvent::Diagnostic(ConnectorDiagnostic::Suppressed(
-                count,
-            )));
-        }
+        true
     }
 
     /// The socket ended. Nothing more is written: outputs not yet taken are discarded, and
     /// unacked buffered deliveries stay in the store for the next connection.
     pub fn on_closed(&mut self, _now: Instant) {
+        // What the peer sent before the end still counts (an ack, above all).
+        self.flush_input();
         self.closed = true;
         self.deaf = true;
-        self.outputs.discard(CONNECTION);
+        self.core.outputs.discard(CONNECTION);
     }
 
     /// Answers a `hello` with the platform's capabilities. The first descriptor completes
@@ -371,6 +382,7 @@ impl ConnectorMachine {
         _now: Instant,
         descriptor: CapabilityDescriptor,
     ) -> Result<(), ConnectorError> {
+        self.flush_input();
         self.open()?;
         if !self
             .identities
@@ -391,6 +403,7 @@ impl ConnectorMachine {
         request_id: &RequestId,
         result: ActionResult,
     ) -> Result<(), ConnectorError> {
+        self.flush_input();
         self.open()?;
         if !self.open_requests.remove(request_id) {
             return Err(ConnectorError::UnknownRequest(request_id.clone()));
@@ -410,6 +423,7 @@ impl ConnectorMachine {
         _now: Instant,
         delivery: impl Into<Delivery>,
     ) -> Result<(), ConnectorError> {
+        self.flush_input();
         self.open()?;
         if self.idle {
             return Err(ConnectorError::Idle);
@@ -427,6 +441,7 @@ impl ConnectorMachine {
         id: BufferId,
         delivery: Delivery,
     ) -> Result<(), ConnectorError> {
+        self.flush_input();
         self.open()?;
         self.transmit(&frame_of(delivery, Some(id)));
         Ok(())
@@ -439,6 +454,7 @@ impl ConnectorMachine {
         session_key: &str,
         chat_id: &str,
     ) -> Result<(), ConnectorError> {
+        self.flush_input();
         self.open()?;
         self.transmit(&Frame::InterruptInbound(InterruptInbound {
             session_key: session_key.to_owned(),
@@ -458,6 +474,7 @@ impl ConnectorMachine {
 
     /// Closes the connection with `code` and `reason` after the queued frames.
     pub fn close(&mut self, _now: Instant, code: u16, reason: &str) {
+        self.flush_input();
         if self.closed {
             return;
         }
@@ -466,7 +483,7 @@ impl ConnectorMachine {
             code,
             reason: reason.to_owned(),
         };
-        self.outputs.command(Some(CONNECTION), close);
+        self.core.outputs.command(Some(CONNECTION), close);
     }
 
     fn handle_frame(&mut self, _now: Instant, frame: Frame) {
@@ -587,18 +604,20 @@ impl ConnectorMachine {
     }
 
     fn diagnostic(&mut self, diagnostic: ConnectorDiagnostic) {
-        if self.diagnostics.admit() {
+        if self.core.admit_diagnostic() {
             self.event(ConnectorEvent::Diagnostic(diagnostic));
         }
     }
 
     fn event(&mut self, event: ConnectorEvent) {
-        self.outputs.event(event);
+        self.core.outputs.event(event);
     }
 
     fn transmit(&mut self, frame: &Frame) {
         if !self.closed {
-            self.outputs.transmit(CONNECTION, frame, Carries::Nothing);
+            self.core
+                .outputs
+                .transmit(CONNECTION, frame, Carries::Nothing);
         }
     }
 }

@@ -177,6 +177,7 @@ impl RelayMachine {
     /// acked, whichever connection brought it: the ack is written on the current
     /// connection, or owed to the next one (written once its handshake completes).
     pub fn ack_inbound(&mut self, _now: Instant, buffer_id: &BufferId) -> Result<(), AckError> {
+        self.flush_input();
         if matches!(self.state, State::Closed | State::Revoked) {
             return Err(AckError::Closed);
         }
@@ -221,7 +222,9 @@ impl RelayMachine {
                 let frame = Frame::InboundAck(InboundAck {
                     buffer_id: id.clone(),
                 });
-                self.outputs.transmit(generation, &frame, Carries::Ack(id));
+                self.core
+                    .outputs
+                    .transmit(generation, &frame, Carries::Ack(id));
             }
             None => self.handed.owe(id),
         }

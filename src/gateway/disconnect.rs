@@ -19,6 +19,7 @@ impl RelayMachine {
     /// what is left fails as ambiguous ([`RequestFailure::Drained`]) and
     /// [`GatewayEvent::Closed`] ends the stream.
     pub fn disconnect(&mut self, now: Instant, budget: Option<Duration>) {
+        self.flush_input();
         match self.state {
             State::Closed | State::Revoked => {}
             State::Connected => {
@@ -38,7 +39,7 @@ impl RelayMachine {
             }
             State::Dialing(_) => {
                 // A socket may be opening; tell the driver to abandon it.
-                self.outputs.command(
+                self.core.outputs.command(
                     Some(self.generation),
                     ConnectionCommand::Close {
                         code: 1000,
@@ -90,6 +91,6 @@ impl RelayMachine {
             code: 1000,
             reason: reason.to_owned(),
         };
-        self.outputs.command(Some(generation), close);
+        self.core.outputs.command(Some(generation), close);
     }
 }

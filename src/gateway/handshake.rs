@@ -6,6 +6,7 @@ use super::*;
 impl RelayMachine {
     /// Starts the first connection: asks the driver to dial. Does nothing unless idle.
     pub fn connect(&mut self, _now: Instant) -> Result<(), RequestFailure> {
+        self.flush_input();
         match self.state {
             State::Idle => {
                 self.dial(DialPurpose::Initial);
@@ -20,6 +21,7 @@ impl RelayMachine {
     /// The dial asked for succeeded: the WebSocket is open. Writes one `hello` per
     /// identity and starts the handshake timer. Ignored unless a dial is in progress.
     pub fn on_connected(&mut self, now: Instant) {
+        self.flush_input();
         let State::Dialing(_) = self.state else {
             return;
         };
@@ -31,10 +33,10 @@ impl RelayMachine {
         self.dormant = false;
         self.default_descriptor = None;
         self.descriptors.clear();
+        self.core.reset_input();
         self.socket = Some(self.generation);
         self.connection = Some(Connection {
             generation: self.generation,
-            decoder: FrameDecoder::with_max_frame_len(self.config.max_frame_len),
             open_since: None,
             idle_sent: 0,
             idle_acked: 0,

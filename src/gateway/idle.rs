@@ -18,6 +18,7 @@ impl RelayMachine {
     /// if a connector never answers one `going_idle`, no later one on the same connection
     /// can be acknowledged either; a new connection starts the count afresh.
     pub fn go_idle(&mut self, now: Instant) -> Result<(), RequestFailure> {
+        self.flush_input();
         self.start_idle(now, false)
     }
 
@@ -25,6 +26,7 @@ impl RelayMachine {
     /// cadence (usually parked by [`hold_redial`](Self::hold_redial) until the application
     /// has work). Without an ack the connection stays as it is.
     pub fn go_dormant(&mut self, now: Instant) -> Result<(), RequestFailure> {
+        self.flush_input();
         self.start_idle(now, true)
     }
 

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::bounded::Bounded;
-use crate::budget::{DiagnosticBudget, INPUT_SLICE};
-use crate::codec::{DecodeError, FrameDecoder, Salvage};
-use crate::outputs::{Carries, Item, Queue};
+use crate::codec::{DecodeError, Salvage};
+use crate::conn_core::{Core, Step};
+use crate::outputs::{Carries, Item};
 use crate::pending::Pending;
 use crate::rng::Rng;
 use crate::wire::{
@@ -59,7 +59,6 @@ enum State {
 #[derive(Debug)]
 struct Connection {
     generation: u64,
-    decoder: FrameDecoder,
     /// When the first descriptor arrived; `None` while the handshake is open.
     open_since: Option<Instant>,
     /// `going_idle` frames written and acks received on this socket. Acks come back in
@@ -122,6 +121,13 @@ enum End {
 /// handed over again, and acked again by the machine if the application acked it. Ack with
 /// [`ack_inbound`](Self::ack_inbound) whenever the application owns a delivery, whichever
 /// connection brought it.
+///
+/// **Inputs are handled as outputs are taken.** `handle_input` only hands the bytes over;
+/// each frame is decoded and handled when [`poll_output`](Self::poll_output) runs dry, with
+/// the `now` of its input, so what one message can make the machine hold is the message
+/// itself. The accessors (`state`, `in_flight`, `chat_descriptor`, ...) reflect the frames
+/// handled so far: take the outputs before asking. Any other input first handles every
+/// frame handed in before it.
 ///
 /// **Time is monotonic and yours.** Every call takes `now`; pass `Instant::now()` (or a
 /// virtual clock in tests) and never let it go backwards. Deadlines are compared with
@@ -208,12 +214,11 @@ pub struct RelayMachine {
     pending: Pending,
     /// Buffered deliveries handed to the application (held, acked, owed).
     handed: Handed,
-    /// Caps the diagnostics waiting in the output queue.
-    diagnostics: DiagnosticBudget,
     /// Routing facts of each chat's latest inbound (bounded, least recent forgotten).
     routes: Bounded<String, ChatRoute>,
     timers: Timers,
-    outputs: Queue<ConnectionCommand, GatewayEvent>,
+    /// The bytes handed in, the diagnostics budget, the ordered outputs.
+    core: Core<ConnectionCommand, GatewayEvent>,
     /// The terminal event is queued: it stays the last output.
     terminal: bool,
     /// `disconnect` is done draining: close once every output before is taken.
@@ -262,7 +267,9 @@ impl RelayMachine {
                 return Err(ConfigError::TooLong(name));
             }
         }
+        let core = Core::new(config.max_frame_len);
         Ok(Self {
+            core,
             rng: Rng::new(seed),
             routes: Bounded::new(config.route_capacity),
             handed: Handed::new(config.delivery_memory),
@@ -281,9 +288,7 @@ impl RelayMachine {
             default_descriptor: None,
             descriptors: BTreeMap::new(),
             pending: Pending::default(),
-            diagnostics: DiagnosticBudget::default(),
             timers: Timers::default(),
-            outputs: Queue::default(),
             terminal: false,
             close_due: false,
         })
@@ -292,11 +297,21 @@ impl RelayMachine {
     /// The next output, in the order the machine produced it; `None` when there is none.
     /// Carry it out before taking the next, and take them all after every input.
     pub fn poll_output(&mut self) -> Option<Output> {
-        if self.close_due && self.outputs.is_empty() {
+        let item = loop {
+            if let Some(item) = self.core.outputs.pop() {
+                break item;
+            }
+            // Dry: decode the next frame handed in, if any.
+            if self.step_input() {
+                continue;
+            }
+            if !self.close_due {
+                return None;
+            }
             // The application has handled everything before the close, acks included.
             self.finish_close();
-        }
-        Some(match self.outputs.pop()? {
+        };
+        Some(match item {
             Item::Transmit { line, .. } => Output::Transmit(line),
             Item::Command { conn, command } => {
                 if matches!(command, ConnectionCommand::Close { .. })
@@ -307,12 +322,7 @@ impl RelayMachine {
                 }
                 Output::Command(command)
             }
-            Item::Event(event) => {
-                if let GatewayEvent::Diagnostic(_) = event {
-                    self.diagnostics.taken();
-                }
-                Output::Event(event)
-            }
+            Item::Event(event) => Output::Event(event),
         })
     }
 
@@ -366,7 +376,7 @@ impl RelayMachine {
     pub fn buffered_len(&self) -> usize {
         self.connection
             .as_ref()
-            .map_or(0, |c| c.decoder.buffered_len())
+            .map_or(0, |_| self.core.buffered_len())
     }
 
     /// The generation of the latest dial.
@@ -374,41 +384,48 @@ impl RelayMachine {
         self.generation
     }
 
-    /// Feeds the payload of one WebSocket message (text or binary).
+    /// Feeds the payload of one WebSocket message (text or binary). Its frames are decoded
+    /// one at a time, as [`poll_output`](Self::poll_output) runs dry, each with this `now`.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        self.flush_input();
         if self.connection.is_none() {
             if !self.terminal {
                 self.diagnostic(Diagnostic::InputWhileDisconnected(bytes.len()));
             }
             return;
         }
-        for slice in bytes.chunks(INPUT_SLICE) {
-            let Some(connection) = self.connection.as_mut() else {
-                break;
-            };
-            connection.decoder.push(slice);
-            while let Some(item) = self
-                .connection
-                .as_mut()
-                .and_then(|c| c.decoder.next_frame())
-            {
-                match item {
-                    Ok(frame) => self.handle_frame(now, frame),
-                    Err(e) => self.on_bad_frame(e),
+        self.core.push(now, bytes);
+    }
+
+    /// Handles every frame handed in and not decoded yet: any input but bytes comes after
+    /// them, so nothing overtakes a result that has already arrived.
+    pub(super) fn flush_input(&mut self) {
+        while self.step_input() {}
+    }
+
+    /// Decodes and handles the next frame handed in, or finishes the input; `false` when
+    /// there is nothing to decode.
+    fn step_input(&mut self) -> bool {
+        match self.core.step() {
+            None => return false,
+            Some(Step::Frame(now, Ok(frame))) => self.handle_frame(now, frame),
+            Some(Step::Frame(_, Err(error))) => self.on_bad_frame(error),
+            Some(Step::Done(now, suppressed)) => {
+                if let Some(count) = suppressed {
+                    self.event(GatewayEvent::Diagnostic(Diagnostic::Suppressed(count)));
+                }
+                if self.connection.as_ref().is_some_and(|c| c.dormant_close) {
+                    self.close_socket("dormant");
+                    self.end_connection(now, End::Dormant);
                 }
             }
         }
-        if let Some(count) = self.diagnostics.take_suppressed() {
-            self.event(GatewayEvent::Diagnostic(Diagnostic::Suppressed(count)));
-        }
-        if self.connection.as_ref().is_some_and(|c| c.dormant_close) {
-            self.close_socket("dormant");
-            self.end_connection(now, End::Dormant);
-        }
+        true
     }
 
     /// Acts on every deadline that is due at `now`. Spurious calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.flush_input();
         while let Some(id) = self.pending.pop_expired(now) {
             self.respond(id, Err(RequestFailure::Timeout));
         }
@@ -539,7 +556,7 @@ impl RelayMachine {
     }
 
     pub(super) fn diagnostic(&mut self, diagnostic: Diagnostic) {
-        if self.diagnostics.admit() {
+        if self.core.admit_diagnostic() {
             self.event(GatewayEvent::Diagnostic(diagnostic));
         }
     }
@@ -547,16 +564,16 @@ impl RelayMachine {
     /// Queues an event; once the terminal event is queued, it stays the last output.
     pub(super) fn event(&mut self, event: GatewayEvent) {
         if self.terminal {
-            self.outputs.event_before_last(event);
+            self.core.outputs.event_before_last(event);
         } else {
-            self.outputs.event(event);
+            self.core.outputs.event(event);
         }
     }
 
     /// Queues a frame on the current connection.
     pub(super) fn transmit(&mut self, frame: &Frame, carries: Carries) {
         if let Some(generation) = self.connection.as_ref().map(|c| c.generation) {
-            self.outputs.transmit(generation, frame, carries);
+            self.core.outputs.transmit(generation, frame, carries);
         }
     }
 }

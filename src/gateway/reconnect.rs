@@ -67,6 +67,7 @@ impl RelayMachine {
     /// The dial asked for failed before a WebSocket was open. Ignored unless a dial is in
     /// progress.
     pub fn on_dial_failed(&mut self, now: Instant, reason: &str) {
+        self.flush_input();
         self.dial_failed(now, None, reason);
     }
 
@@ -78,6 +79,7 @@ impl RelayMachine {
     /// progress and no socket is held, it counts as a failed dial that keeps its code, so
     /// a 4401 refusing the upgrade follows the auth rules; otherwise it is ignored.
     pub fn on_closed(&mut self, now: Instant, code: Option<u16>, reason: &str) {
+        self.flush_input();
         if let Some(socket) = self.socket.take() {
             self.discard(socket);
             let current = self.connection.as_ref().map(|c| c.generation);
@@ -236,7 +238,7 @@ impl RelayMachine {
     pub(super) fn dial(&mut self, purpose: DialPurpose) {
         self.generation += 1;
         self.state = State::Dialing(purpose);
-        self.outputs.command(
+        self.core.outputs.command(
             Some(self.generation),
             ConnectionCommand::Dial {
                 generation: self.generation,
@@ -248,11 +250,13 @@ impl RelayMachine {
     /// Parks the next due re-dial until [`release_redial`](Self::release_redial) or the
     /// hold cap passes. Applies to one wait only.
     pub fn hold_redial(&mut self) {
+        self.flush_input();
         self.hold_redial = true;
     }
 
     /// Releases a redial hold; a parked dial goes ahead now.
     pub fn release_redial(&mut self, _now: Instant) {
+        self.flush_input();
         self.hold_redial = false;
         if self.state == State::Held {
             self.timers.clear(TimerKind::Redial);
@@ -263,7 +267,7 @@ impl RelayMachine {
     /// Takes back what the driver never took of connection `generation` and accounts for
     /// each: a request was definitely not sent, an ack is owed, an interrupt is reported.
     pub(super) fn discard(&mut self, generation: u64) {
-        for carried in self.outputs.discard(generation) {
+        for carried in self.core.outputs.discard(generation) {
             match carried {
                 Carries::Request(id) => {
                     // Already resolved (as ambiguous) if the machine ended the connection

@@ -23,6 +23,7 @@ impl RelayMachine {
         action: impl Into<OutboundAction>,
         platform: Option<&str>,
     ) -> Result<RequestId, RequestFailure> {
+        self.flush_input();
         self.writable()?;
         if self.pending.len() >= self.config.max_in_flight {
             return Err(RequestFailure::InFlightLimit {
@@ -86,6 +87,7 @@ impl RelayMachine {
         session_key: &str,
         reason: Option<&str>,
     ) -> Result<(), RequestFailure> {
+        self.flush_input();
         self.writable()?;
         self.transmit(
             &Frame::Interrupt(Interrupt {
