@@ -17,6 +17,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::wire::close;
+
 /// Name of the HTTP header that carries the bearer, as sent by the gateway on the upgrade.
 pub const HEADER_NAME: &str = "Authorization";
 
@@ -69,15 +71,16 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// The close reason a connector sends with close code 4401 for this error.
+    /// The close reason a connector sends with close code 4401 ([`close::UNAUTHORIZED`]) for
+    /// this error.
     ///
-    /// `"expired"` tells the gateway that its secret is still good and only the token is too
-    /// old, so it re-dials with a fresh token; `"unauthorized"` means the credential itself was
-    /// rejected.
+    /// `"expired"` ([`close::REASON_EXPIRED`]) tells the gateway that its secret is still good
+    /// and only the token is too old, so it re-dials with a fresh token; `"unauthorized"`
+    /// means the credential itself was rejected.
     #[must_use]
     pub const fn close_reason(&self) -> &'static str {
         match self {
-            Self::Expired { .. } => "expired",
+            Self::Expired { .. } => close::REASON_EXPIRED,
             Self::BadEncoding
             | Self::Malformed
             | Self::BadExpiry
@@ -119,6 +122,28 @@ pub fn mint_token(gateway_id: &str, secret: &str, ttl_secs: i64, now_unix_secs: 
 #[must_use]
 pub fn authorization_header(token: &str) -> String {
     format!("Bearer {token}")
+}
+
+/// The token of an `Authorization` header value ([`HEADER_NAME`]) of the form
+/// `Bearer <token>`, the inverse of [`authorization_header`]; `None` when the value is not a
+/// bearer.
+///
+/// The scheme is matched ASCII case-insensitively (`bearer` and `BEARER` too, as HTTP auth
+/// schemes are) and must be followed by exactly one space. The token is everything after
+/// that space, returned as sent: it may be empty or malformed, and [`verify_token`] judges
+/// it.
+///
+/// ```
+/// use relay_machine::auth::bearer_token;
+///
+/// assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+/// assert_eq!(bearer_token("bearer abc"), Some("abc"));
+/// assert_eq!(bearer_token("Basic abc"), None);
+/// ```
+#[must_use]
+pub fn bearer_token(header_value: &str) -> Option<&str> {
+    let (scheme, token) = header_value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("Bearer").then_some(token)
 }
 
 /// Returns the gateway id a token claims, without checking its signature or expiry.
@@ -351,6 +376,34 @@ mod tests {
     fn header() {
         assert_eq!(HEADER_NAME, "Authorization");
         assert_eq!(authorization_header("abc"), "Bearer abc");
+    }
+
+    #[test]
+    fn bearer_token_parsing() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER abc"), Some("abc"));
+        assert_eq!(bearer_token("bEaReR a.b-c_d=="), Some("a.b-c_d=="));
+        // One space; anything after it is the token, as sent.
+        assert_eq!(bearer_token("Bearer "), Some(""));
+        assert_eq!(bearer_token("Bearer  abc"), Some(" abc"));
+        assert_eq!(bearer_token("Bearer abc def"), Some("abc def"));
+        // Not a bearer.
+        for value in [
+            "",
+            "Bearer",
+            "Bearerabc",
+            "Bearer\tabc",
+            " Bearer abc",
+            "Basic abc",
+            "Bearers abc",
+            "abc",
+        ] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+        // The inverse of `authorization_header`.
+        let token = mint_token("gw:1", "k", 300, NOW);
+        assert_eq!(bearer_token(&authorization_header(&token)), Some(&*token));
     }
 
     #[test]

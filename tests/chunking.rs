@@ -10,6 +10,7 @@
 mod common;
 
 use relay_machine::codec::{DecodeError, DecodeErrorKind, FrameDecoder, encode};
+use relay_machine::rng::SplitMix64;
 use relay_machine::wire::Frame;
 
 type Item = Result<Frame, DecodeError>;
@@ -209,27 +210,15 @@ fn every_single_cut_point() {
     }
 }
 
-/// splitmix64: a tiny deterministic PRNG.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap()
-    }
+/// A draw in `0..n` from the crate's splitmix64.
+fn below(rng: &mut SplitMix64, n: usize) -> usize {
+    usize::try_from(rng.next_u64() % n as u64).unwrap()
 }
 
 #[test]
 fn random_chunkings() {
     let s = stream();
-    let mut rng = SplitMix64(0x5EED_C0DE_CAFE_F00D);
+    let mut rng = SplitMix64::new(0x5EED_C0DE_CAFE_F00D);
     for max in LIMITS {
         let expected = reference(&s, max);
         for round in 0..300 {
@@ -237,11 +226,11 @@ fn random_chunkings() {
             let mut chunks = Vec::new();
             let mut at = 0;
             while at < s.len() {
-                let len = match rng.below(10) {
+                let len = match below(&mut rng, 10) {
                     0 => 0,
-                    1..=6 => 1 + rng.below(8),
-                    7 | 8 => 1 + rng.below(200),
-                    _ => 1 + rng.below(4000),
+                    1..=6 => 1 + below(&mut rng, 8),
+                    7 | 8 => 1 + below(&mut rng, 200),
+                    _ => 1 + below(&mut rng, 4000),
                 };
                 let end = (at + len).min(s.len());
                 chunks.push(&s[at..end]);
@@ -286,11 +275,11 @@ fn a_character_split_across_chunks_decodes_intact() {
 fn buffer_stays_bounded_on_a_huge_line() {
     let max = 1024;
     let mut decoder = FrameDecoder::with_max_frame_len(max);
-    let mut rng = SplitMix64(7);
+    let mut rng = SplitMix64::new(7);
     let mut fed = 0usize;
     decoder.push(br#"{"type":"presence","pad":""#);
     while fed < 4 << 20 {
-        let len = 1 + rng.below(3000);
+        let len = 1 + below(&mut rng, 3000);
         decoder.push(&vec![b'x'; len]);
         fed += len;
         assert!(decoder.buffered_len() <= max);

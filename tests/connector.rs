@@ -7,11 +7,12 @@
 use std::time::Instant;
 
 use relay_machine::connector::{
-    CLOSE_SUPERSEDED, ConnId, ConnectorCommand, ConnectorConfig, ConnectorDiagnostic,
-    ConnectorError, ConnectorEvent, ConnectorMachine, Delivery, DeliveryStore, Instance,
-    InstanceOutput, Live, MemoryStore, REASON_SUPERSEDED, UNKNOWN_IDENTITY,
+    ConnId, ConnectorCommand, ConnectorConfig, ConnectorDiagnostic, ConnectorError, ConnectorEvent,
+    ConnectorMachine, Delivery, DeliveryStore, Instance, InstanceOutput, Live, MemoryStore,
+    UNKNOWN_IDENTITY,
 };
 use relay_machine::testing::{Split, split_connector};
+use relay_machine::wire::close;
 use relay_machine::wire::{ActionResult, BufferId, CapabilityDescriptor, MessageEvent, RequestId};
 use serde_json::Value;
 
@@ -329,8 +330,8 @@ fn replay_is_gated_by_acks_in_a_window() {
         [(
             conn,
             ConnectorCommand::Close {
-                code: CLOSE_SUPERSEDED,
-                reason: REASON_SUPERSEDED.into()
+                code: close::SUPERSEDED,
+                reason: close::REASON_SUPERSEDED.into()
             }
         )]
     );

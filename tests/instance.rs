@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use relay_machine::connector::{
-    CLOSE_SUPERSEDED, ConnId, ConnectorCommand, ConnectorConfig, ConnectorEvent, Delivery,
-    DeliveryStore, Instance, InstanceOutput, MemoryStore, REASON_SUPERSEDED,
+    ConnId, ConnectorCommand, ConnectorConfig, ConnectorEvent, Delivery, DeliveryStore, Instance,
+    InstanceOutput, MemoryStore,
 };
+use relay_machine::wire::close;
 use relay_machine::wire::{BufferId, CapabilityDescriptor, MessageEvent};
 use serde_json::Value;
 
@@ -159,7 +160,7 @@ fn a_half_open_connection_is_superseded_and_its_window_replayed() {
     let b = c.handshake();
     assert_eq!(
         c.closes.get(&a),
-        Some(&(CLOSE_SUPERSEDED, REASON_SUPERSEDED.to_owned())),
+        Some(&(close::SUPERSEDED, close::REASON_SUPERSEDED.to_owned())),
         "the old socket is closed as superseded, never 4401"
     );
     // B gets the unacked tail from the oldest: A's window went back to the tail.
@@ -199,7 +200,7 @@ fn two_honest_connections_racing_lose_nothing_and_repeat_nothing_acked() {
     assert_eq!(c.sent(b), ids[..6]);
     // A reconnects and supersedes B in turn: it replays from the oldest unacked.
     let a2 = c.handshake();
-    assert_eq!(c.closes.get(&b).map(|c| c.0), Some(CLOSE_SUPERSEDED));
+    assert_eq!(c.closes.get(&b).map(|c| c.0), Some(close::SUPERSEDED));
     assert_eq!(c.sent(a2), ids[3..6]);
     for id in ids[3..].iter() {
         c.ack(a2, id);

@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use relay_machine::connector::{CLOSE_UNAUTHORIZED, DeliveryStore, MemoryStore};
+use relay_machine::connector::{DeliveryStore, MemoryStore};
 use relay_machine::gateway::{GatewayConfig, GatewayEvent, GatewayState, Identity, RelayMachine};
 use relay_machine::testing::Pair;
+use relay_machine::wire::close;
 use relay_machine::wire::{BufferId, MessageEvent, SendAction, SessionSource};
 
 fn pair() -> Pair {
@@ -207,7 +208,7 @@ fn revocation_after_the_fresh_token_retry_is_terminal() {
     // First strike: the connector closes 4401 on an established connection.
     let conn = pair.conn.unwrap();
     pair.instance
-        .close(pair.now, conn, CLOSE_UNAUTHORIZED, "unauthorized");
+        .close(pair.now, conn, close::UNAUTHORIZED, "unauthorized");
     pair.drive_until_idle().unwrap();
     // The gateway re-dialled at once (no backoff) and handshook again.
     assert_eq!(pair.gateway.state(), GatewayState::Open);
@@ -215,7 +216,7 @@ fn revocation_after_the_fresh_token_retry_is_terminal() {
     // Second strike on the retry connection: revoked for good.
     let conn = pair.conn.unwrap();
     pair.instance
-        .close(pair.now, conn, CLOSE_UNAUTHORIZED, "unauthorized");
+        .close(pair.now, conn, close::UNAUTHORIZED, "unauthorized");
     pair.drive_until_idle().unwrap();
     assert_eq!(pair.gateway.state(), GatewayState::Revoked);
     assert!(
@@ -238,7 +239,7 @@ fn an_expired_token_is_never_a_revocation() {
     for _ in 0..3 {
         let conn = pair.conn.unwrap();
         pair.instance
-            .close(pair.now, conn, CLOSE_UNAUTHORIZED, "expired");
+            .close(pair.now, conn, close::UNAUTHORIZED, "expired");
         pair.advance(Duration::from_secs(30)).unwrap();
         assert_eq!(pair.gateway.state(), GatewayState::Open);
     }

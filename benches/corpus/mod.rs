@@ -1,6 +1,6 @@
 //! A byte-for-byte Rust port of the benchmark corpus generator
-//! (`shared/bench/gen_corpus.py`): the same splitmix64 draws in the same order, the same
-//! string templates, generated into memory.
+//! (`shared/bench/gen_corpus.py`): the same splitmix64 draws ([`SplitMix64`], the crate's
+//! generator) in the same order, the same string templates, generated into memory.
 //!
 //! `gen_mixed(N_FRAMES)` is the content of `mixed_100k.ndjson` and
 //! `gen_big(BIG_TOTAL) + "\n"` that of `big_1mib.ndjson` (see `tests/corpus.rs`).
@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use relay_machine::rng::SplitMix64;
 
 /// Seed of the mixed corpus.
 pub const MIXED_SEED: u64 = 0x243F_6A88_85A3_08D3;
@@ -79,19 +80,18 @@ const NAMES: [&str; 20] = [
 const PLATFORMS: [&str; 3] = ["discord", "telegram", "slack"];
 const CHAT_TYPES: [&str; 4] = ["group", "channel", "dm", "thread"];
 
-struct SplitMix64(u64);
+/// The draws of the Python generator, on the crate's one splitmix64.
+trait Draws {
+    fn below(&mut self, n: u64) -> u64;
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str;
+    fn snowflake(&mut self) -> u64;
+    fn hexn(&mut self, out: &mut String, n_u64: usize);
+    fn bytes(&mut self, n: usize) -> Vec<u8>;
+}
 
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
+impl Draws for SplitMix64 {
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
@@ -106,14 +106,14 @@ impl SplitMix64 {
     /// `n_u64` draws as 16 lowercase hex digits each.
     fn hexn(&mut self, out: &mut String, n_u64: usize) {
         for _ in 0..n_u64 {
-            let _ = write!(out, "{:016x}", self.next());
+            let _ = write!(out, "{:016x}", self.next_u64());
         }
     }
 
     fn bytes(&mut self, n: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(n + 8);
         while out.len() < n {
-            out.extend_from_slice(&self.next().to_le_bytes());
+            out.extend_from_slice(&self.next_u64().to_le_bytes());
         }
         out.truncate(n);
         out
@@ -183,7 +183,7 @@ fn passthrough(r: &mut SplitMix64, i: usize, out: &mut String) {
 /// The lines of Python's `gen_mixed(n)`, each followed by `\n`: for `n = N_FRAMES`,
 /// exactly the bytes of `mixed_100k.ndjson`.
 pub fn gen_mixed(n: usize) -> String {
-    let mut r = SplitMix64(MIXED_SEED);
+    let mut r = SplitMix64::new(MIXED_SEED);
     let mut out = String::with_capacity(n * 460);
     for i in 0..n {
         match r.below(100) {
@@ -212,7 +212,7 @@ pub fn gen_big(total: usize) -> String {
     line.push_str(HEAD);
     line.push_str(&"x".repeat(total - overhead - 4 * k));
     line.push_str(MID);
-    STANDARD.encode_string(SplitMix64(BIG_SEED).bytes(3 * k), &mut line);
+    STANDARD.encode_string(SplitMix64::new(BIG_SEED).bytes(3 * k), &mut line);
     line.push_str(END);
     assert_eq!(line.len() + 1, total);
     line

@@ -281,7 +281,7 @@ pub async fn accept(
                 .headers()
                 .get(auth::HEADER_NAME)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
+                .and_then(auth::bearer_token)
                 .unwrap_or("");
             auth = auth::verify_token(token, &[secret], unix_now())
                 .map(|t| t.gateway_id)

@@ -5,10 +5,11 @@ use std::fmt;
 use std::time::Instant;
 
 use super::{
-    CLOSE_SUPERSEDED, ConnectorCommand, ConnectorConfig, ConnectorError, ConnectorEvent,
-    ConnectorMachine, Delivery, Output, REASON_SUPERSEDED,
+    ConnectorCommand, ConnectorConfig, ConnectorError, ConnectorEvent, ConnectorMachine, Delivery,
+    Output,
 };
 use crate::transmit::Transmit;
+use crate::wire::close::{REASON_SUPERSEDED, SUPERSEDED as CLOSE_SUPERSEDED};
 use crate::wire::{ActionResult, BufferId, CapabilityDescriptor, RequestId};
 
 /// Names one connection of an [`Instance`]; never reused within it.
@@ -106,7 +107,7 @@ struct Replay {
 /// A connection is [`accept`](Self::accept)ed once the driver has authenticated it for
 /// this instance (without a secret there is one default instance; with one, the instance
 /// is the gateway id in the token), and it supersedes the previous one: that socket is
-/// closed with [`CLOSE_SUPERSEDED`] (4409, never 4401, which after a handshake counts as
+/// closed with [`close::SUPERSEDED`](crate::wire::close::SUPERSEDED) (4409, never 4401, which after a handshake counts as
 /// an auth strike), and the deliveries in its window go back to the tail, replayed on the
 /// new connection from the oldest unacked. An ack that arrives on either connection
 /// counts. Two live processes of one gateway instance therefore keep superseding each

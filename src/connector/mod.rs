@@ -15,6 +15,7 @@ use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError, Salvage};
 use crate::conn_core::{Core, Step};
 use crate::outputs::{Carries, Item};
 use crate::transmit::Transmit;
+use crate::wire::close::UNAUTHORIZED as CLOSE_UNAUTHORIZED;
 use crate::wire::{
     ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Hello, Inbound,
     InterruptInbound, Outbound, OutboundAction, OutboundResult, PassthroughFrame, RequestId,
@@ -22,17 +23,6 @@ use crate::wire::{
 
 pub use instance::{ConnId, Instance, InstanceOutput, Live, LoadToken};
 pub use store::{Delivery, DeliveryStore, MemoryStore};
-
-/// WebSocket close code for a refused or revoked credential.
-pub const CLOSE_UNAUTHORIZED: u16 = 4401;
-
-/// WebSocket close code for a connection replaced by a newer one of the same gateway
-/// instance. Never 4401: a 4401 after a successful handshake is an auth strike for the
-/// gateway (protocol.md §7.3).
-pub const CLOSE_SUPERSEDED: u16 = 4409;
-
-/// The close reason that goes with [`CLOSE_SUPERSEDED`].
-pub const REASON_SUPERSEDED: &str = "superseded";
 
 /// The failure `code` the machine answers for an `outbound` whose platform/botId pair was
 /// not announced on this socket.

@@ -5,22 +5,18 @@ use arbitrary::Unstructured;
 
 use super::{decode_all, generate};
 use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError, DecodeErrorKind, FrameDecoder, encode};
+use crate::rng::SplitMix64;
 use crate::wire::Frame;
 
 type Item = Result<Frame, DecodeError>;
 
-/// A tiny deterministic generator for chunk sizes, so one input byte picks a whole cut
-/// pattern and the rest of the input stays the stream itself.
-struct Cuts(u64);
+/// Chunk sizes from a seeded splitmix64, so one input byte picks a whole cut pattern and the
+/// rest of the input stays the stream itself.
+struct Cuts(SplitMix64);
 
 impl Cuts {
     fn next(&mut self, max: usize) -> usize {
-        // splitmix64 step.
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        let z = self.0.next_u64();
         let max = u64::try_from(max.max(1)).unwrap_or(u64::MAX);
         usize::try_from(z % max).unwrap_or(0) + 1
     }
@@ -52,7 +48,7 @@ pub fn decode(data: &[u8]) {
 
     let mut decoder = FrameDecoder::with_max_frame_len(max_frame_len);
     let mut pieces = Vec::new();
-    let mut cuts = Cuts(u64::from(*seed));
+    let mut cuts = Cuts(SplitMix64::new(u64::from(*seed)));
     let biggest = match seed % 3 {
         0 => 1,
         1 => 8,

@@ -34,22 +34,10 @@ use crate::wire::{
 };
 
 /// Every frame `type` this crate knows.
-pub const FRAME_TYPES: [&str; 11] = [
-    "hello",
-    "descriptor",
-    "inbound",
-    "inbound_ack",
-    "outbound",
-    "outbound_result",
-    "interrupt",
-    "interrupt_inbound",
-    "going_idle",
-    "going_idle_ack",
-    "passthrough_forward",
-];
+pub const FRAME_TYPES: [&str; 11] = Frame::KNOWN_TYPES;
 
 /// Every action `op` this crate knows.
-pub const OPS: [&str; 14] = crate::wire::OutboundAction::KNOWN_OPS;
+pub const OPS: [&str; 14] = OutboundAction::KNOWN_OPS;
 
 const MESSAGE_TYPES: [&str; 9] = [
     "text", "location", "photo", "video", "audio", "voice", "document", "sticker", "command",

@@ -188,6 +188,40 @@ impl RelayMachine {
         Ok(())
     }
 
+    /// An `inbound`: to the application once (with its chat's route recorded).
+    pub(super) fn on_inbound(&mut self, inbound: Inbound) {
+        let Inbound { event, buffer_id } = inbound;
+        if self.admit(buffer_id.as_ref(), || digest(&event)) {
+            self.record_route(&event.source);
+            self.event(GatewayEvent::Inbound {
+                event: Box::new(event),
+                buffer_id,
+            });
+        }
+    }
+
+    /// A `passthrough_forward`: to the application once.
+    pub(super) fn on_passthrough(&mut self, frame: PassthroughFrame) {
+        let PassthroughFrame { forward, buffer_id } = frame;
+        if self.admit(buffer_id.as_ref(), || digest(&forward)) {
+            self.event(GatewayEvent::Passthrough {
+                forward: Box::new(forward),
+                buffer_id,
+            });
+        }
+    }
+
+    /// A buffered delivery whose body did not decode: handed over like any delivery (never
+    /// suppressed by the diagnostics budget), so it is acked and not redelivered forever.
+    pub(super) fn on_undeliverable(&mut self, buffer_id: BufferId, error: DecodeError) {
+        // Keyed on what made it undecodable: a redelivery of the same poison line is
+        // recognised, a good delivery that reuses the id is not swallowed.
+        let digest = digest(&(error.kind.as_str(), &error.message));
+        if self.admit(Some(&buffer_id), || digest) {
+            self.event(GatewayEvent::Undeliverable { buffer_id, error });
+        }
+    }
+
     /// Whether a delivery goes to the application: a live one always; a buffered one once
     /// (a redelivery is dropped, and acked again if the application had acked it). Auto-ack
     /// writes the ack of a new one here.

@@ -122,4 +122,17 @@ impl RelayMachine {
             .iter()
             .find(|i| i.platform == platform)
     }
+
+    /// No descriptor came in time: the connection is given up.
+    pub(super) fn on_handshake_timeout(&mut self, now: Instant) {
+        if self.state == State::Connected {
+            self.close_socket("handshake timeout");
+            self.end_connection(now, End::HandshakeTimeout);
+        }
+    }
+
+    /// The configured identities, in `hello` order.
+    pub fn identities(&self) -> &[Identity] {
+        &self.config.identities
+    }
 }

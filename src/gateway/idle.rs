@@ -80,4 +80,14 @@ impl RelayMachine {
             }
         }
     }
+
+    /// No `going_idle_ack` came in time: the wait ends unacknowledged.
+    pub(super) fn on_go_idle_timeout(&mut self) {
+        if let Some(dormant) = self.connection.as_mut().and_then(|c| c.idle_waiter.take()) {
+            self.event(GatewayEvent::GoingIdle {
+                acked: false,
+                dormant,
+            });
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The gateway role: [`RelayMachine`].
 
 mod acks;
+mod connection;
 mod disconnect;
 mod handshake;
 mod idle;
@@ -21,11 +22,13 @@ use crate::conn_core::{Core, Step};
 use crate::outputs::{Carries, Item};
 use crate::pending::Pending;
 use crate::rng::Rng;
+use crate::wire::close::{REASON_EXPIRED, UNAUTHORIZED as CLOSE_UNAUTHORIZED};
 use crate::wire::{
     BufferId, CapabilityDescriptor, Frame, Hello, Inbound, InboundAck, Interrupt, Outbound,
     OutboundAction, OutboundResult, PassthroughFrame, RequestId,
 };
 use acks::Handed;
+use connection::{Connection, End, State};
 pub use disconnect::drain_grace;
 pub use reconnect::BackoffConfig;
 use reconnect::Ladder;
@@ -37,49 +40,6 @@ pub use types::{
     GatewayConfig, GatewayEvent, GatewayState, Identity, MAX_DURATION, MAX_IDENTITIES, Output,
     RequestFailure,
 };
-
-/// WebSocket close code by which a connector refuses or revokes a credential.
-pub const CLOSE_UNAUTHORIZED: u16 = 4401;
-
-/// Close reason that marks a 4401 as "token too old, secret still valid".
-pub const REASON_EXPIRED: &str = "expired";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Idle,
-    Dialing(DialPurpose),
-    Connected,
-    Waiting,
-    Held,
-    Closed,
-    Revoked,
-}
-
-/// Everything that lives exactly as long as one socket.
-#[derive(Debug)]
-struct Connection {
-    generation: u64,
-    /// When the first descriptor arrived; `None` while the handshake is open.
-    open_since: Option<Instant>,
-    /// `going_idle` frames written and acks received on this socket. Acks come back in
-    /// order, so only the ack that brings the two counts level answers the latest request:
-    /// a late ack for an earlier, timed-out request can never satisfy a newer one.
-    idle_sent: u64,
-    idle_acked: u64,
-    /// A `go_idle` awaits its ack; `true` when it was a `go_dormant`.
-    idle_waiter: Option<bool>,
-    /// `disconnect` started: new commands fail, pending requests drain.
-    closing: bool,
-    /// A `go_dormant` was acked: close when the current input is processed.
-    dormant_close: bool,
-}
-
-/// How a connection ended, for deciding what comes next.
-enum End {
-    Closed { code: Option<u16>, reason: String },
-    HandshakeTimeout,
-    Dormant,
-}
 
 /// The gateway side of the relay protocol as a pure state machine.
 ///
@@ -103,57 +63,38 @@ enum End {
 /// }
 /// ```
 ///
-/// **One ordered output stream.** [`poll_output`](Self::poll_output) returns frames,
-/// socket commands and events in exactly the order the machine produced them, so carrying
-/// each out before taking the next is always right: an ack queued before a close is
-/// written before it, and the terminal event ([`GatewayEvent::Closed`],
-/// [`GatewayEvent::Revoked`]) is the last output of all. A driver may stop once it has
-/// seen a terminal event *and* `poll_output` has returned `None`.
-///
-/// **Outputs belong to their connection.** What the driver has not taken when its socket
-/// ends ([`on_closed`](Self::on_closed)) is discarded and accounted for, never written on
-/// the next connection: a request among it resolves as [`RequestFailure::NotWritten`]
-/// (definitely not sent), an ack stays owed and is written on the next connection, an
-/// interrupt comes back as [`GatewayEvent::InterruptNotSent`].
-///
-/// **Every buffered delivery reaches the application once.** The machine remembers the
-/// deliveries it handed over ([`GatewayConfig::delivery_memory`]); a redelivery is not
-/// handed over again, and acked again by the machine if the application acked it. Ack with
-/// [`ack_inbound`](Self::ack_inbound) whenever the application owns a delivery, whichever
-/// connection brought it.
-///
-/// **Inputs are handled as outputs are taken.** `handle_input` only hands the bytes over;
-/// each frame is decoded and handled when [`poll_output`](Self::poll_output) runs dry, with
-/// the `now` of its input, so what one message can make the machine hold is the message
-/// itself. The accessors (`state`, `in_flight`, `chat_descriptor`, ...) reflect the frames
-/// handled so far: take the outputs before asking. Any other input first handles every
-/// frame handed in before it.
-///
-/// **Time is monotonic and yours.** Every call takes `now`; pass `Instant::now()` (or a
-/// virtual clock in tests) and never let it go backwards. Deadlines are compared with
-/// `<=`, so calling `handle_timeout` early or twice does nothing.
-///
-/// **Randomness is yours too.** The `seed` given to [`new`](Self::new) is the only source
-/// of request ids and backoff jitter: same seed and inputs, same outputs. Seed each
-/// process from the operating system, or a fleet mints the same request ids and comes back
-/// after a connector restart at the same instant.
-///
-/// **Requests resolve exactly once.** [`send`](Self::send) either fails at once with a
-/// [`RequestFailure`] that is never ambiguous (nothing was written), or returns an id that
-/// later resolves in exactly one [`GatewayEvent::Response`]: the connector's result, or a
-/// failure whose [`is_ambiguous`](RequestFailure::is_ambiguous) says whether the frame may
-/// have been written.
-///
-/// **Disconnect drains.** [`disconnect`](Self::disconnect) refuses new commands at once,
-/// lets pending requests finish for [`drain_grace`] of the remaining budget, then, once
-/// the application has taken every output before (and acked what it owns), closes and
-/// fails what is left as ambiguous.
-///
-/// **The driver dials only when told.** Reconnection (backoff ladder, dormant cadence,
-/// redial hold, the two-strike 4401 rule) is policy inside the machine; a
-/// [`ConnectionCommand::Dial`] says when, and its purpose says whether it is the
-/// fresh-token retry. The driver holds one socket at a time: after it carried out a
-/// `Close` command it reports nothing more about that socket.
+/// - **One ordered output stream.** Frames, socket commands and events come out of
+///   [`poll_output`](Self::poll_output) in the order the machine produced them: an ack
+///   queued before a close is written before it, and the terminal event
+///   ([`GatewayEvent::Closed`], [`GatewayEvent::Revoked`]) is the last output. A driver may
+///   stop once it has seen one *and* `poll_output` returned `None`.
+/// - **Outputs belong to their connection.** What the driver had not taken when its socket
+///   ended ([`on_closed`](Self::on_closed)) is discarded and accounted for, never written
+///   on the next connection: a request resolves as [`RequestFailure::NotWritten`], an ack
+///   is owed to the next connection, an interrupt comes back as
+///   [`GatewayEvent::InterruptNotSent`].
+/// - **Every buffered delivery reaches the application once** within
+///   [`GatewayConfig::delivery_memory`]: a redelivery is not handed over again, and is
+///   acked again if the application acked it. [`ack_inbound`](Self::ack_inbound) takes any
+///   delivery the application holds, whichever connection brought it.
+/// - **Inputs are handled as outputs are taken.** `handle_input` only hands the bytes over;
+///   each frame is handled when `poll_output` runs dry, with the `now` of its input, so one
+///   message makes the machine hold about the message itself. Accessors reflect the frames
+///   handled so far: take the outputs before asking. Any other input first handles every
+///   frame handed in before it.
+/// - **Time and randomness are yours.** Every call takes a monotonic `now`; deadlines
+///   compare with `<=`, so an early or repeated `handle_timeout` does nothing. The `seed` of
+///   [`new`](Self::new) alone makes request ids and backoff jitter: seed each process from
+///   the operating system, or a fleet shares its ids and its reconnect instants.
+/// - **Requests resolve exactly once.** [`send`](Self::send) fails at once, nothing
+///   written, or returns an id that resolves in exactly one [`GatewayEvent::Response`]:
+///   the result, or a failure whose [`is_ambiguous`](RequestFailure::is_ambiguous) says
+///   whether the frame may have been written. [`disconnect`](Self::disconnect) lets pending
+///   requests drain for [`drain_grace`], then closes once every output before is taken.
+/// - **The driver dials only when told.** Reconnection (backoff ladder, dormant cadence,
+///   redial hold, the two-strike 4401 rule) is the machine's policy; a
+///   [`ConnectionCommand::Dial`] says when and why. The driver holds one socket at a time:
+///   after it carried out a `Close` it reports nothing more about that socket.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -226,74 +167,6 @@ pub struct RelayMachine {
 }
 
 impl RelayMachine {
-    /// A machine for `config`, idle until [`connect`](Self::connect).
-    ///
-    /// `seed` is the only source of randomness: request ids and backoff jitter. Give each
-    /// process its own (from the operating system); tests pass a fixed one.
-    pub fn new(mut config: GatewayConfig, seed: u64) -> Result<Self, ConfigError> {
-        if config.identities.is_empty() {
-            config.identities.push(Identity::new("relay", ""));
-        }
-        if config.identities.len() > MAX_IDENTITIES {
-            return Err(ConfigError::TooManyIdentities(config.identities.len()));
-        }
-        for (i, identity) in config.identities.iter().enumerate() {
-            if config.identities[..i]
-                .iter()
-                .any(|other| other.platform == identity.platform)
-            {
-                return Err(ConfigError::DuplicatePlatform(identity.platform.clone()));
-            }
-        }
-        if config.max_in_flight == 0 {
-            return Err(ConfigError::Zero("max_in_flight"));
-        }
-        if config.max_frame_len == 0 {
-            return Err(ConfigError::Zero("max_frame_len"));
-        }
-        let backoff = &config.backoff;
-        for (name, duration) in [
-            ("handshake_timeout", config.handshake_timeout),
-            ("request_timeout", config.request_timeout),
-            ("go_idle_timeout", config.go_idle_timeout),
-            ("disconnect_budget", config.disconnect_budget),
-            ("backoff.base", backoff.base),
-            ("backoff.cap", backoff.cap),
-            ("backoff.stable_after", backoff.stable_after),
-            ("backoff.dormant_cadence", backoff.dormant_cadence),
-            ("backoff.hold_cap", backoff.hold_cap),
-        ] {
-            if duration > MAX_DURATION {
-                return Err(ConfigError::TooLong(name));
-            }
-        }
-        let core = Core::new(config.max_frame_len);
-        Ok(Self {
-            core,
-            rng: Rng::new(seed),
-            routes: Bounded::new(config.route_capacity),
-            handed: Handed::new(config.delivery_memory),
-            config,
-            state: State::Idle,
-            connection: None,
-            ladder: Ladder::default(),
-            generation: 0,
-            socket: None,
-            handshake_succeeded: false,
-            auth_retry_pending: false,
-            auth_retry_generation: None,
-            dormant: false,
-            dormant_wait: false,
-            hold_redial: false,
-            default_descriptor: None,
-            descriptors: BTreeMap::new(),
-            pending: Pending::default(),
-            timers: Timers::default(),
-            terminal: false,
-            close_due: false,
-        })
-    }
-
     /// The next output, in the order the machine produced it; `None` when there is none.
     /// Carry it out before taking the next, and take them all after every input.
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -324,64 +197,6 @@ impl RelayMachine {
             }
             Item::Event(event) => Output::Event(event),
         })
-    }
-
-    /// The earliest deadline; call [`handle_timeout`](Self::handle_timeout) when it
-    /// passes. `None` when nothing is timed.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next_timer().map(|(at, _)| at)
-    }
-
-    /// The earliest deadline and what it is for.
-    #[must_use]
-    pub fn next_timer(&self) -> Option<(Instant, TimerKind)> {
-        let timers = self.timers.iter();
-        let request = self
-            .pending
-            .next_deadline()
-            .map(|at| (at, TimerKind::Request));
-        timers.chain(request).min()
-    }
-
-    /// The coarse state.
-    pub fn state(&self) -> GatewayState {
-        match self.state {
-            State::Idle => GatewayState::Idle,
-            State::Dialing(_) => GatewayState::Dialing,
-            State::Connected => match &self.connection {
-                Some(c) if c.closing => GatewayState::Closing,
-                Some(c) if c.open_since.is_some() => GatewayState::Open,
-                _ => GatewayState::AwaitingDescriptor,
-            },
-            State::Waiting => GatewayState::Waiting,
-            State::Held => GatewayState::Held,
-            State::Closed => GatewayState::Closed,
-            State::Revoked => GatewayState::Revoked,
-        }
-    }
-
-    /// The configured identities, in `hello` order.
-    pub fn identities(&self) -> &[Identity] {
-        &self.config.identities
-    }
-
-    /// Requests awaiting their result.
-    pub fn in_flight(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Bytes of a partial frame held back on this connection, waiting for its newline.
-    /// Never more than `max_frame_len`: the memory one connection's input can pin.
-    pub fn buffered_len(&self) -> usize {
-        self.connection
-            .as_ref()
-            .map_or(0, |_| self.core.buffered_len())
-    }
-
-    /// The generation of the latest dial.
-    pub fn generation(&self) -> u64 {
-        self.generation
     }
 
     /// Feeds the payload of one WebSocket message (text or binary). Its frames are decoded
@@ -426,42 +241,18 @@ impl RelayMachine {
     /// Acts on every deadline that is due at `now`. Spurious calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.flush_input();
-        while let Some(id) = self.pending.pop_expired(now) {
-            self.respond(id, Err(RequestFailure::Timeout));
-        }
-        if self.timers.fire(TimerKind::Handshake, now) && self.state == State::Connected {
-            self.close_socket("handshake timeout");
-            self.end_connection(now, End::HandshakeTimeout);
+        self.expire_requests(now);
+        if self.timers.fire(TimerKind::Handshake, now) {
+            self.on_handshake_timeout(now);
         }
         if self.timers.fire(TimerKind::GoIdle, now) {
-            if let Some(dormant) = self.connection.as_mut().and_then(|c| c.idle_waiter.take()) {
-                self.event(GatewayEvent::GoingIdle {
-                    acked: false,
-                    dormant,
-                });
-            }
+            self.on_go_idle_timeout();
         }
         if self.timers.fire(TimerKind::Drain, now) {
             self.close_due = true;
         }
         if self.timers.fire(TimerKind::Redial, now) {
-            match self.state {
-                State::Waiting if self.hold_redial => {
-                    self.state = State::Held;
-                    let until = now + self.config.backoff.hold_cap;
-                    self.timers.set(TimerKind::Redial, until);
-                    self.event(GatewayEvent::RedialHeld { until });
-                }
-                State::Waiting | State::Held => {
-                    self.hold_redial = false;
-                    self.dial(DialPurpose::Backoff);
-                }
-                State::Idle
-                | State::Dialing(_)
-                | State::Connected
-                | State::Closed
-                | State::Revoked => {}
-            }
+            self.on_redial_timer(now);
         }
         self.finish_close_if_drained();
     }
@@ -469,42 +260,10 @@ impl RelayMachine {
     pub(super) fn handle_frame(&mut self, now: Instant, frame: Frame) {
         match frame {
             Frame::Descriptor(d) => self.on_descriptor(now, d.descriptor),
-            Frame::Inbound(inbound) => {
-                let Inbound { event, buffer_id } = *inbound;
-                if !self.admit(buffer_id.as_ref(), || acks::digest(&event)) {
-                    return;
-                }
-                let source = &event.source;
-                if !source.chat_id.is_empty() {
-                    self.routes.insert(
-                        source.chat_id.clone(),
-                        ChatRoute {
-                            platform: source.platform.clone(),
-                            scope_id: source.scope_id.clone(),
-                            user_id: source.user_id.clone(),
-                            profile: source.profile.clone(),
-                        },
-                    );
-                }
-                self.event(GatewayEvent::Inbound {
-                    event: Box::new(event),
-                    buffer_id,
-                });
-            }
-            Frame::PassthroughForward(PassthroughFrame { forward, buffer_id }) => {
-                if self.admit(buffer_id.as_ref(), || acks::digest(&forward)) {
-                    self.event(GatewayEvent::Passthrough {
-                        forward: Box::new(forward),
-                        buffer_id,
-                    });
-                }
-            }
+            Frame::Inbound(inbound) => self.on_inbound(*inbound),
+            Frame::PassthroughForward(forward) => self.on_passthrough(forward),
             Frame::OutboundResult(OutboundResult { request_id, result }) => {
-                if self.pending.remove(&request_id) {
-                    self.resolve(request_id, Ok(result));
-                } else {
-                    self.diagnostic(Diagnostic::UnknownResult(request_id));
-                }
+                self.on_result(request_id, result);
             }
             Frame::InterruptInbound(i) => self.event(GatewayEvent::Interrupt {
                 session_key: i.session_key,
@@ -529,51 +288,9 @@ impl RelayMachine {
                 let failure = RequestFailure::InvalidResult(error.message.clone());
                 self.resolve(id, Err(failure));
             }
-            Some(Salvage::Delivery(buffer_id)) => {
-                // Keyed on what made it undecodable: a redelivery of the same poison line
-                // is recognised, a good delivery that reuses the id is not swallowed.
-                let digest = acks::digest(&(error.kind.as_str(), &error.message));
-                if self.admit(Some(&buffer_id), || digest) {
-                    // Never suppressed by the diagnostics budget: it must be acked.
-                    return self.event(GatewayEvent::Undeliverable { buffer_id, error });
-                }
-                return;
-            }
+            Some(Salvage::Delivery(buffer_id)) => return self.on_undeliverable(buffer_id, error),
             Some(Salvage::OutboundResult(_) | Salvage::Outbound(_)) | None => {}
         }
         self.diagnostic(Diagnostic::Decode(error));
-    }
-
-    /// Whether a new frame may be written now, and if not, why.
-    pub(super) fn writable(&self) -> Result<(), RequestFailure> {
-        match (self.state, &self.connection) {
-            (State::Connected, Some(c)) if c.closing => Err(RequestFailure::Closing),
-            (State::Connected, Some(_)) => Ok(()),
-            (State::Closed, _) => Err(RequestFailure::Closed),
-            (State::Revoked, _) => Err(RequestFailure::Revoked),
-            _ => Err(RequestFailure::NotConnected),
-        }
-    }
-
-    pub(super) fn diagnostic(&mut self, diagnostic: Diagnostic) {
-        if self.core.admit_diagnostic() {
-            self.event(GatewayEvent::Diagnostic(diagnostic));
-        }
-    }
-
-    /// Queues an event; once the terminal event is queued, it stays the last output.
-    pub(super) fn event(&mut self, event: GatewayEvent) {
-        if self.terminal {
-            self.core.outputs.event_before_last(event);
-        } else {
-            self.core.outputs.event(event);
-        }
-    }
-
-    /// Queues a frame on the current connection.
-    pub(super) fn transmit(&mut self, frame: &Frame, carries: Carries) {
-        if let Some(generation) = self.connection.as_ref().map(|c| c.generation) {
-            self.core.outputs.transmit(generation, frame, carries);
-        }
     }
 }

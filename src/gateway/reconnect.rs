@@ -284,4 +284,22 @@ impl RelayMachine {
             }
         }
     }
+
+    /// A backoff wait or a redial hold ended: dial, or park the dial if a hold was asked.
+    pub(super) fn on_redial_timer(&mut self, now: Instant) {
+        match self.state {
+            State::Waiting if self.hold_redial => {
+                self.state = State::Held;
+                let until = now + self.config.backoff.hold_cap;
+                self.timers.set(TimerKind::Redial, until);
+                self.event(GatewayEvent::RedialHeld { until });
+            }
+            State::Waiting | State::Held => {
+                self.hold_redial = false;
+                self.dial(DialPurpose::Backoff);
+            }
+            State::Idle | State::Dialing(_) | State::Connected | State::Closed | State::Revoked => {
+            }
+        }
+    }
 }

@@ -31,36 +31,7 @@ impl RelayMachine {
             });
         }
         let mut action = action.into();
-        let route = action.chat_id().and_then(|c| self.routes.get(c)).cloned();
-        if let (Some(route), Some(metadata)) = (&route, action.metadata_mut()) {
-            for (key, value) in [
-                ("scope_id", &route.scope_id),
-                ("user_id", &route.user_id),
-                ("profile", &route.profile),
-            ] {
-                if let Some(value) = value {
-                    metadata
-                        .entry(key)
-                        .or_insert_with(|| Value::String(value.clone()));
-                }
-            }
-        }
-        // A chat's platform tags the reply only if this socket announced it: a connector
-        // must refuse a tag for any other platform, while untagged falls back to the
-        // session default.
-        let platform = platform
-            .map(str::to_owned)
-            .or_else(|| {
-                route
-                    .map(|r| r.platform)
-                    .filter(|p| self.identity(p).is_some())
-            })
-            .or_else(|| self.follow_up_platform(&action));
-        let bot_id = platform
-            .as_deref()
-            .and_then(|p| self.identity(p))
-            .map(|i| i.bot_id.clone())
-            .filter(|b| !b.is_empty());
+        let (platform, bot_id) = self.apply_route(&mut action, platform);
         let mut id = RequestId(self.rng.hex32());
         while self.pending.contains(&id) {
             id = RequestId(self.rng.hex32());
@@ -99,16 +70,6 @@ impl RelayMachine {
         Ok(())
     }
 
-    /// A `follow_up` whose capability kind names an announced platform
-    /// (`discord.interaction_token`) goes to that platform.
-    pub(super) fn follow_up_platform(&self, action: &OutboundAction) -> Option<String> {
-        let OutboundAction::FollowUp(f) = action else {
-            return None;
-        };
-        let prefix = f.kind.split('.').next()?;
-        self.identity(prefix).map(|i| i.platform.clone())
-    }
-
     pub(super) fn respond(
         &mut self,
         id: RequestId,
@@ -126,5 +87,26 @@ impl RelayMachine {
     ) {
         self.respond(id, result);
         self.finish_close_if_drained();
+    }
+
+    /// Requests whose result did not come in time resolve as ambiguous.
+    pub(super) fn expire_requests(&mut self, now: Instant) {
+        while let Some(id) = self.pending.pop_expired(now) {
+            self.respond(id, Err(RequestFailure::Timeout));
+        }
+    }
+
+    /// An `outbound_result`: resolves its request, if it is pending.
+    pub(super) fn on_result(&mut self, request_id: RequestId, result: crate::wire::ActionResult) {
+        if self.pending.remove(&request_id) {
+            self.resolve(request_id, Ok(result));
+        } else {
+            self.diagnostic(Diagnostic::UnknownResult(request_id));
+        }
+    }
+
+    /// Requests awaiting their result.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
     }
 }

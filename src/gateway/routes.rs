@@ -33,4 +33,69 @@ impl RelayMachine {
     pub fn route(&self, chat_id: &str) -> Option<&ChatRoute> {
         self.routes.get(chat_id)
     }
+
+    /// Remembers the routing facts of a chat's latest inbound.
+    pub(super) fn record_route(&mut self, source: &crate::wire::SessionSource) {
+        if !source.chat_id.is_empty() {
+            self.routes.insert(
+                source.chat_id.clone(),
+                ChatRoute {
+                    platform: source.platform.clone(),
+                    scope_id: source.scope_id.clone(),
+                    user_id: source.user_id.clone(),
+                    profile: source.profile.clone(),
+                },
+            );
+        }
+    }
+
+    /// Routes a reply (§5.1–§5.2): fills in the tenant metadata of its chat's latest
+    /// inbound that the caller did not set, and returns the platform tag and `botId`.
+    pub(super) fn apply_route(
+        &self,
+        action: &mut OutboundAction,
+        platform: Option<&str>,
+    ) -> (Option<String>, Option<String>) {
+        let route = action.chat_id().and_then(|c| self.routes.get(c)).cloned();
+        if let (Some(route), Some(metadata)) = (&route, action.metadata_mut()) {
+            for (key, value) in [
+                ("scope_id", &route.scope_id),
+                ("user_id", &route.user_id),
+                ("profile", &route.profile),
+            ] {
+                if let Some(value) = value {
+                    metadata
+                        .entry(key)
+                        .or_insert_with(|| Value::String(value.clone()));
+                }
+            }
+        }
+        // A chat's platform tags the reply only if this socket announced it: a connector
+        // must refuse a tag for any other platform, while untagged falls back to the
+        // session default.
+        let platform = platform
+            .map(str::to_owned)
+            .or_else(|| {
+                route
+                    .map(|r| r.platform)
+                    .filter(|p| self.identity(p).is_some())
+            })
+            .or_else(|| self.follow_up_platform(action));
+        let bot_id = platform
+            .as_deref()
+            .and_then(|p| self.identity(p))
+            .map(|i| i.bot_id.clone())
+            .filter(|b| !b.is_empty());
+        (platform, bot_id)
+    }
+
+    /// A `follow_up` whose capability kind names an announced platform
+    /// (`discord.interaction_token`) goes to that platform.
+    pub(super) fn follow_up_platform(&self, action: &OutboundAction) -> Option<String> {
+        let OutboundAction::FollowUp(f) = action else {
+            return None;
+        };
+        let prefix = f.kind.split('.').next()?;
+        self.identity(prefix).map(|i| i.platform.clone())
+    }
 }

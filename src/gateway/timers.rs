@@ -71,3 +71,25 @@ impl Timers {
         due
     }
 }
+
+use super::RelayMachine;
+
+impl RelayMachine {
+    /// The earliest deadline; call [`handle_timeout`](Self::handle_timeout) when it
+    /// passes. `None` when nothing is timed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timer().map(|(at, _)| at)
+    }
+
+    /// The earliest deadline and what it is for.
+    #[must_use]
+    pub fn next_timer(&self) -> Option<(Instant, TimerKind)> {
+        let timers = self.timers.iter();
+        let request = self
+            .pending
+            .next_deadline()
+            .map(|at| (at, TimerKind::Request));
+        timers.chain(request).min()
+    }
+}

@@ -92,6 +92,48 @@ impl Default for GatewayConfig {
     }
 }
 
+impl GatewayConfig {
+    /// Checks the limits and durations: what [`RelayMachine::new`](super::RelayMachine::new)
+    /// refuses.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let config = self;
+        if config.identities.len() > MAX_IDENTITIES {
+            return Err(ConfigError::TooManyIdentities(config.identities.len()));
+        }
+        for (i, identity) in config.identities.iter().enumerate() {
+            if config.identities[..i]
+                .iter()
+                .any(|other| other.platform == identity.platform)
+            {
+                return Err(ConfigError::DuplicatePlatform(identity.platform.clone()));
+            }
+        }
+        if config.max_in_flight == 0 {
+            return Err(ConfigError::Zero("max_in_flight"));
+        }
+        if config.max_frame_len == 0 {
+            return Err(ConfigError::Zero("max_frame_len"));
+        }
+        let backoff = &config.backoff;
+        for (name, duration) in [
+            ("handshake_timeout", config.handshake_timeout),
+            ("request_timeout", config.request_timeout),
+            ("go_idle_timeout", config.go_idle_timeout),
+            ("disconnect_budget", config.disconnect_budget),
+            ("backoff.base", backoff.base),
+            ("backoff.cap", backoff.cap),
+            ("backoff.stable_after", backoff.stable_after),
+            ("backoff.dormant_cadence", backoff.dormant_cadence),
+            ("backoff.hold_cap", backoff.hold_cap),
+        ] {
+            if duration > MAX_DURATION {
+                return Err(ConfigError::TooLong(name));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Why a [`GatewayConfig`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -8,6 +8,7 @@
 #![deny(clippy::indexing_slicing)]
 
 mod action;
+pub mod close;
 mod descriptor;
 mod event;
 mod passthrough;
@@ -193,6 +194,11 @@ macro_rules! frames {
         units { $($unit:ident = $uname:literal,)* }
     ) => {
         impl Frame {
+            /// The wire `type` of every frame this crate has a typed variant for: each is
+            /// what [`Frame::frame_type`] returns for its variant, and a frame of any other
+            /// `type` decodes to [`Frame::Unknown`].
+            pub const KNOWN_TYPES: [&'static str; 11] = [$($name,)* $($uname,)*];
+
             /// The wire `type`.
             pub fn frame_type(&self) -> &str {
                 match self {
@@ -365,5 +371,52 @@ impl Visitor<'_> for BufferIdVisitor {
     }
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    /// The exported type list names exactly the typed variants: a minimal frame of each
+    /// type decodes to a variant whose `frame_type()` is that name, never to `Unknown`.
+    #[test]
+    fn known_types_are_the_typed_variants() {
+        // Every field any frame requires, at once: each type reads its own and ignores the
+        // rest.
+        let mut line = serde_json::json!({
+            "platform": "discord",
+            "botId": "b",
+            "descriptor": {
+                "contract_version": 1,
+                "platform": "discord",
+                "label": "Discord",
+                "max_message_length": 2000,
+                "supports_draft_streaming": false,
+                "supports_edit": true,
+                "supports_threads": true,
+                "markdown_dialect": "discord",
+                "len_unit": "chars",
+            },
+            "event": {"text": "hi"},
+            "bufferId": "b-1",
+            "requestId": "r-1",
+            "action": {"op": "send", "chat_id": "c", "content": "x"},
+            "result": {"success": true},
+            "session_key": "s",
+            "chat_id": "c",
+            "forward": {"platform": "discord"},
+        });
+        for frame_type in Frame::KNOWN_TYPES {
+            line["type"] = frame_type.into();
+            let frame: Frame = serde_json::from_str(&line.to_string()).unwrap();
+            assert!(!matches!(frame, Frame::Unknown(_)), "{frame_type}");
+            assert_eq!(frame.frame_type(), frame_type);
+        }
+        let mut sorted = Frame::KNOWN_TYPES;
+        sorted.sort_unstable();
+        assert!(sorted.windows(2).all(|w| w[0] != w[1]), "{sorted:?}");
     }
 }
