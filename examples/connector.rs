@@ -126,7 +126,9 @@ async fn connection(tcp: smol::net::TcpStream, options: Options, tenants: Tenant
     })
     .await;
     let unacked = with_tenant(&tenants, &key, &options, |tenant| {
-        tenant.instance.on_closed(Instant::now(), conn);
+        tenant
+            .instance
+            .on_closed(Instant::now(), conn, None, "socket ended");
         tenant.mailboxes.remove(&conn);
         tenant.store.unacked_len()
     });

@@ -211,7 +211,8 @@ async fn connector(listener: smol::net::TcpListener) {
         })
         .await;
         let unacked = with_connector(&state, |c| {
-            c.instance.on_closed(Instant::now(), conn);
+            c.instance
+                .on_closed(Instant::now(), conn, None, "socket ended");
             c.mailboxes.remove(&conn);
             c.store.unacked_len()
         });

@@ -193,7 +193,8 @@ impl<S: DeliveryStore> Pair<S> {
     pub fn drop_connection(&mut self) {
         self.wire.clear();
         if let Some(conn) = self.conn.take() {
-            self.instance.on_closed(self.now, conn);
+            self.instance
+                .on_closed(self.now, conn, None, "socket ended");
             self.transcript.note(self.now, "net", "connection dropped");
             self.gateway.on_closed(self.now, None, "connection reset");
         }
@@ -229,7 +230,7 @@ impl<S: DeliveryStore> Pair<S> {
             }
             ConnectionCommand::Dial { .. } => {
                 if let Some(old) = self.conn.take() {
-                    self.instance.on_closed(self.now, old);
+                    self.instance.on_closed(self.now, old, None, "socket ended");
                 }
                 self.wire.clear();
                 self.conn = Some(self.instance.accept(self.now));
@@ -239,7 +240,8 @@ impl<S: DeliveryStore> Pair<S> {
                 // Frames already written still arrive before the close, as on a socket.
                 self.deliver_all(Side::ToConnector);
                 if let Some(conn) = self.conn.take() {
-                    self.instance.on_closed(self.now, conn);
+                    self.instance
+                        .on_closed(self.now, conn, None, "socket ended");
                 }
                 self.wire.clear();
             }
@@ -268,10 +270,12 @@ impl<S: DeliveryStore> Pair<S> {
                         self.flush(Side::ToGateway);
                         self.deliver_all(Side::ToGateway);
                         self.conn = None;
-                        self.instance.on_closed(self.now, conn);
+                        self.instance
+                            .on_closed(self.now, conn, None, "socket ended");
                         self.gateway.on_closed(self.now, Some(code), &reason);
                     } else {
-                        self.instance.on_closed(self.now, conn);
+                        self.instance
+                            .on_closed(self.now, conn, None, "socket ended");
                     }
                 }
                 InstanceOutput::Load {

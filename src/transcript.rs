@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::connector::{self, ConnectorCommand, ConnectorDiagnostic, ConnectorEvent};
-use crate::gateway::{self, ConnectionCommand, Diagnostic, GatewayEvent, RelayMachine};
+use crate::connector::{self, ConnectorCommand};
+use crate::gateway::{self, ConnectionCommand, GatewayEvent, RelayMachine};
 
 /// Collects the lines of a run.
 #[derive(Debug, Clone)]
@@ -169,122 +169,4 @@ fn render_gateway_event(now: Instant, event: &GatewayEvent) -> String {
     } else {
         format!("event {event}")
     }
-}
-
-impl fmt::Display for GatewayEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GatewayEvent::HandshakeComplete { platform } => {
-                write!(f, "HandshakeComplete default={platform}")
-            }
-            GatewayEvent::Descriptor(d) => write!(
-                f,
-                "Descriptor {} max={} unit={}",
-                d.platform,
-                d.max_message_length,
-                d.len_unit.as_str()
-            ),
-            GatewayEvent::ConnectFailed(failure) => write!(f, "ConnectFailed {failure:?}"),
-            GatewayEvent::Inbound { event, buffer_id } => write!(
-                f,
-                "Inbound {}:{} {:?}{}",
-                event.source.platform,
-                event.source.chat_id,
-                event.text,
-                buffered(buffer_id.as_ref())
-            ),
-            GatewayEvent::Passthrough { forward, buffer_id } => write!(
-                f,
-                "Passthrough {} {} {}{}",
-                forward.platform,
-                forward.path,
-                match &forward.body {
-                    Ok(body) => format!("body={}B", body.len()),
-                    Err(e) => format!("body error: {}", e.reason),
-                },
-                buffered(buffer_id.as_ref())
-            ),
-            GatewayEvent::Interrupt {
-                session_key,
-                chat_id,
-            } => write!(f, "Interrupt {session_key} chat={chat_id}"),
-            GatewayEvent::Response { id, result } => match result {
-                Ok(r) => write!(f, "Response {id} Ok({})", json(r)),
-                Err(e) => write!(
-                    f,
-                    "Response {id} Err({e:?}){}",
-                    if e.is_ambiguous() { " ambiguous" } else { "" }
-                ),
-            },
-            GatewayEvent::GoingIdle { acked, dormant } => {
-                write!(f, "GoingIdle acked={acked} dormant={dormant}")
-            }
-            GatewayEvent::Disconnected { code, reason } => match code {
-                Some(code) => write!(f, "Disconnected {code} {reason:?}"),
-                None => write!(f, "Disconnected {reason:?}"),
-            },
-            GatewayEvent::Reconnecting { purpose, .. } => write!(f, "Reconnecting ({purpose:?})"),
-            GatewayEvent::RedialHeld { .. } => write!(f, "RedialHeld"),
-            GatewayEvent::Revoked { reason } => write!(f, "Revoked {reason:?}"),
-            GatewayEvent::Closed => write!(f, "Closed"),
-            GatewayEvent::Undeliverable { buffer_id, error } => {
-                write!(f, "Undeliverable buffer={buffer_id} {error}")
-            }
-            GatewayEvent::InterruptNotSent { session_key } => {
-                write!(f, "InterruptNotSent {session_key}")
-            }
-            GatewayEvent::Diagnostic(Diagnostic::Decode(e)) => write!(f, "Diagnostic {e}"),
-            GatewayEvent::Diagnostic(d) => write!(f, "Diagnostic {d:?}"),
-        }
-    }
-}
-
-impl fmt::Display for ConnectorEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnectorEvent::Hello {
-                identity,
-                command_manifest,
-            } => write!(
-                f,
-                "Hello {}:{}{}",
-                identity.platform,
-                identity.bot_id,
-                if command_manifest.is_some() {
-                    " +manifest"
-                } else {
-                    ""
-                }
-            ),
-            ConnectorEvent::Outbound {
-                request_id,
-                action,
-                identity,
-            } => write!(
-                f,
-                "Outbound {request_id} as {}:{} {}",
-                identity.platform,
-                identity.bot_id,
-                json(action)
-            ),
-            ConnectorEvent::Interrupt {
-                session_key,
-                reason,
-            } => write!(f, "Interrupt {session_key} reason={reason:?}"),
-            ConnectorEvent::Acked(id) => write!(f, "Acked {id}"),
-            ConnectorEvent::WentIdle => write!(f, "WentIdle"),
-            ConnectorEvent::Diagnostic(ConnectorDiagnostic::Decode(e)) => {
-                write!(f, "Diagnostic {e}")
-            }
-            ConnectorEvent::Diagnostic(d) => write!(f, "Diagnostic {d:?}"),
-        }
-    }
-}
-
-fn buffered(buffer_id: Option<&crate::wire::BufferId>) -> String {
-    buffer_id.map_or_else(String::new, |b| format!(" buffer={b}"))
-}
-
-fn json(value: &impl serde::Serialize) -> String {
-    serde_json::to_string(value).unwrap_or_default()
 }

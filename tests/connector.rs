@@ -99,7 +99,7 @@ fn outbound_resolves_its_identity_and_gets_exactly_one_result() {
             ("r2".into(), "telegram".into())
         ]
     );
-    assert_eq!(conn.open_requests(), 2);
+    assert_eq!(conn.in_flight(), 2);
     conn.respond(now, &RequestId::from("r1"), ActionResult::ok())
         .unwrap();
     assert_eq!(
@@ -143,7 +143,7 @@ fn an_unannounced_identity_is_answered_with_a_structured_failure() {
         assert_eq!(result["result"]["success"], false);
         assert_eq!(result["result"]["code"], UNKNOWN_IDENTITY);
     }
-    assert_eq!(conn.open_requests(), 0);
+    assert_eq!(conn.in_flight(), 0);
     assert!(drained.events.iter().all(|e| matches!(
         e,
         ConnectorEvent::Diagnostic(ConnectorDiagnostic::UnknownIdentity { .. })
@@ -336,7 +336,7 @@ fn replay_is_gated_by_acks_in_a_window() {
         )]
     );
     assert!(out.frames.is_empty());
-    instance.on_closed(now, conn);
+    instance.on_closed(now, conn, None, "socket ended");
     let mut texts = handshake_instance(&mut instance, &mut store, next, now).texts();
     assert_eq!(texts, ["m2", "m4"], "the window holds two");
     feed_instance(
@@ -386,7 +386,7 @@ fn going_idle_buffers_live_deliveries_and_asks_for_a_wake() {
     // ones are replayed in order.
     let next = instance.accept(now);
     drive(&mut instance, &mut store, now);
-    instance.on_closed(now, conn);
+    instance.on_closed(now, conn, None, "socket ended");
     assert!(instance.is_idle(), "idle until the next handshake");
     let out = handshake_instance(&mut instance, &mut store, next, now);
     assert_eq!(out.texts(), ["while idle", "still idle"]);

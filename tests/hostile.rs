@@ -13,7 +13,7 @@ mod common;
 use bytes::Bytes;
 use relay_machine::codec::{DecodeError, DecodeErrorKind, FrameDecoder};
 use relay_machine::wire::{
-    ActionResult, Base64Error, BodyError, BufferId, CapabilityDescriptor, Frame, Hello, Inbound,
+    ActionResult, Base64Error, BodyError, BufferId, CapabilityDescriptor, Frame, Identity, Inbound,
     InboundAck, LEGACY_OPS, LenUnit, MessageEvent, MessageType, OutboundAction, UnknownFrame,
     decode_base64, text_len,
 };
@@ -575,7 +575,7 @@ fn rows() -> Vec<Row> {
         "type not first, unknown keys",
         r#"{"platform":"a","x":[1,2],"botId":"b","type":"hello","y":null}"#,
         Expect::Frame(
-            Hello {
+            Identity {
                 platform: "a".to_owned(),
                 bot_id: "b".to_owned(),
                 command_manifest: None,
@@ -644,7 +644,7 @@ fn rows() -> Vec<Row> {
         // serde_json skips an ignored value iteratively, without a depth limit: the
         // frame decodes (nothing is built from the nested value).
         Expect::Frame(
-            Hello {
+            Identity {
                 platform: "a".to_owned(),
                 bot_id: "b".to_owned(),
                 command_manifest: None,
@@ -731,7 +731,7 @@ fn rows() -> Vec<Row> {
         "lone high surrogate",
         r#"{"type":"hello","platform":"\ud800","botId":"b"}"#,
         Expect::Frame(
-            Hello {
+            Identity {
                 platform: "\u{FFFD}".to_owned(),
                 bot_id: "b".to_owned(),
                 command_manifest: None,
@@ -761,7 +761,7 @@ fn rows() -> Vec<Row> {
         "valid surrogate pair",
         r#"{"type":"hello","platform":"\ud83d\ude80","botId":"caf\u00e9"}"#,
         Expect::Frame(
-            Hello {
+            Identity {
                 platform: "\u{1F680}".to_owned(),
                 bot_id: "caf\u{e9}".to_owned(),
                 command_manifest: None,

@@ -175,7 +175,7 @@ fn a_half_open_connection_is_superseded_and_its_window_replayed() {
     assert_eq!(c.store.unacked_len(), 0, "nothing lost");
     assert_eq!(c.acked.len(), 10);
     // The old socket finally ends: nothing changes.
-    c.instance.on_closed(c.now, a);
+    c.instance.on_closed(c.now, a, None, "socket ended");
     c.pump();
     assert_eq!(c.instance.current(), Some(b));
     assert_eq!(c.instance.connections(), 1);
@@ -243,7 +243,7 @@ fn a_connection_that_ends_returns_its_window_to_the_tail() {
     let a = c.handshake();
     let ids = c.buffer(3);
     assert_eq!(c.sent(a), ids[..2]);
-    c.instance.on_closed(c.now, a);
+    c.instance.on_closed(c.now, a, None, "socket ended");
     c.pump();
     assert_eq!(c.instance.current(), None);
     // New deliveries wait in the store with no connection.

@@ -9,13 +9,15 @@ use relay_machine::codec::{DEFAULT_MAX_FRAME_LEN, DecodeErrorKind, FrameDecoder,
 use relay_machine::connector::{
     ConnectorConfig, ConnectorDiagnostic, ConnectorEvent, ConnectorMachine,
 };
+const MAX_IDENTITIES: usize = 64;
+
 use relay_machine::gateway::{
     ConnectFailure, ConnectionCommand, Diagnostic, GatewayConfig, GatewayEvent, GatewayState,
-    Identity, MAX_IDENTITIES, RelayMachine, RequestFailure,
+    Identity, RelayMachine, RequestFailure, SendError,
 };
 use relay_machine::testing::{split_connector, split_gateway};
 use relay_machine::wire::{
-    ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Hello, Inbound, MessageEvent,
+    ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Inbound, MessageEvent,
     Outbound, OutboundResult, RequestId, SendAction, SessionSource,
 };
 
@@ -208,7 +210,7 @@ fn the_connector_skips_an_endless_line() {
     assert!(out.transmits.is_empty(), "nothing to answer");
     conn.handle_input(
         now,
-        &encode(&Frame::Hello(Hello {
+        &encode(&Frame::Hello(Identity {
             platform: "discord".into(),
             bot_id: String::new(),
             command_manifest: None,
@@ -390,8 +392,7 @@ fn a_silent_peer_times_requests_out_and_in_flight_stays_bounded() {
     }
     for _ in 0..1000 {
         let refused = gw.send(t0, send_action("c"), None).unwrap_err();
-        assert_eq!(refused, RequestFailure::InFlightLimit { limit: 64 });
-        assert!(!refused.is_ambiguous(), "definitely not sent");
+        assert_eq!(refused, SendError::InFlightLimit { limit: 64 });
     }
     assert_eq!(gw.in_flight(), 64);
     let writes = split_gateway(&mut gw).transmits.len();
@@ -509,7 +510,7 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
     let now = Instant::now();
     conn.handle_input(
         now,
-        &encode(&Frame::Hello(Hello {
+        &encode(&Frame::Hello(Identity {
             platform: "discord".into(),
             bot_id: String::new(),
             command_manifest: None,
@@ -544,7 +545,7 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
                 }
             }
             answered += out.transmits.len();
-            assert!(conn.open_requests() <= 1024);
+            assert!(conn.in_flight() <= 1024);
         }
     }
     assert_eq!(handed_out, 1024);
@@ -553,7 +554,7 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
     // The application answers one; a new request fits again.
     conn.respond(now, &RequestId::from("r0"), ActionResult::ok())
         .unwrap();
-    assert_eq!(conn.open_requests(), 1023);
+    assert_eq!(conn.in_flight(), 1023);
 }
 
 /// A gateway that floods `hello`s: at most `max_identities` are accepted, the rest are
@@ -564,7 +565,7 @@ fn the_connector_bounds_identities() {
     let now = Instant::now();
     let mut message = Vec::new();
     for i in 0..10_000 {
-        message.extend_from_slice(&encode(&Frame::Hello(Hello {
+        message.extend_from_slice(&encode(&Frame::Hello(Identity {
             platform: format!("p{i}"),
             bot_id: String::new(),
             command_manifest: None,
@@ -597,7 +598,7 @@ fn the_connector_bounds_identities() {
 // ----- descriptors ------------------------------------------------------------------
 
 /// A connector that describes ever more platforms: the gateway keeps at most
-/// `MAX_IDENTITIES` descriptors per connection (a connector can only describe what was
+/// `max_identities` (64) descriptors per connection (a connector can only describe what was
 /// announced, and no more can be), drops the rest with a diagnostic, and keeps serving
 /// with its session default.
 #[test]

@@ -361,7 +361,7 @@ fn connector_every_frame_comes_before_its_close() {
                 match end {
                     ConnectorEnd::Close => conn.close(now, 1000, "bye"),
                     ConnectorEnd::RejectAuth => conn.reject_auth(now, "unauthorized"),
-                    ConnectorEnd::PeerClose => conn.on_closed(now),
+                    ConnectorEnd::PeerClose => conn.on_closed(now, None, "reset"),
                 }
                 let outputs: Vec<connector::Output> =
                     std::iter::from_fn(|| conn.poll_output()).collect();

@@ -172,5 +172,5 @@ fn the_connector_answers_an_undecodable_outbound_instead_of_dropping_it() {
     assert_eq!(out[0]["requestId"], "r-1");
     assert_eq!(out[0]["result"]["success"], false);
     assert_eq!(out[0]["result"]["code"], INVALID_ACTION);
-    assert_eq!(conn.open_requests(), 0);
+    assert_eq!(conn.in_flight(), 0);
 }

@@ -75,6 +75,15 @@ pub enum Live {
     Buffer(Delivery),
 }
 
+impl fmt::Display for Live {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Live::Sent => f.write_str("sent live"),
+            Live::Buffer(_) => f.write_str("not sent: buffer it"),
+        }
+    }
+}
+
 /// The replay of the durable buffer on the current connection.
 #[derive(Debug, Default)]
 struct Replay {
@@ -270,12 +279,12 @@ impl Instance {
 
     /// Connection `conn`'s socket ended. What it had not taken is discarded; its
     /// unacked deliveries stay in the store for the next connection.
-    pub fn on_closed(&mut self, now: Instant, conn: ConnId) {
+    pub fn on_closed(&mut self, now: Instant, conn: ConnId, code: Option<u16>, reason: &str) {
         self.flush();
         let Some(mut machine) = self.connections.remove(&conn) else {
             return;
         };
-        machine.on_closed(now);
+        machine.on_closed(now, code, reason);
         self.outputs.retain(|output| match output {
             InstanceOutput::Transmit(c, _) | InstanceOutput::Command(c, _) => *c != conn,
             InstanceOutput::Event(..)

@@ -7,9 +7,8 @@ mod instance;
 mod store;
 
 use std::collections::HashSet;
+use std::fmt;
 use std::time::Instant;
-
-use serde_json::{Map, Value};
 
 use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError, Salvage};
 use crate::conn_core::{Core, Step};
@@ -17,7 +16,7 @@ use crate::outputs::{Carries, Item};
 use crate::transmit::Transmit;
 use crate::wire::close::UNAUTHORIZED as CLOSE_UNAUTHORIZED;
 use crate::wire::{
-    ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Hello, Inbound,
+    ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Identity, Inbound,
     InterruptInbound, Outbound, OutboundAction, OutboundResult, PassthroughFrame, RequestId,
 };
 
@@ -59,15 +58,6 @@ impl Default for ConnectorConfig {
     }
 }
 
-/// One platform identity a gateway announced with `hello`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnnouncedIdentity {
-    /// The platform.
-    pub platform: String,
-    /// The bot identity; may be empty.
-    pub bot_id: String,
-}
-
 /// Something the connector application should act on.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -75,10 +65,8 @@ pub enum ConnectorEvent {
     /// The gateway announced an identity. Validate it against the authenticated tenant and
     /// answer with [`ConnectorMachine::send_descriptor`]. The first is the session default.
     Hello {
-        /// The identity.
-        identity: AnnouncedIdentity,
-        /// Discord slash commands to reconcile (best effort).
-        command_manifest: Option<Vec<Map<String, Value>>>,
+        /// The identity, with the Discord slash commands to reconcile (best effort).
+        identity: Identity,
     },
     /// The gateway asks for an action. Answer exactly once with
     /// [`ConnectorMachine::respond`].
@@ -88,7 +76,7 @@ pub enum ConnectorEvent {
         /// What to do.
         action: OutboundAction,
         /// The identity to act as: the tagged one, or the session default.
-        identity: AnnouncedIdentity,
+        identity: Identity,
     },
     /// The gateway asks to stop a session's running turn; route it to the gateway that owns
     /// the session as an `interrupt_inbound`.
@@ -134,9 +122,36 @@ pub enum ConnectorDiagnostic {
     TooManyRequests(RequestId),
     /// A `hello` past `max_identities`, or repeating an announced platform; ignored.
     RefusedHello(String),
-    /// This many further diagnostics of one input were dropped (at most 64 wait in the
-    /// event queue at once); their side effects still happened.
+    /// This many further diagnostics of one input were dropped (at most 64 are reported
+    /// per input); their side effects still happened.
     Suppressed(u64),
+}
+
+impl fmt::Display for ConnectorDiagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectorDiagnostic::Decode(e) => write!(f, "undecodable line: {e}"),
+            ConnectorDiagnostic::UnexpectedFrame(t) => write!(f, "unexpected frame type {t:?}"),
+            ConnectorDiagnostic::DuplicateRequest(id) => {
+                write!(f, "outbound {id} repeats an open request, ignored")
+            }
+            ConnectorDiagnostic::UnknownIdentity {
+                request_id,
+                platform,
+                bot_id,
+            } => write!(
+                f,
+                "outbound {request_id} for unannounced identity {}:{}",
+                platform.as_deref().unwrap_or("<default>"),
+                bot_id.as_deref().unwrap_or("")
+            ),
+            ConnectorDiagnostic::TooManyRequests(id) => {
+                write!(f, "outbound {id} refused: too many open requests")
+            }
+            ConnectorDiagnostic::RefusedHello(p) => write!(f, "hello for {p:?} refused"),
+            ConnectorDiagnostic::Suppressed(n) => write!(f, "{n} more diagnostics of this input"),
+        }
+    }
 }
 
 /// Why a command was refused.
@@ -236,7 +251,7 @@ const CONNECTION: u64 = 0;
 #[derive(Debug)]
 pub struct ConnectorMachine {
     config: ConnectorConfig,
-    identities: Vec<AnnouncedIdentity>,
+    identities: Vec<Identity>,
     /// A descriptor was sent: the handshake is answered.
     handshaken: bool,
     idle: bool,
@@ -286,7 +301,7 @@ impl ConnectorMachine {
     }
 
     /// The identities announced so far, in order; the first is the session default.
-    pub fn identities(&self) -> &[AnnouncedIdentity] {
+    pub fn identities(&self) -> &[Identity] {
         &self.identities
     }
 
@@ -296,7 +311,7 @@ impl ConnectorMachine {
     }
 
     /// Requests awaiting [`respond`](Self::respond).
-    pub fn open_requests(&self) -> usize {
+    pub fn in_flight(&self) -> usize {
         self.open_requests.len()
     }
 
@@ -355,9 +370,11 @@ impl ConnectorMachine {
         true
     }
 
-    /// The socket ended. Nothing more is written: outputs not yet taken are discarded, and
-    /// unacked buffered deliveries stay in the store for the next connection.
-    pub fn on_closed(&mut self, _now: Instant) {
+    /// The socket ended, with the close code and reason when there was a close frame (the
+    /// same report as [`RelayMachine::on_closed`](crate::gateway::RelayMachine::on_closed)).
+    /// Nothing more is written: outputs not yet taken are discarded, and unacked buffered
+    /// deliveries stay in the store for the next connection.
+    pub fn on_closed(&mut self, _now: Instant, _code: Option<u16>, _reason: &str) {
         // What the peer sent before the end still counts (an ack, above all).
         self.flush_input();
         self.closed = true;
@@ -522,20 +539,18 @@ impl ConnectorMachine {
         self.diagnostic(ConnectorDiagnostic::Decode(e));
     }
 
-    fn on_hello(&mut self, hello: Hello) {
-        let repeated = self.identities.iter().any(|i| i.platform == hello.platform);
+    fn on_hello(&mut self, identity: Identity) {
+        let repeated = self
+            .identities
+            .iter()
+            .any(|i| i.platform == identity.platform);
         if repeated || self.identities.len() >= self.config.max_identities {
-            return self.diagnostic(ConnectorDiagnostic::RefusedHello(hello.platform));
+            return self.diagnostic(ConnectorDiagnostic::RefusedHello(identity.platform));
         }
-        let identity = AnnouncedIdentity {
-            platform: hello.platform,
-            bot_id: hello.bot_id,
-        };
-        self.identities.push(identity.clone());
-        self.event(ConnectorEvent::Hello {
-            identity,
-            command_manifest: hello.command_manifest,
-        });
+        // The manifest is the application's, once; what the socket keeps is who it is.
+        self.identities
+            .push(Identity::new(&identity.platform, &identity.bot_id));
+        self.event(ConnectorEvent::Hello { identity });
     }
 
     fn on_outbound(&mut self, outbound: Outbound) {
@@ -622,5 +637,44 @@ fn frame_of(delivery: Delivery, buffer_id: Option<BufferId>) -> Frame {
             forward: *forward,
             buffer_id,
         }),
+    }
+}
+
+impl fmt::Display for ConnectorEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectorEvent::Hello { identity } => write!(
+                f,
+                "Hello {}:{}{}",
+                identity.platform,
+                identity.bot_id,
+                if identity.command_manifest.is_some() {
+                    " +manifest"
+                } else {
+                    ""
+                }
+            ),
+            ConnectorEvent::Outbound {
+                request_id,
+                action,
+                identity,
+            } => write!(
+                f,
+                "Outbound {request_id} as {}:{} {}",
+                identity.platform,
+                identity.bot_id,
+                serde_json::to_string(action).unwrap_or_default()
+            ),
+            ConnectorEvent::Interrupt {
+                session_key,
+                reason,
+            } => write!(f, "Interrupt {session_key} reason={reason:?}"),
+            ConnectorEvent::Acked(id) => write!(f, "Acked {id}"),
+            ConnectorEvent::WentIdle => write!(f, "WentIdle"),
+            ConnectorEvent::Diagnostic(ConnectorDiagnostic::Decode(e)) => {
+                write!(f, "Diagnostic {e}")
+            }
+            ConnectorEvent::Diagnostic(d) => write!(f, "Diagnostic {d:?}"),
+        }
     }
 }

@@ -13,7 +13,7 @@ use crate::connector::{
     Instance, InstanceOutput, Live, LoadToken, MemoryStore,
 };
 use crate::wire::{
-    ActionResult, BufferId, CapabilityDescriptor, Frame, Hello, InboundAck, Interrupt,
+    ActionResult, BufferId, CapabilityDescriptor, Frame, Identity, InboundAck, Interrupt,
     MessageEvent, Outbound, PassthroughForward, RequestId, SendAction,
 };
 
@@ -196,7 +196,7 @@ impl Model {
                 // oldest one ends first.
                 if self.connections.len() >= 8 {
                     if let Some(oldest) = self.connections.keys().next().copied() {
-                        self.instance.on_closed(now, oldest);
+                        self.instance.on_closed(now, oldest, None, "socket ended");
                         self.connections.remove(&oldest);
                     }
                 }
@@ -304,7 +304,7 @@ impl Model {
             }
             Op::SocketClosed(which) => {
                 let Some(conn) = self.pick(which) else { return };
-                self.instance.on_closed(now, conn);
+                self.instance.on_closed(now, conn, None, "socket ended");
                 self.connections.remove(&conn);
             }
             Op::AnswerLoad => {
@@ -351,7 +351,7 @@ impl Model {
             }
         };
         let frame = match frame {
-            GwFrame::Hello { platform, bot } => Frame::Hello(Hello {
+            GwFrame::Hello { platform, bot } => Frame::Hello(Identity {
                 platform: PLATFORMS[usize::from(platform) % PLATFORMS.len()].to_owned(),
                 bot_id: BOTS[usize::from(bot) % BOTS.len()].to_owned(),
                 command_manifest: None,
@@ -512,8 +512,8 @@ impl Model {
             let Some(machine) = self.instance.connection(*conn) else {
                 panic!("{conn} is open in the model, not in the instance");
             };
-            assert_eq!(machine.open_requests(), model.open.len(), "open requests");
-            assert!(machine.open_requests() <= self.config.max_open_requests);
+            assert_eq!(machine.in_flight(), model.open.len(), "open requests");
+            assert!(machine.in_flight() <= self.config.max_open_requests);
             assert!(machine.identities().len() <= self.config.max_identities);
             assert!(machine.buffered_len() <= self.config.max_frame_len);
         }
@@ -524,7 +524,8 @@ impl Model {
     /// the store, each unacked delivery exactly once and in append order.
     fn drain_store(mut self) {
         for conn in self.connections.keys().copied().collect::<Vec<_>>() {
-            self.instance.on_closed(self.now, conn);
+            self.instance
+                .on_closed(self.now, conn, None, "socket ended");
         }
         self.connections.clear();
         self.drain();
@@ -538,7 +539,7 @@ impl Model {
         let mut instance = Instance::new(config);
         let now = self.now;
         let conn = instance.accept(now);
-        let hello = encode(&Frame::Hello(Hello {
+        let hello = encode(&Frame::Hello(Identity {
             platform: "discord".to_owned(),
             bot_id: String::new(),
             command_manifest: None,

@@ -26,7 +26,7 @@ use serde_json::{Map, Number, Value};
 use crate::wire::{
     ActionResult, BodyError, BufferId, CapabilityDescriptor, ContextAuthor, ContextItem,
     DeleteAction, Descriptor, DraftAction, EditAction, FollowUpAction, Frame, GetChatInfoAction,
-    Hello, Inbound, InboundAck, Interrupt, InterruptInbound, LenUnit, MediaItem, MessageEvent,
+    Identity, Inbound, InboundAck, Interrupt, InterruptInbound, LenUnit, MediaItem, MessageEvent,
     MessageType, Outbound, OutboundAction, OutboundResult, PassthroughForward, PassthroughFrame,
     PromptAction, PromptOption, PromptResponse, ReactAction, ReplyTo, RequestId, SendAction,
     SendMediaAction, SessionSource, TaskCardAction, TaskCardStopAction, ThreadCreateAction,
@@ -169,7 +169,7 @@ fn opt_buffer_id(u: &mut Unstructured<'_>) -> Result<Option<BufferId>> {
 /// Any frame, canonical (see the module docs).
 pub fn frame(u: &mut Unstructured<'_>) -> Result<Frame> {
     Ok(match u.int_in_range(0..=11)? {
-        0 => Frame::Hello(Hello {
+        0 => Frame::Hello(Identity {
             platform: text(u)?,
             bot_id: text(u)?,
             command_manifest: opt(u, |u| list(u, |u| map(u, 2, &[])))?,

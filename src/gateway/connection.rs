@@ -108,13 +108,13 @@ impl RelayMachine {
     }
 
     /// Whether a new frame may be written now, and if not, why.
-    pub(super) fn writable(&self) -> Result<(), RequestFailure> {
+    pub(super) fn writable(&self) -> Result<(), SendError> {
         match (self.state, &self.connection) {
-            (State::Connected, Some(c)) if c.closing => Err(RequestFailure::Closing),
+            (State::Connected, Some(c)) if c.closing => Err(SendError::Closing),
             (State::Connected, Some(_)) => Ok(()),
-            (State::Closed, _) => Err(RequestFailure::Closed),
-            (State::Revoked, _) => Err(RequestFailure::Revoked),
-            _ => Err(RequestFailure::NotConnected),
+            (State::Closed, _) => Err(SendError::Closed),
+            (State::Revoked, _) => Err(SendError::Revoked),
+            _ => Err(SendError::NotConnected),
         }
     }
 

@@ -5,15 +5,15 @@ use super::*;
 
 impl RelayMachine {
     /// Starts the first connection: asks the driver to dial. Does nothing unless idle.
-    pub fn connect(&mut self, _now: Instant) -> Result<(), RequestFailure> {
+    pub fn connect(&mut self, _now: Instant) -> Result<(), SendError> {
         self.flush_input();
         match self.state {
             State::Idle => {
                 self.dial(DialPurpose::Initial);
                 Ok(())
             }
-            State::Closed => Err(RequestFailure::Closed),
-            State::Revoked => Err(RequestFailure::Revoked),
+            State::Closed => Err(SendError::Closed),
+            State::Revoked => Err(SendError::Revoked),
             State::Dialing(_) | State::Connected | State::Waiting | State::Held => Ok(()),
         }
     }
@@ -47,7 +47,7 @@ impl RelayMachine {
         self.state = State::Connected;
         for identity in self.config.identities.clone() {
             self.transmit(
-                &Frame::Hello(Hello {
+                &Frame::Hello(Identity {
                     platform: identity.platform,
                     bot_id: identity.bot_id,
                     command_manifest: identity.command_manifest,
@@ -62,8 +62,8 @@ impl RelayMachine {
     pub(super) fn on_descriptor(&mut self, now: Instant, descriptor: CapabilityDescriptor) {
         let new_platform =
             !descriptor.platform.is_empty() && !self.descriptors.contains_key(&descriptor.platform);
-        if new_platform && self.descriptors.len() >= MAX_IDENTITIES {
-            // A connector describes what was announced, and no more than MAX_IDENTITIES
+        if new_platform && self.descriptors.len() >= self.config.max_identities {
+            // A connector describes what was announced, and no more than `max_identities`
             // can be; without this bound every new platform name a peer invents would be
             // kept until the connection ends.
             return self.diagnostic(Diagnostic::TooManyDescriptors(descriptor.platform));

@@ -17,7 +17,7 @@ impl RelayMachine {
     /// late ack for a timed-out request can never satisfy a newer one. The price is that
     /// if a connector never answers one `going_idle`, no later one on the same connection
     /// can be acknowledged either; a new connection starts the count afresh.
-    pub fn go_idle(&mut self, now: Instant) -> Result<(), RequestFailure> {
+    pub fn go_idle(&mut self, now: Instant) -> Result<(), SendError> {
         self.flush_input();
         self.start_idle(now, false)
     }
@@ -25,15 +25,15 @@ impl RelayMachine {
     /// [`go_idle`](Self::go_idle), then on ack close the socket and re-dial on the dormant
     /// cadence (usually parked by [`hold_redial`](Self::hold_redial) until the application
     /// has work). Without an ack the connection stays as it is.
-    pub fn go_dormant(&mut self, now: Instant) -> Result<(), RequestFailure> {
+    pub fn go_dormant(&mut self, now: Instant) -> Result<(), SendError> {
         self.flush_input();
         self.start_idle(now, true)
     }
 
-    pub(super) fn start_idle(&mut self, now: Instant, dormant: bool) -> Result<(), RequestFailure> {
+    pub(super) fn start_idle(&mut self, now: Instant, dormant: bool) -> Result<(), SendError> {
         self.writable()?;
         let Some(connection) = self.connection.as_mut() else {
-            return Err(RequestFailure::NotConnected);
+            return Err(SendError::NotConnected);
         };
         if let Some(waiter) = connection.idle_waiter.as_mut() {
             *waiter |= dormant;

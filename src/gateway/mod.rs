@@ -22,9 +22,11 @@ use crate::conn_core::{Core, Step};
 use crate::outputs::{Carries, Item};
 use crate::pending::Pending;
 use crate::rng::Rng;
+/// The identity type of the wire, re-exported: a gateway is configured with these.
+pub use crate::wire::Identity;
 use crate::wire::close::{REASON_EXPIRED, UNAUTHORIZED as CLOSE_UNAUTHORIZED};
 use crate::wire::{
-    BufferId, CapabilityDescriptor, Frame, Hello, Inbound, InboundAck, Interrupt, Outbound,
+    BufferId, CapabilityDescriptor, Frame, Inbound, InboundAck, Interrupt, Outbound,
     OutboundAction, OutboundResult, PassthroughFrame, RequestId,
 };
 use acks::Handed;
@@ -37,8 +39,7 @@ pub use timers::TimerKind;
 use timers::Timers;
 pub use types::{
     AckError, ConfigError, ConnectFailure, ConnectionCommand, Diagnostic, DialPurpose,
-    GatewayConfig, GatewayEvent, GatewayState, Identity, MAX_DURATION, MAX_IDENTITIES, Output,
-    RequestFailure,
+    GatewayConfig, GatewayEvent, GatewayState, MAX_DURATION, Output, RequestFailure, SendError,
 };
 
 /// The gateway side of the relay protocol as a pure state machine.

@@ -249,7 +249,7 @@ impl RelayMachine {
 
     /// Parks the next due re-dial until [`release_redial`](Self::release_redial) or the
     /// hold cap passes. Applies to one wait only.
-    pub fn hold_redial(&mut self) {
+    pub fn hold_redial(&mut self, _now: Instant) {
         self.flush_input();
         self.hold_redial = true;
     }

@@ -22,11 +22,11 @@ impl RelayMachine {
         now: Instant,
         action: impl Into<OutboundAction>,
         platform: Option<&str>,
-    ) -> Result<RequestId, RequestFailure> {
+    ) -> Result<RequestId, SendError> {
         self.flush_input();
         self.writable()?;
         if self.pending.len() >= self.config.max_in_flight {
-            return Err(RequestFailure::InFlightLimit {
+            return Err(SendError::InFlightLimit {
                 limit: self.config.max_in_flight,
             });
         }
@@ -57,7 +57,7 @@ impl RelayMachine {
         _now: Instant,
         session_key: &str,
         reason: Option<&str>,
-    ) -> Result<(), RequestFailure> {
+    ) -> Result<(), SendError> {
         self.flush_input();
         self.writable()?;
         self.transmit(

@@ -1,37 +1,15 @@
 //! What goes in and out of a [`RelayMachine`](super::RelayMachine) besides bytes.
 
+use std::fmt;
 use std::time::{Duration, Instant};
-
-use serde_json::{Map, Value};
 
 use super::reconnect::BackoffConfig;
 use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError};
 use crate::transmit::Transmit;
 use crate::wire::{
-    ActionResult, BufferId, CapabilityDescriptor, MessageEvent, PassthroughForward, RequestId,
+    ActionResult, BufferId, CapabilityDescriptor, Identity, MessageEvent, PassthroughForward,
+    RequestId,
 };
-
-/// One platform identity the gateway fronts: one `hello` on every connection.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Identity {
-    /// Platform name (`discord`, `telegram`, ...).
-    pub platform: String,
-    /// Bot identity on that platform; may be empty.
-    pub bot_id: String,
-    /// Discord slash commands to register, sent verbatim in the `hello`.
-    pub command_manifest: Option<Vec<Map<String, Value>>>,
-}
-
-impl Identity {
-    /// An identity without a command manifest.
-    pub fn new(platform: impl Into<String>, bot_id: impl Into<String>) -> Self {
-        Self {
-            platform: platform.into(),
-            bot_id: bot_id.into(),
-            command_manifest: None,
-        }
-    }
-}
 
 /// Everything that shapes a [`RelayMachine`](super::RelayMachine). The defaults are the
 /// reference gateway's numbers (protocol.md §6.1) plus limits the reference lacks.
@@ -53,6 +31,9 @@ pub struct GatewayConfig {
     pub max_in_flight: usize,
     /// Longest frame accepted, in bytes (1 MiB).
     pub max_frame_len: usize,
+    /// Most identities one connection may announce, and most platforms a connector may
+    /// describe on one connection (64, as the connector's `max_identities`).
+    pub max_identities: usize,
     /// Most buffered deliveries remembered (4096), least recently seen forgotten first.
     /// The machine remembers each delivery it handed to the application, while the
     /// application holds it and after it is acked, so that a redelivery (the connector
@@ -70,9 +51,6 @@ pub struct GatewayConfig {
     pub backoff: BackoffConfig,
 }
 
-/// Most identities one connection may announce.
-pub const MAX_IDENTITIES: usize = 64;
-
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
@@ -83,6 +61,7 @@ impl Default for GatewayConfig {
             disconnect_budget: Duration::from_secs(5),
             max_in_flight: 1024,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            max_identities: 64,
             delivery_memory: 4096,
             route_capacity: 4096,
             auto_ack: false,
@@ -97,8 +76,11 @@ impl GatewayConfig {
     /// refuses.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let config = self;
-        if config.identities.len() > MAX_IDENTITIES {
-            return Err(ConfigError::TooManyIdentities(config.identities.len()));
+        if config.identities.len() > config.max_identities {
+            return Err(ConfigError::TooManyIdentities {
+                configured: config.identities.len(),
+                limit: config.max_identities,
+            });
         }
         for (i, identity) in config.identities.iter().enumerate() {
             if config.identities[..i]
@@ -142,9 +124,14 @@ pub enum ConfigError {
     /// so the second could never be told apart from the first.
     #[error("platform {0:?} is configured twice")]
     DuplicatePlatform(String),
-    /// More identities than [`MAX_IDENTITIES`].
-    #[error("{0} identities configured; at most {MAX_IDENTITIES} are allowed")]
-    TooManyIdentities(usize),
+    /// More identities than `max_identities`.
+    #[error("{configured} identities configured; at most {limit} are allowed")]
+    TooManyIdentities {
+        /// How many were configured.
+        configured: usize,
+        /// The configured `max_identities`.
+        limit: usize,
+    },
     /// `max_in_flight` or `max_frame_len` is zero.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
@@ -158,31 +145,39 @@ pub enum ConfigError {
 /// computed from `now` can overflow `Instant`.
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// Why a request failed. Each kind says whether the connector may have acted on it.
+/// Why a command was refused at once: nothing was written, so nothing can have been
+/// acted on. Retrying later is always safe.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum RequestFailure {
-    /// Not sent: there is no connection (never connected, reconnecting, or held).
+pub enum SendError {
+    /// There is no connection (never connected, reconnecting, or held).
     #[error("relay transport not connected")]
     NotConnected,
-    /// Not sent: `disconnect` has started.
+    /// `disconnect` has started.
     #[error("relay transport closing")]
     Closing,
-    /// Not sent: the machine is closed for good.
+    /// The machine is closed for good.
     #[error("relay transport closed")]
     Closed,
-    /// Not sent: the connector revoked this gateway's credential.
+    /// The connector revoked this gateway's credential.
     #[error("relay credential revoked")]
     Revoked,
-    /// Not sent: the connection ended before the driver took the frame to write it.
-    #[error("relay transport connection lost before the request was written")]
-    NotWritten,
-    /// Not sent: `max_in_flight` requests are already awaiting results.
+    /// `max_in_flight` requests are already awaiting results.
     #[error("{limit} requests already in flight")]
     InFlightLimit {
         /// The configured limit.
         limit: usize,
     },
+}
+
+/// Why a request that was accepted resolved without a result. Each kind says whether the
+/// connector may have acted on it ([`is_ambiguous`](Self::is_ambiguous)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestFailure {
+    /// Not sent: the connection ended before the driver took the frame to write it.
+    #[error("relay transport connection lost before the request was written")]
+    NotWritten,
     /// Ambiguous: sent, and no result came within the request timeout.
     #[error("relay outbound timed out")]
     Timeout,
@@ -207,12 +202,7 @@ impl RequestFailure {
             | RequestFailure::ConnectionLost
             | RequestFailure::Drained
             | RequestFailure::InvalidResult(_) => true,
-            RequestFailure::NotConnected
-            | RequestFailure::Closing
-            | RequestFailure::Closed
-            | RequestFailure::Revoked
-            | RequestFailure::NotWritten
-            | RequestFailure::InFlightLimit { .. } => false,
+            RequestFailure::NotWritten => false,
         }
     }
 }
@@ -292,17 +282,20 @@ pub enum GatewayState {
 
 /// Why the first connection attempt failed. The machine is `Idle` again; call
 /// `connect` to try anew.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectFailure {
     /// The dial itself failed (as reported by the driver).
+    #[error("dial failed: {0}")]
     Dial(String),
     /// The connector closed with 4401 before the handshake: the credential was refused.
+    #[error("the connector refused the credential (4401 {reason:?})")]
     Unauthorized {
         /// The close reason (`expired` means only the token's age was the problem).
         reason: String,
     },
     /// The socket closed before the first descriptor.
+    #[error("the socket closed before the handshake ({}{reason:?})", code.map(|c| format!("{c} ")).unwrap_or_default())]
     Closed {
         /// Close code, if the close had one.
         code: Option<u16>,
@@ -310,6 +303,7 @@ pub enum ConnectFailure {
         reason: String,
     },
     /// No descriptor arrived within the handshake timeout.
+    #[error("no descriptor within the handshake timeout")]
     HandshakeTimeout,
 }
 
@@ -436,9 +430,9 @@ pub enum Diagnostic {
     /// frame type.
     UnexpectedFrame(String),
     /// A descriptor for a platform this gateway did not announce. It is kept anyway
-    /// (within [`MAX_IDENTITIES`] platforms per connection).
+    /// (within [`max_identities`](GatewayConfig::max_identities) platforms per connection).
     UnannouncedDescriptor(String),
-    /// A descriptor for yet another platform after [`MAX_IDENTITIES`] platforms were
+    /// A descriptor for yet another platform after [`max_identities`](GatewayConfig::max_identities) platforms were
     /// described on this connection. It was dropped (no `Descriptor` event); updates of
     /// platforms already described are still taken.
     TooManyDescriptors(String),
@@ -446,8 +440,105 @@ pub enum Diagnostic {
     StrayGoingIdleAck,
     /// Bytes arrived while no connection was open; they were dropped.
     InputWhileDisconnected(usize),
-    /// This many further diagnostics of one input were dropped: at most 64 wait in the
-    /// event queue at once, so a message of tiny bad lines cannot queue one event per line.
-    /// Their side effects (resolving a request, tracking a delivery) still happened.
+    /// This many further diagnostics of one input were dropped: at most 64 are reported
+    /// per input, so a message of tiny bad lines cannot make one event per line. Their
+    /// side effects (resolving a request) still happened.
     Suppressed(u64),
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Diagnostic::Decode(e) => write!(f, "undecodable line: {e}"),
+            Diagnostic::UnknownResult(id) => write!(f, "result for no pending request {id}"),
+            Diagnostic::UnexpectedFrame(t) => write!(f, "unexpected frame type {t:?}"),
+            Diagnostic::UnannouncedDescriptor(p) => {
+                write!(f, "descriptor for unannounced platform {p:?}")
+            }
+            Diagnostic::TooManyDescriptors(p) => {
+                write!(f, "descriptor for {p:?} dropped: too many platforms")
+            }
+            Diagnostic::StrayGoingIdleAck => write!(f, "going_idle_ack answering nothing"),
+            Diagnostic::InputWhileDisconnected(n) => {
+                write!(f, "{n} bytes while disconnected, dropped")
+            }
+            Diagnostic::Suppressed(n) => write!(f, "{n} more diagnostics of this input"),
+        }
+    }
+}
+
+impl fmt::Display for GatewayEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GatewayEvent::HandshakeComplete { platform } => {
+                write!(f, "HandshakeComplete default={platform}")
+            }
+            GatewayEvent::Descriptor(d) => write!(
+                f,
+                "Descriptor {} max={} unit={}",
+                d.platform,
+                d.max_message_length,
+                d.len_unit.as_str()
+            ),
+            GatewayEvent::ConnectFailed(failure) => write!(f, "ConnectFailed {failure:?}"),
+            GatewayEvent::Inbound { event, buffer_id } => write!(
+                f,
+                "Inbound {}:{} {:?}{}",
+                event.source.platform,
+                event.source.chat_id,
+                event.text,
+                buffered(buffer_id.as_ref())
+            ),
+            GatewayEvent::Passthrough { forward, buffer_id } => write!(
+                f,
+                "Passthrough {} {} {}{}",
+                forward.platform,
+                forward.path,
+                match &forward.body {
+                    Ok(body) => format!("body={}B", body.len()),
+                    Err(e) => format!("body error: {}", e.reason),
+                },
+                buffered(buffer_id.as_ref())
+            ),
+            GatewayEvent::Interrupt {
+                session_key,
+                chat_id,
+            } => write!(f, "Interrupt {session_key} chat={chat_id}"),
+            GatewayEvent::Response { id, result } => match result {
+                Ok(r) => write!(f, "Response {id} Ok({})", json(r)),
+                Err(e) => write!(
+                    f,
+                    "Response {id} Err({e:?}){}",
+                    if e.is_ambiguous() { " ambiguous" } else { "" }
+                ),
+            },
+            GatewayEvent::GoingIdle { acked, dormant } => {
+                write!(f, "GoingIdle acked={acked} dormant={dormant}")
+            }
+            GatewayEvent::Disconnected { code, reason } => match code {
+                Some(code) => write!(f, "Disconnected {code} {reason:?}"),
+                None => write!(f, "Disconnected {reason:?}"),
+            },
+            GatewayEvent::Reconnecting { purpose, .. } => write!(f, "Reconnecting ({purpose:?})"),
+            GatewayEvent::RedialHeld { .. } => write!(f, "RedialHeld"),
+            GatewayEvent::Revoked { reason } => write!(f, "Revoked {reason:?}"),
+            GatewayEvent::Closed => write!(f, "Closed"),
+            GatewayEvent::Undeliverable { buffer_id, error } => {
+                write!(f, "Undeliverable buffer={buffer_id} {error}")
+            }
+            GatewayEvent::InterruptNotSent { session_key } => {
+                write!(f, "InterruptNotSent {session_key}")
+            }
+            GatewayEvent::Diagnostic(Diagnostic::Decode(e)) => write!(f, "Diagnostic {e}"),
+            GatewayEvent::Diagnostic(d) => write!(f, "Diagnostic {d:?}"),
+        }
+    }
+}
+
+fn buffered(buffer_id: Option<&crate::wire::BufferId>) -> String {
+    buffer_id.map_or_else(String::new, |b| format!(" buffer={b}"))
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }

@@ -46,7 +46,7 @@ use tagged::{Tagged, TypeFirst};
 #[non_exhaustive]
 pub enum Frame {
     /// gateway → connector: announce one fronted identity.
-    Hello(Hello),
+    Hello(Identity),
     /// connector → gateway: capabilities of one announced platform.
     Descriptor(Descriptor),
     /// connector → gateway: one message event, possibly replayed from the buffer.
@@ -71,9 +71,10 @@ pub enum Frame {
     Unknown(UnknownFrame),
 }
 
-/// `hello`: one identity (platform and bot) the gateway fronts on this socket.
+/// One platform identity (platform and bot) a gateway fronts: what its `hello` frame
+/// carries, what a gateway is configured with, and what a connector learns of a socket.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Hello {
+pub struct Identity {
     /// The platform (`discord`, `telegram`, ...; `relay` when none is configured).
     pub platform: String,
     /// The bot or app identity on that platform; may be empty.
@@ -82,6 +83,17 @@ pub struct Hello {
     /// Discord only: the slash commands to register, passed through verbatim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_manifest: Option<Vec<Map<String, Value>>>,
+}
+
+impl Identity {
+    /// An identity without a command manifest.
+    pub fn new(platform: impl Into<String>, bot_id: impl Into<String>) -> Self {
+        Self {
+            platform: platform.into(),
+            bot_id: bot_id.into(),
+            command_manifest: None,
+        }
+    }
 }
 
 /// `descriptor`: the capabilities of one platform the gateway said `hello` for.
@@ -249,7 +261,7 @@ macro_rules! frames {
 
 frames! {
     bodies {
-        Hello(Hello) = "hello",
+        Hello(Identity) = "hello",
         Descriptor(Descriptor) = "descriptor",
         Inbound(Box<Inbound>) = "inbound",
         InboundAck(InboundAck) = "inbound_ack",

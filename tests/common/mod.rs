@@ -8,12 +8,12 @@
 use bytes::Bytes;
 use relay_machine::wire::{
     ActionResult, BufferId, CapabilityDescriptor, ContextAuthor, ContextItem, DeleteAction,
-    Descriptor, DraftAction, EditAction, FollowUpAction, Frame, GetChatInfoAction, Hello, Inbound,
-    InboundAck, Interrupt, InterruptInbound, LenUnit, MediaItem, MessageEvent, MessageType,
-    Outbound, OutboundAction, OutboundResult, PassthroughForward, PassthroughFrame, PromptAction,
-    PromptOption, PromptResponse, ReactAction, ReplyTo, RequestId, SendAction, SendMediaAction,
-    SessionSource, TaskCardAction, TaskCardStopAction, ThreadCreateAction, ThreadRenameAction,
-    TypingAction, UnknownAction, UnknownFrame,
+    Descriptor, DraftAction, EditAction, FollowUpAction, Frame, GetChatInfoAction, Identity,
+    Inbound, InboundAck, Interrupt, InterruptInbound, LenUnit, MediaItem, MessageEvent,
+    MessageType, Outbound, OutboundAction, OutboundResult, PassthroughForward, PassthroughFrame,
+    PromptAction, PromptOption, PromptResponse, ReactAction, ReplyTo, RequestId, SendAction,
+    SendMediaAction, SessionSource, TaskCardAction, TaskCardStopAction, ThreadCreateAction,
+    ThreadRenameAction, TypingAction, UnknownAction, UnknownFrame,
 };
 use serde_json::{Map, Value, json};
 
@@ -211,7 +211,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
     vec![
         (
             "hello/telegram",
-            Hello {
+            Identity {
                 platform: "telegram".to_owned(),
                 bot_id: "7012345678".to_owned(),
                 command_manifest: None,
@@ -220,7 +220,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
         ),
         (
             "hello/discord+manifest",
-            Hello {
+            Identity {
                 platform: "discord".to_owned(),
                 bot_id: "1122334455".to_owned(),
                 command_manifest: Some(vec![
@@ -234,7 +234,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
         ),
         (
             "hello/relay-no-bot",
-            Hello {
+            Identity {
                 platform: "relay".to_owned(),
                 bot_id: String::new(),
                 command_manifest: None,

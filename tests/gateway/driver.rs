@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use relay_machine::gateway::{
     AckError, ConnectionCommand, DialPurpose, GatewayConfig, GatewayEvent, GatewayState, Identity,
-    Output, RelayMachine, RequestFailure,
+    Output, RelayMachine, RequestFailure, SendError,
 };
 use relay_machine::transcript::Transcript;
 use relay_machine::wire::{ActionResult, BufferId, OutboundAction, RequestId, SendAction};
@@ -396,7 +396,7 @@ impl Driver {
         self.settle();
     }
 
-    pub fn connect(&mut self) -> Result<(), RequestFailure> {
+    pub fn connect(&mut self) -> Result<(), SendError> {
         self.cmd("connect", |m, now| m.connect(now))
     }
 
@@ -404,7 +404,7 @@ impl Driver {
         &mut self,
         action: impl Into<OutboundAction>,
         platform: Option<&str>,
-    ) -> Result<RequestId, RequestFailure> {
+    ) -> Result<RequestId, SendError> {
         let action = action.into();
         let mut label = format!("send op={}", action.op());
         if let Some(chat) = action.chat_id() {
@@ -422,7 +422,7 @@ impl Driver {
     }
 
     /// A plain `send` of `text` to `chat_id`.
-    pub fn send_text(&mut self, chat_id: &str, text: &str) -> Result<RequestId, RequestFailure> {
+    pub fn send_text(&mut self, chat_id: &str, text: &str) -> Result<RequestId, SendError> {
         self.send(send_action(chat_id, text), None)
     }
 
@@ -433,11 +433,11 @@ impl Driver {
         })
     }
 
-    pub fn go_idle(&mut self) -> Result<(), RequestFailure> {
+    pub fn go_idle(&mut self) -> Result<(), SendError> {
         self.cmd("go_idle", |m, now| m.go_idle(now))
     }
 
-    pub fn go_dormant(&mut self) -> Result<(), RequestFailure> {
+    pub fn go_dormant(&mut self) -> Result<(), SendError> {
         self.cmd("go_dormant", |m, now| m.go_dormant(now))
     }
 
@@ -450,7 +450,7 @@ impl Driver {
     }
 
     pub fn hold_redial(&mut self) {
-        self.cmd("hold_redial", |m, _| m.hold_redial());
+        self.cmd("hold_redial", |m, now| m.hold_redial(now));
     }
 
     pub fn release_redial(&mut self) {

@@ -3,7 +3,7 @@
 
 use relay_machine::gateway::{
     ConnectFailure, ConnectionCommand, Diagnostic, DialPurpose, GatewayEvent, GatewayState,
-    RequestFailure,
+    SendError,
 };
 use serde_json::json;
 
@@ -140,7 +140,7 @@ fn handshake_timeout_on_the_initial_connect_fails_the_connect() {
     assert!(d.dials_since(m).is_empty());
     assert_eq!(d.state(), GatewayState::Idle);
     assert_eq!(d.gw().poll_timeout(), None);
-    assert_eq!(d.send_text("1", "x"), Err(RequestFailure::NotConnected));
+    assert_eq!(d.send_text("1", "x"), Err(SendError::NotConnected));
 
     // A descriptor arriving now is input for no connection.
     let m = d.mark();

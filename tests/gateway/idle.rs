@@ -2,7 +2,9 @@
 //! Scenarios 6, 7 and 10: going idle, dormant mode and the redial hold (protocol.md §6.7,
 //! §6.8, §7.4, §7.6 rows 13–17; §11.2 item 8).
 
-use relay_machine::gateway::{Diagnostic, DialPurpose, GatewayEvent, GatewayState, RequestFailure};
+use relay_machine::gateway::{
+    Diagnostic, DialPurpose, GatewayEvent, GatewayState, RequestFailure, SendError,
+};
 use serde_json::json;
 
 use crate::driver::*;
@@ -140,7 +142,7 @@ fn row16_go_dormant_acked_closes_and_redials_on_the_dormant_cadence() {
     assert_eq!(d.waits_since(m), vec![(1_000, DialPurpose::Backoff)]);
     assert_eq!(d.state(), GatewayState::Waiting);
     assert!(d.gw().is_dormant());
-    assert_eq!(d.send_text("42", "x"), Err(RequestFailure::NotConnected));
+    assert_eq!(d.send_text("42", "x"), Err(SendError::NotConnected));
 
     let dormant_at = d.ms();
     d.advance(999);
@@ -221,7 +223,7 @@ fn row14_row15_hold_parks_the_due_dial_until_release() {
     // No dial at all while held, even far past the cadence.
     d.advance(59_000);
     assert!(d.dials_since(m).is_empty());
-    assert_eq!(d.send_text("42", "x"), Err(RequestFailure::NotConnected));
+    assert_eq!(d.send_text("42", "x"), Err(SendError::NotConnected));
     d.release_redial();
     let dials = d.dials_since(m);
     assert_eq!(dials.len(), 1);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use relay_machine::gateway::{
     ConnectFailure, ConnectionCommand, DialPurpose, GatewayConfig, GatewayEvent, GatewayState,
-    RequestFailure,
+    RequestFailure, SendError,
 };
 
 use crate::driver::*;
@@ -280,8 +280,8 @@ fn row09_row10_two_strikes_revoke() {
     );
     assert_eq!(d.response(&pending), Err(RequestFailure::ConnectionLost));
     assert_eq!(d.state(), GatewayState::Revoked);
-    assert_eq!(d.send_text("42", "y"), Err(RequestFailure::Revoked));
-    assert_eq!(d.connect(), Err(RequestFailure::Revoked));
+    assert_eq!(d.send_text("42", "y"), Err(SendError::Revoked));
+    assert_eq!(d.connect(), Err(SendError::Revoked));
     assert_inert(&mut d);
     insta::assert_snapshot!(d.transcript());
 }
@@ -359,7 +359,7 @@ fn row12_reconnect_off_goes_idle_after_a_drop() {
     assert_eq!(d.response(&id), Err(RequestFailure::ConnectionLost));
     assert_eq!(d.state(), GatewayState::Idle);
     assert_eq!(d.gw().poll_timeout(), None);
-    assert_eq!(d.send_text("42", "y"), Err(RequestFailure::NotConnected));
+    assert_eq!(d.send_text("42", "y"), Err(SendError::NotConnected));
     d.advance(600_000);
     assert!(d.dials_since(m).is_empty());
     insta::assert_snapshot!(d.transcript());
@@ -448,7 +448,7 @@ fn row19_revoked_is_terminal() {
     d.disconnect(None);
     d.hold_redial();
     d.release_redial();
-    assert_eq!(d.go_dormant(), Err(RequestFailure::Revoked));
+    assert_eq!(d.go_dormant(), Err(SendError::Revoked));
     assert_inert(&mut d);
     assert_eq!(d.state(), GatewayState::Revoked);
     assert!(
