@@ -3,208 +3,30 @@
 //! replay window over the application's durable buffer, superseding, and acks from any
 //! connection.
 
+mod handshake;
 mod instance;
+mod requests;
 mod store;
+mod types;
 
 use std::collections::HashSet;
-use std::fmt;
 use std::time::Instant;
 
-use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError, Salvage};
+use crate::codec::{DecodeError, Salvage};
 use crate::conn_core::{Core, Step};
 use crate::outputs::{Carries, Item};
-use crate::transmit::Transmit;
 use crate::wire::close::UNAUTHORIZED as CLOSE_UNAUTHORIZED;
 use crate::wire::{
     ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Identity, Inbound,
-    InterruptInbound, Outbound, OutboundAction, OutboundResult, PassthroughFrame, RequestId,
+    InterruptInbound, Outbound, OutboundResult, PassthroughFrame, RequestId,
 };
 
 pub use instance::{ConnId, Instance, InstanceOutput, Live, LoadToken};
 pub use store::{Delivery, DeliveryStore, MemoryStore};
-
-/// The failure `code` the machine answers for an `outbound` whose platform/botId pair was
-/// not announced on this socket.
-pub const UNKNOWN_IDENTITY: &str = "unknown_identity";
-
-/// The failure `code` the machine answers for an `outbound` that names a `requestId` but
-/// does not decode (a mistyped or missing field).
-pub const INVALID_ACTION: &str = "invalid_action";
-
-/// Limits of one connection.
-#[derive(Debug, Clone)]
-pub struct ConnectorConfig {
-    /// Longest frame accepted, in bytes (1 MiB).
-    pub max_frame_len: usize,
-    /// Most identities one socket may announce (64); further hellos are refused.
-    pub max_identities: usize,
-    /// Buffered deliveries sent and not yet acked at once, per gateway instance (32):
-    /// replay is ack-gated, so a gateway that falls behind is not flooded, and one that
-    /// dies gets the unacked tail. Used by [`Instance`].
-    pub replay_window: usize,
-    /// Most `outbound` requests awaiting the application's response (1024); more are
-    /// answered with a failure at once.
-    pub max_open_requests: usize,
-}
-
-impl Default for ConnectorConfig {
-    fn default() -> Self {
-        Self {
-            max_frame_len: DEFAULT_MAX_FRAME_LEN,
-            max_identities: 64,
-            replay_window: 32,
-            max_open_requests: 1024,
-        }
-    }
-}
-
-/// Something the connector application should act on.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ConnectorEvent {
-    /// The gateway announced an identity. Validate it against the authenticated tenant and
-    /// answer with [`ConnectorMachine::send_descriptor`]. The first is the session default.
-    Hello {
-        /// The identity, with the Discord slash commands to reconcile (best effort).
-        identity: Identity,
-    },
-    /// The gateway asks for an action. Answer exactly once with
-    /// [`ConnectorMachine::respond`].
-    Outbound {
-        /// Correlates the response.
-        request_id: RequestId,
-        /// What to do.
-        action: OutboundAction,
-        /// The identity to act as: the tagged one, or the session default.
-        identity: Identity,
-    },
-    /// The gateway asks to stop a session's running turn; route it to the gateway that owns
-    /// the session as an `interrupt_inbound`.
-    Interrupt {
-        /// The session.
-        session_key: String,
-        /// Free text.
-        reason: Option<String>,
-    },
-    /// The gateway acked a buffered delivery: it durably owns it. Make the ack durable (an
-    /// [`Instance`] turns this into [`InstanceOutput::Acked`]). The id is the gateway's
-    /// word: it may name a delivery acked before, or none at all.
-    Acked(BufferId),
-    /// The gateway went idle: further deliveries for it are buffered only
-    /// (`going_idle_ack` is already written).
-    WentIdle,
-    /// Something unexpected that changed nothing.
-    Diagnostic(ConnectorDiagnostic),
-}
-
-/// Gateway behaviour that was tolerated.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ConnectorDiagnostic {
-    /// A line that did not decode. An `outbound` among them that named its `requestId`
-    /// was answered with an [`INVALID_ACTION`] failure.
-    Decode(DecodeError),
-    /// A frame a gateway should not send, or an unknown type.
-    UnexpectedFrame(String),
-    /// An `outbound` reusing an id still awaiting its response; it was ignored.
-    DuplicateRequest(RequestId),
-    /// An `outbound` for an identity not announced on this socket; it was answered with
-    /// an `unknown_identity` failure.
-    UnknownIdentity {
-        /// The request.
-        request_id: RequestId,
-        /// Its platform tag.
-        platform: Option<String>,
-        /// Its botId tag.
-        bot_id: Option<String>,
-    },
-    /// An `outbound` past `max_open_requests`; it was answered with a failure.
-    TooManyRequests(RequestId),
-    /// A `hello` past `max_identities`, or repeating an announced platform; ignored.
-    RefusedHello(String),
-    /// This many further diagnostics of one input were dropped (at most 64 are reported
-    /// per input); their side effects still happened.
-    Suppressed(u64),
-}
-
-impl fmt::Display for ConnectorDiagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnectorDiagnostic::Decode(e) => write!(f, "undecodable line: {e}"),
-            ConnectorDiagnostic::UnexpectedFrame(t) => write!(f, "unexpected frame type {t:?}"),
-            ConnectorDiagnostic::DuplicateRequest(id) => {
-                write!(f, "outbound {id} repeats an open request, ignored")
-            }
-            ConnectorDiagnostic::UnknownIdentity {
-                request_id,
-                platform,
-                bot_id,
-            } => write!(
-                f,
-                "outbound {request_id} for unannounced identity {}:{}",
-                platform.as_deref().unwrap_or("<default>"),
-                bot_id.as_deref().unwrap_or("")
-            ),
-            ConnectorDiagnostic::TooManyRequests(id) => {
-                write!(f, "outbound {id} refused: too many open requests")
-            }
-            ConnectorDiagnostic::RefusedHello(p) => write!(f, "hello for {p:?} refused"),
-            ConnectorDiagnostic::Suppressed(n) => write!(f, "{n} more diagnostics of this input"),
-        }
-    }
-}
-
-/// Why a command was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectorError {
-    /// The connection is closed.
-    #[error("connection closed")]
-    Closed,
-    /// No `outbound` with this id awaits a response (never received, or answered).
-    #[error("no open request {0}")]
-    UnknownRequest(RequestId),
-    /// The descriptor's platform was not announced with `hello` on this socket.
-    #[error("platform {0:?} was not announced on this connection")]
-    NotAnnounced(String),
-    /// The gateway went idle: a live delivery must be buffered instead.
-    #[error("the gateway is idle: buffer the delivery")]
-    Idle,
-    /// No such connection on this instance (it ended, or never was).
-    #[error("no connection {0}")]
-    UnknownConnection(ConnId),
-}
-
-/// An instruction for the driver about the socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConnectorCommand {
-    /// Close the socket with this code and reason (every frame before it is written
-    /// first), then wait for the peer's close frame or the socket's end.
-    Close {
-        /// WebSocket close code.
-        code: u16,
-        /// Close reason.
-        reason: String,
-    },
-}
-
-/// One output of a [`ConnectorMachine`], in the order the machine produced it. Carry each
-/// out before taking the next.
-#[derive(Debug, Clone, PartialEq)]
-#[must_use = "every output must be carried out, in order"]
-#[non_exhaustive]
-// An output is moved once, from the queue to the driver: boxing the large event would cost
-// an allocation per event to save a copy.
-#[allow(clippy::large_enum_variant)]
-pub enum Output {
-    /// Write this line as one WebSocket text message.
-    Transmit(Transmit),
-    /// Close the socket, after writing every frame before it.
-    Command(ConnectorCommand),
-    /// Hand this to the application. It may call commands, which queue more outputs.
-    Event(ConnectorEvent),
-}
+pub use types::{
+    ConnectorCommand, ConnectorConfig, ConnectorDiagnostic, ConnectorError, ConnectorEvent,
+    INVALID_ACTION, Output, UNKNOWN_IDENTITY,
+};
 
 /// The connector has one connection per machine; its outputs are tagged with this.
 const CONNECTION: u64 = 0;
@@ -220,6 +42,12 @@ const CONNECTION: u64 = 0;
 /// written before it. When the socket ends, report [`on_closed`](Self::on_closed): what was
 /// not taken is discarded, never written anywhere else. It reads no clock; `now` is
 /// accepted for symmetry and future timers, and must be monotonic.
+///
+/// Methods by kind:
+/// - outputs: [`poll_output`](Self::poll_output);
+/// - inputs: [`handle_input`](Self::handle_input), [`on_closed`](Self::on_closed);
+/// - application commands: [`send_descriptor`](Self::send_descriptor), [`respond`](Self::respond), [`send_live`](Self::send_live), [`send_buffered`](Self::send_buffered), [`send_interrupt`](Self::send_interrupt), [`close`](Self::close), [`reject_auth`](Self::reject_auth);
+/// - accessors: [`identities`](Self::identities), [`is_handshaken`](Self::is_handshaken), [`is_idle`](Self::is_idle), [`is_closed`](Self::is_closed), [`in_flight`](Self::in_flight), [`buffered_len`](Self::buffered_len).
 ///
 /// It holds no buffer: a buffered delivery is written with
 /// [`send_buffered`](Self::send_buffered) and its ack comes back as
@@ -300,30 +128,15 @@ impl ConnectorMachine {
         })
     }
 
-    /// The identities announced so far, in order; the first is the session default.
-    pub fn identities(&self) -> &[Identity] {
-        &self.identities
-    }
-
     /// The gateway asked to go idle on this connection.
     pub fn is_idle(&self) -> bool {
         self.idle
-    }
-
-    /// Requests awaiting [`respond`](Self::respond).
-    pub fn in_flight(&self) -> usize {
-        self.open_requests.len()
     }
 
     /// Bytes of a partial frame held back, waiting for its newline. Never more than
     /// `max_frame_len`: the memory the gateway's input can pin.
     pub fn buffered_len(&self) -> usize {
         self.core.buffered_len()
-    }
-
-    /// A descriptor was sent: the handshake is answered.
-    pub fn is_handshaken(&self) -> bool {
-        self.handshaken
     }
 
     /// The connection is closed (by `close`, `reject_auth` or `on_closed`): nothing more is
@@ -380,46 +193,6 @@ impl ConnectorMachine {
         self.closed = true;
         self.deaf = true;
         self.core.outputs.discard(CONNECTION);
-    }
-
-    /// Answers a `hello` with the platform's capabilities. The first descriptor completes
-    /// the handshake and starts the replay of the buffered backlog.
-    pub fn send_descriptor(
-        &mut self,
-        _now: Instant,
-        descriptor: CapabilityDescriptor,
-    ) -> Result<(), ConnectorError> {
-        self.flush_input();
-        self.open()?;
-        if !self
-            .identities
-            .iter()
-            .any(|i| i.platform == descriptor.platform)
-        {
-            return Err(ConnectorError::NotAnnounced(descriptor.platform));
-        }
-        self.transmit(&Frame::Descriptor(Descriptor { descriptor }));
-        self.handshaken = true;
-        Ok(())
-    }
-
-    /// Sends the one `outbound_result` for `request_id`.
-    pub fn respond(
-        &mut self,
-        _now: Instant,
-        request_id: &RequestId,
-        result: ActionResult,
-    ) -> Result<(), ConnectorError> {
-        self.flush_input();
-        self.open()?;
-        if !self.open_requests.remove(request_id) {
-            return Err(ConnectorError::UnknownRequest(request_id.clone()));
-        }
-        self.transmit(&Frame::OutboundResult(OutboundResult {
-            request_id: request_id.clone(),
-            result,
-        }));
-        Ok(())
     }
 
     /// Delivers a message event or a provider webhook live: no `bufferId`, never acked,
@@ -493,7 +266,7 @@ impl ConnectorMachine {
         self.core.outputs.command(Some(CONNECTION), close);
     }
 
-    fn handle_frame(&mut self, _now: Instant, frame: Frame) {
+    pub(super) fn handle_frame(&mut self, _now: Instant, frame: Frame) {
         match frame {
             Frame::Hello(hello) => self.on_hello(hello),
             Frame::InboundAck(ack) => self.event(ConnectorEvent::Acked(ack.buffer_id)),
@@ -521,86 +294,7 @@ impl ConnectorMachine {
         }
     }
 
-    /// An `outbound` that did not decode but names its `requestId` is answered with an
-    /// `invalid_action` failure, so the gateway's request resolves now (definitely not
-    /// executed) instead of timing out as ambiguous.
-    fn on_bad_frame(&mut self, e: DecodeError) {
-        // An id still open belongs to a request the application will answer: a second
-        // answer for it would be a duplicate result.
-        if let Some(Salvage::Outbound(id)) = &e.salvage {
-            if !self.open_requests.contains(id) {
-                let error = format!("invalid outbound: {}", e.message);
-                self.transmit(&Frame::OutboundResult(OutboundResult {
-                    request_id: id.clone(),
-                    result: ActionResult::failure(error, Some(INVALID_ACTION)),
-                }));
-            }
-        }
-        self.diagnostic(ConnectorDiagnostic::Decode(e));
-    }
-
-    fn on_hello(&mut self, identity: Identity) {
-        let repeated = self
-            .identities
-            .iter()
-            .any(|i| i.platform == identity.platform);
-        if repeated || self.identities.len() >= self.config.max_identities {
-            return self.diagnostic(ConnectorDiagnostic::RefusedHello(identity.platform));
-        }
-        // The manifest is the application's, once; what the socket keeps is who it is.
-        self.identities
-            .push(Identity::new(&identity.platform, &identity.bot_id));
-        self.event(ConnectorEvent::Hello { identity });
-    }
-
-    fn on_outbound(&mut self, outbound: Outbound) {
-        let Outbound {
-            request_id,
-            action,
-            platform,
-            bot_id,
-        } = outbound;
-        if self.open_requests.contains(&request_id) {
-            return self.diagnostic(ConnectorDiagnostic::DuplicateRequest(request_id));
-        }
-        let identity = match &platform {
-            Some(p) => self.identities.iter().find(|i| &i.platform == p),
-            None => self.identities.first(),
-        }
-        .filter(|i| bot_id.as_ref().is_none_or(|b| *b == i.bot_id))
-        .cloned();
-        let Some(identity) = identity else {
-            let error = format!(
-                "identity {}:{} is not announced on this connection",
-                platform.as_deref().unwrap_or("<default>"),
-                bot_id.as_deref().unwrap_or("")
-            );
-            self.transmit(&Frame::OutboundResult(OutboundResult {
-                request_id: request_id.clone(),
-                result: ActionResult::failure(error, Some(UNKNOWN_IDENTITY)),
-            }));
-            return self.diagnostic(ConnectorDiagnostic::UnknownIdentity {
-                request_id,
-                platform,
-                bot_id,
-            });
-        };
-        if self.open_requests.len() >= self.config.max_open_requests {
-            self.transmit(&Frame::OutboundResult(OutboundResult {
-                request_id: request_id.clone(),
-                result: ActionResult::failure("connector busy: too many open requests", None),
-            }));
-            return self.diagnostic(ConnectorDiagnostic::TooManyRequests(request_id));
-        }
-        self.open_requests.insert(request_id.clone());
-        self.event(ConnectorEvent::Outbound {
-            request_id,
-            action,
-            identity,
-        });
-    }
-
-    fn open(&self) -> Result<(), ConnectorError> {
+    pub(super) fn open(&self) -> Result<(), ConnectorError> {
         if self.closed {
             Err(ConnectorError::Closed)
         } else {
@@ -608,17 +302,17 @@ impl ConnectorMachine {
         }
     }
 
-    fn diagnostic(&mut self, diagnostic: ConnectorDiagnostic) {
+    pub(super) fn diagnostic(&mut self, diagnostic: ConnectorDiagnostic) {
         if self.core.admit_diagnostic() {
             self.event(ConnectorEvent::Diagnostic(diagnostic));
         }
     }
 
-    fn event(&mut self, event: ConnectorEvent) {
+    pub(super) fn event(&mut self, event: ConnectorEvent) {
         self.core.outputs.event(event);
     }
 
-    fn transmit(&mut self, frame: &Frame) {
+    pub(super) fn transmit(&mut self, frame: &Frame) {
         if !self.closed {
             self.core
                 .outputs
@@ -637,44 +331,5 @@ fn frame_of(delivery: Delivery, buffer_id: Option<BufferId>) -> Frame {
             forward: *forward,
             buffer_id,
         }),
-    }
-}
-
-impl fmt::Display for ConnectorEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnectorEvent::Hello { identity } => write!(
-                f,
-                "Hello {}:{}{}",
-                identity.platform,
-                identity.bot_id,
-                if identity.command_manifest.is_some() {
-                    " +manifest"
-                } else {
-                    ""
-                }
-            ),
-            ConnectorEvent::Outbound {
-                request_id,
-                action,
-                identity,
-            } => write!(
-                f,
-                "Outbound {request_id} as {}:{} {}",
-                identity.platform,
-                identity.bot_id,
-                serde_json::to_string(action).unwrap_or_default()
-            ),
-            ConnectorEvent::Interrupt {
-                session_key,
-                reason,
-            } => write!(f, "Interrupt {session_key} reason={reason:?}"),
-            ConnectorEvent::Acked(id) => write!(f, "Acked {id}"),
-            ConnectorEvent::WentIdle => write!(f, "WentIdle"),
-            ConnectorEvent::Diagnostic(ConnectorDiagnostic::Decode(e)) => {
-                write!(f, "Diagnostic {e}")
-            }
-            ConnectorEvent::Diagnostic(d) => write!(f, "Diagnostic {d:?}"),
-        }
     }
 }

@@ -1,6 +1,7 @@
 //! The gateway role: [`RelayMachine`].
 
 mod acks;
+mod config;
 mod connection;
 mod disconnect;
 mod handshake;
@@ -22,14 +23,13 @@ use crate::conn_core::{Core, Step};
 use crate::outputs::{Carries, Item};
 use crate::pending::Pending;
 use crate::rng::Rng;
-/// The identity type of the wire, re-exported: a gateway is configured with these.
 pub use crate::wire::Identity;
-use crate::wire::close::{REASON_EXPIRED, UNAUTHORIZED as CLOSE_UNAUTHORIZED};
 use crate::wire::{
     BufferId, CapabilityDescriptor, Frame, Inbound, InboundAck, Interrupt, Outbound,
     OutboundAction, OutboundResult, PassthroughFrame, RequestId,
 };
 use acks::Handed;
+pub use config::{ConfigError, GatewayConfig, MAX_DURATION};
 use connection::{Connection, End, State};
 pub use disconnect::drain_grace;
 pub use reconnect::BackoffConfig;
@@ -38,8 +38,8 @@ pub use routes::ChatRoute;
 pub use timers::TimerKind;
 use timers::Timers;
 pub use types::{
-    AckError, ConfigError, ConnectFailure, ConnectionCommand, Diagnostic, DialPurpose,
-    GatewayConfig, GatewayEvent, GatewayState, MAX_DURATION, Output, RequestFailure, SendError,
+    AckError, ConnectFailure, ConnectionCommand, Diagnostic, DialPurpose, GatewayEvent,
+    GatewayState, Output, RequestFailure, SendError,
 };
 
 /// The gateway side of the relay protocol as a pure state machine.
@@ -56,13 +56,15 @@ pub use types::{
 ///             Output::Event(e)    => hand e to the application (it may call commands),
 ///         }
 ///     }
-///     // None: nothing left. Now wait for one input and feed it:
-///     //   a socket message       -> handle_input(now, bytes)
-///     //   poll_timeout() passed  -> handle_timeout(now)
-///     //   the socket's fate      -> on_connected(now) / on_dial_failed(now, why) / on_closed(now, code, reason)
-///     //   an application command -> send / interrupt / ack_inbound / go_idle / disconnect ...
+///     // None: nothing left. Now wait for one input (the socket, the timer, a command).
 /// }
 /// ```
+///
+/// Methods by kind:
+/// - outputs: [`poll_output`](Self::poll_output), [`poll_timeout`](Self::poll_timeout), [`next_timer`](Self::next_timer);
+/// - inputs: [`handle_input`](Self::handle_input), [`handle_timeout`](Self::handle_timeout), [`on_connected`](Self::on_connected), [`on_dial_failed`](Self::on_dial_failed), [`on_closed`](Self::on_closed);
+/// - application commands: [`connect`](Self::connect), [`send`](Self::send), [`interrupt`](Self::interrupt), [`ack_inbound`](Self::ack_inbound), [`go_idle`](Self::go_idle), [`go_dormant`](Self::go_dormant), [`hold_redial`](Self::hold_redial), [`release_redial`](Self::release_redial), [`disconnect`](Self::disconnect);
+/// - accessors: [`state`](Self::state), [`identities`](Self::identities), [`default_descriptor`](Self::default_descriptor), [`descriptor`](Self::descriptor), [`descriptors`](Self::descriptors), [`chat_descriptor`](Self::chat_descriptor), [`route`](Self::route), [`in_flight`](Self::in_flight), [`unacked`](Self::unacked), [`buffered_len`](Self::buffered_len), [`is_dormant`](Self::is_dormant), [`generation`](Self::generation).
 ///
 /// - **One ordered output stream.** Frames, socket commands and events come out of
 ///   [`poll_output`](Self::poll_output) in the order the machine produced them: an ack

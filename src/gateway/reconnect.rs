@@ -2,6 +2,7 @@
 //! accounting, the two-strike 4401 rule, the backoff ladder, the redial hold.
 
 use super::*;
+use crate::wire::close::{REASON_EXPIRED, UNAUTHORIZED as CLOSE_UNAUTHORIZED};
 
 /// Reconnect timing. The defaults are the reference's.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,149 +1,13 @@
 //! What goes in and out of a [`RelayMachine`](super::RelayMachine) besides bytes.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::reconnect::BackoffConfig;
-use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError};
+use crate::codec::DecodeError;
 use crate::transmit::Transmit;
 use crate::wire::{
-    ActionResult, BufferId, CapabilityDescriptor, Identity, MessageEvent, PassthroughForward,
-    RequestId,
+    ActionResult, BufferId, CapabilityDescriptor, MessageEvent, PassthroughForward, RequestId,
 };
-
-/// Everything that shapes a [`RelayMachine`](super::RelayMachine). The defaults are the
-/// reference gateway's numbers (protocol.md §6.1) plus limits the reference lacks.
-#[derive(Debug, Clone)]
-pub struct GatewayConfig {
-    /// The identities to announce, in order; the first is the session default. Empty means
-    /// the single identity `("relay", "")`, as in the reference.
-    pub identities: Vec<Identity>,
-    /// How long to wait for the first `descriptor` after connecting (30 s).
-    pub handshake_timeout: Duration,
-    /// How long a request may wait for its result before it fails as ambiguous (30 s).
-    pub request_timeout: Duration,
-    /// How long `go_idle` waits for `going_idle_ack` (10 s).
-    pub go_idle_timeout: Duration,
-    /// Disconnect budget used when `disconnect` is given none (5 s); see
-    /// [`drain_grace`](super::drain_grace).
-    pub disconnect_budget: Duration,
-    /// Most requests awaiting results at once (1024); more fail as not sent.
-    pub max_in_flight: usize,
-    /// Longest frame accepted, in bytes (1 MiB).
-    pub max_frame_len: usize,
-    /// Most identities one connection may announce, and most platforms a connector may
-    /// describe on one connection (64, as the connector's `max_identities`).
-    pub max_identities: usize,
-    /// Most buffered deliveries remembered (4096), least recently seen forgotten first.
-    /// The machine remembers each delivery it handed to the application, while the
-    /// application holds it and after it is acked, so that a redelivery (the connector
-    /// never got the ack) is not handed over twice but acked again. A delivery forgotten
-    /// while held can no longer be acked; the connector redelivers it on a later connection.
-    pub delivery_memory: usize,
-    /// Most chats whose routing facts are remembered (4096).
-    pub route_capacity: usize,
-    /// Acknowledge every buffered delivery as soon as it is handed out as an event. Only
-    /// for applications that own an event the moment they see it.
-    pub auto_ack: bool,
-    /// Re-dial after an established connection ends (true).
-    pub reconnect: bool,
-    /// Reconnect timing.
-    pub backoff: BackoffConfig,
-}
-
-impl Default for GatewayConfig {
-    fn default() -> Self {
-        Self {
-            identities: Vec::new(),
-            handshake_timeout: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(30),
-            go_idle_timeout: Duration::from_secs(10),
-            disconnect_budget: Duration::from_secs(5),
-            max_in_flight: 1024,
-            max_frame_len: DEFAULT_MAX_FRAME_LEN,
-            max_identities: 64,
-            delivery_memory: 4096,
-            route_capacity: 4096,
-            auto_ack: false,
-            reconnect: true,
-            backoff: BackoffConfig::default(),
-        }
-    }
-}
-
-impl GatewayConfig {
-    /// Checks the limits and durations: what [`RelayMachine::new`](super::RelayMachine::new)
-    /// refuses.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let config = self;
-        if config.identities.len() > config.max_identities {
-            return Err(ConfigError::TooManyIdentities {
-                configured: config.identities.len(),
-                limit: config.max_identities,
-            });
-        }
-        for (i, identity) in config.identities.iter().enumerate() {
-            if config.identities[..i]
-                .iter()
-                .any(|other| other.platform == identity.platform)
-            {
-                return Err(ConfigError::DuplicatePlatform(identity.platform.clone()));
-            }
-        }
-        if config.max_in_flight == 0 {
-            return Err(ConfigError::Zero("max_in_flight"));
-        }
-        if config.max_frame_len == 0 {
-            return Err(ConfigError::Zero("max_frame_len"));
-        }
-        let backoff = &config.backoff;
-        for (name, duration) in [
-            ("handshake_timeout", config.handshake_timeout),
-            ("request_timeout", config.request_timeout),
-            ("go_idle_timeout", config.go_idle_timeout),
-            ("disconnect_budget", config.disconnect_budget),
-            ("backoff.base", backoff.base),
-            ("backoff.cap", backoff.cap),
-            ("backoff.stable_after", backoff.stable_after),
-            ("backoff.dormant_cadence", backoff.dormant_cadence),
-            ("backoff.hold_cap", backoff.hold_cap),
-        ] {
-            if duration > MAX_DURATION {
-                return Err(ConfigError::TooLong(name));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Why a [`GatewayConfig`] was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// Two identities name the same platform; the connector keys descriptors by platform,
-    /// so the second could never be told apart from the first.
-    #[error("platform {0:?} is configured twice")]
-    DuplicatePlatform(String),
-    /// More identities than `max_identities`.
-    #[error("{configured} identities configured; at most {limit} are allowed")]
-    TooManyIdentities {
-        /// How many were configured.
-        configured: usize,
-        /// The configured `max_identities`.
-        limit: usize,
-    },
-    /// `max_in_flight` or `max_frame_len` is zero.
-    #[error("{0} must be at least 1")]
-    Zero(&'static str),
-    /// A timeout or backoff duration over [`MAX_DURATION`]: added to `now`, it could
-    /// overflow `Instant`.
-    #[error("{0} is longer than 100 years")]
-    TooLong(&'static str),
-}
-
-/// The longest duration a [`GatewayConfig`] accepts (100 years), so that no deadline
-/// computed from `now` can overflow `Instant`.
-pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Why a command was refused at once: nothing was written, so nothing can have been
 /// acted on. Retrying later is always safe.
@@ -213,7 +77,7 @@ impl RequestFailure {
 pub enum AckError {
     /// No delivery with this id is held by the application: it was acked already, was
     /// never handed over, or was forgotten past
-    /// [`delivery_memory`](GatewayConfig::delivery_memory) (the connector redelivers it).
+    /// [`delivery_memory`](super::GatewayConfig::delivery_memory) (the connector redelivers it).
     #[error("no unacknowledged delivery {0}")]
     Unknown(BufferId),
     /// The machine is closed or revoked for good; nothing will be written again.
@@ -430,9 +294,9 @@ pub enum Diagnostic {
     /// frame type.
     UnexpectedFrame(String),
     /// A descriptor for a platform this gateway did not announce. It is kept anyway
-    /// (within [`max_identities`](GatewayConfig::max_identities) platforms per connection).
+    /// (within [`max_identities`](super::GatewayConfig::max_identities) platforms per connection).
     UnannouncedDescriptor(String),
-    /// A descriptor for yet another platform after [`max_identities`](GatewayConfig::max_identities) platforms were
+    /// A descriptor for yet another platform after [`max_identities`](super::GatewayConfig::max_identities) platforms were
     /// described on this connection. It was dropped (no `Descriptor` event); updates of
     /// platforms already described are still taken.
     TooManyDescriptors(String),

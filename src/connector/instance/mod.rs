@@ -1,5 +1,7 @@
 //! [`Instance`]: one gateway instance as the connector sees it, across its connections.
 
+mod replay;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Instant;
@@ -11,6 +13,7 @@ use super::{
 use crate::transmit::Transmit;
 use crate::wire::close::{REASON_SUPERSEDED, SUPERSEDED as CLOSE_SUPERSEDED};
 use crate::wire::{ActionResult, BufferId, CapabilityDescriptor, RequestId};
+use replay::Replay;
 
 /// Names one connection of an [`Instance`]; never reused within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -82,24 +85,6 @@ impl fmt::Display for Live {
             Live::Buffer(_) => f.write_str("not sent: buffer it"),
         }
     }
-}
-
-/// The replay of the durable buffer on the current connection.
-#[derive(Debug, Default)]
-struct Replay {
-    /// The current connection is handshaken: replay runs (unless idle).
-    active: bool,
-    /// Sent on the current connection and not acked, oldest first.
-    window: VecDeque<BufferId>,
-    /// The last delivery sent; the store is read after it.
-    cursor: Option<BufferId>,
-    /// The store holds nothing unacked after `cursor`: a new delivery may go straight out.
-    caught_up: bool,
-    /// A load awaits its answer: its token and limit.
-    loading: Option<(LoadToken, usize)>,
-    /// Acks seen while the load was out: the store may have answered before it made them
-    /// durable, so they are not sent again.
-    acked_while_loading: Vec<BufferId>,
 }
 
 /// One gateway instance as the connector sees it: every connection it opens, and the
@@ -219,11 +204,6 @@ impl Instance {
     /// The gateway went idle: deliveries are buffered only, until its next handshake.
     pub fn is_idle(&self) -> bool {
         self.idle
-    }
-
-    /// Buffered deliveries sent on the current connection and not yet acked.
-    pub fn in_window(&self) -> usize {
-        self.replay.window.len()
     }
 
     // ----- outputs -------------------------------------------------------------------
@@ -382,113 +362,12 @@ impl Instance {
         Live::Sent
     }
 
-    /// A delivery the application has just persisted, with the id its store gave it. It
-    /// goes out now if the window has room and nothing older waits in the store;
-    /// otherwise a later [`InstanceOutput::Load`] brings it. While the gateway is idle it
-    /// waits in the store, and the first one asks for a wake-up
-    /// ([`InstanceOutput::WakeNeeded`]).
-    pub fn push_buffered(&mut self, now: Instant, id: BufferId, delivery: Delivery) {
-        self.flush();
-        if self.idle {
-            if !std::mem::replace(&mut self.woke, true) {
-                self.outputs.push_back(InstanceOutput::WakeNeeded);
-            }
-            return;
-        }
-        let direct = self.replay.active
-            && self.replay.caught_up
-            && self.replay.loading.is_none()
-            && self.room() > 0;
-        if direct {
-            self.send(now, id, delivery);
-        } else {
-            // It is in the store, after whatever the window has not reached yet.
-            self.replay.caught_up = false;
-            self.load();
-        }
-    }
-
-    /// The answer to the [`InstanceOutput::Load`] that carried `token`: the unacked
-    /// deliveries after its `after`, in append order, at most its `limit`. Returns `false`
-    /// (and sends nothing) when the token is stale: its connection ended or was
-    /// superseded, or the gateway went idle.
-    pub fn offer(
-        &mut self,
-        now: Instant,
-        token: LoadToken,
-        deliveries: Vec<(BufferId, Delivery)>,
-    ) -> bool {
-        self.flush();
-        let Some((_, asked)) = self.replay.loading.filter(|(t, _)| *t == token) else {
-            return false;
-        };
-        self.replay.loading = None;
-        let acked = std::mem::take(&mut self.replay.acked_while_loading);
-        if self.idle || !self.replay.active {
-            self.replay.caught_up = false;
-            return false;
-        }
-        let exhausted = deliveries.len() < asked;
-        let room = self.room();
-        let fresh = deliveries
-            .into_iter()
-            .take(asked)
-            .filter(|(id, _)| !self.replay.window.contains(id) && !acked.contains(id));
-        for (id, delivery) in fresh.collect::<Vec<_>>().into_iter().take(room) {
-            self.send(now, id, delivery);
-        }
-        self.replay.caught_up = exhausted;
-        self.load();
-        true
-    }
-
     // ----- internals -----------------------------------------------------------------
 
     fn machine(&mut self, conn: ConnId) -> Result<&mut ConnectorMachine, ConnectorError> {
         self.connections
             .get_mut(&conn)
             .ok_or(ConnectorError::UnknownConnection(conn))
-    }
-
-    fn room(&self) -> usize {
-        self.config
-            .replay_window
-            .saturating_sub(self.replay.window.len())
-    }
-
-    /// Writes a buffered delivery on the current connection, into the window.
-    fn send(&mut self, now: Instant, id: BufferId, delivery: Delivery) {
-        let Some(conn) = self.current else { return };
-        let Some(machine) = self.connections.get_mut(&conn) else {
-            return;
-        };
-        if machine.send_buffered(now, id.clone(), delivery).is_ok() {
-            self.replay.cursor = Some(id.clone());
-            self.replay.window.push_back(id);
-            self.collect(conn);
-        }
-    }
-
-    /// Asks for the next deliveries if the window has room and the store may hold more.
-    fn load(&mut self) {
-        let replay = &mut self.replay;
-        let room = self
-            .config
-            .replay_window
-            .saturating_sub(replay.window.len());
-        if !replay.active || self.idle || replay.caught_up || replay.loading.is_some() || room == 0
-        {
-            return;
-        }
-        let token = LoadToken(self.next_token);
-        self.next_token += 1;
-        replay.loading = Some((token, room));
-        replay.acked_while_loading.clear();
-        self.outputs.push_back(InstanceOutput::Load {
-            token,
-            after: replay.cursor.clone(),
-            limit: room,
-        });
     }
 
     /// Moves connection `conn`'s outputs to the instance's, acting on what concerns the

@@ -1,0 +1,226 @@
+//! [`FrameDecoder`]: the pull-based line splitter, with its limits.
+#![deny(clippy::indexing_slicing)]
+
+use super::line::decode_line;
+use super::{DEFAULT_MAX_FRAME_LEN, DecodeError, DecodeErrorKind};
+use crate::wire::Frame;
+
+/// Turns a stream of byte chunks into frames.
+///
+/// Feed it the payload of every WebSocket message (text or binary) with
+/// [`push`](Self::push), then take the frames with [`next_frame`](Self::next_frame) until
+/// it returns `None`. Chunks may split lines anywhere, including inside a UTF-8 character,
+/// and may carry several lines; the frames are the same however the stream is cut.
+///
+/// Decoding is pulled: `push` only keeps the bytes, and each `next_frame` decodes one
+/// line. What a chunk can make the decoder hold is the chunk itself, never a chunk's worth
+/// of decoded frames. Each byte is scanned once: the total work is linear in the input
+/// however it is chunked. A line longer than the limit is reported once, as soon as it
+/// crosses the limit, and its remaining bytes are skipped up to the newline without being
+/// kept, so the decoder never holds more than `max_frame_len` bytes of a partial line
+/// across chunks. A bad line yields one [`DecodeError`] and the next line decodes
+/// normally. Blank lines are skipped; a trailing `\r` is tolerated.
+///
+/// ```
+/// use relay_machine::codec::FrameDecoder;
+/// use relay_machine::wire::Frame;
+///
+/// let mut decoder = FrameDecoder::new();
+/// decoder.push(br#"{"type":"going_idle_ack"}"#);
+/// assert!(decoder.next_frame().is_none()); // no newline yet
+/// decoder.push(b"\n{\"type\":");
+/// assert_eq!(decoder.next_frame(), Some(Ok(Frame::GoingIdleAck)));
+/// assert!(decoder.next_frame().is_none());
+/// ```
+#[derive(Debug)]
+pub struct FrameDecoder {
+    max_frame_len: usize,
+    /// Bytes of the current line that arrived in earlier chunks.
+    partial: Vec<u8>,
+    /// The current line crossed the limit and was reported; skip it up to its newline.
+    skipping: bool,
+    /// 1-based number of the current line.
+    line: u64,
+    /// Stream offset of the current line's first byte.
+    line_start: u64,
+    /// Stream offset of the next byte to scan.
+    position: u64,
+    /// Bytes pushed and not scanned yet, from `cursor` on.
+    input: Vec<u8>,
+    cursor: usize,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameDecoder {
+    /// A decoder with the default 1 MiB line limit.
+    pub fn new() -> Self {
+        Self::with_max_frame_len(DEFAULT_MAX_FRAME_LEN)
+    }
+
+    /// A decoder that rejects lines longer than `max_frame_len` bytes (without the `\n`).
+    pub fn with_max_frame_len(max_frame_len: usize) -> Self {
+        Self {
+            max_frame_len,
+            partial: Vec::new(),
+            skipping: false,
+            line: 1,
+            line_start: 0,
+            position: 0,
+            input: Vec::new(),
+            cursor: 0,
+        }
+    }
+
+    /// The line limit in bytes.
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
+    /// Hands over the next chunk of the stream; [`next_frame`](Self::next_frame) decodes it.
+    pub fn push(&mut self, chunk: &[u8]) {
+        if self.cursor >= self.input.len() {
+            self.input.clear();
+            self.cursor = 0;
+        }
+        self.input.extend_from_slice(chunk);
+    }
+
+    /// Decodes the next complete line: a frame or the line's error, in stream order;
+    /// `None` when every complete line pushed so far has been taken.
+    pub fn next_frame(&mut self) -> Option<Result<Frame, DecodeError>> {
+        // The input is moved out while a line of it is decoded, so that the line can be
+        // borrowed while the rest of the state changes.
+        let input = std::mem::take(&mut self.input);
+        let mut item = None;
+        while item.is_none() {
+            let Some(rest) = input.get(self.cursor..).filter(|r| !r.is_empty()) else {
+                break;
+            };
+            match memchr::memchr(b'\n', rest) {
+                Some(n) => {
+                    self.cursor += n + 1;
+                    item = self.end_line(rest.get(..n).unwrap_or_default());
+                }
+                None => {
+                    self.cursor = input.len();
+                    item = self.extend_partial(rest).map(Err);
+                }
+            }
+        }
+        self.input = input;
+        if self.cursor >= self.input.len() {
+            self.cursor = 0;
+            self.input.clear();
+            // A burst (one large message) should not pin its size for the connection's life.
+            if self.input.capacity() > 64 * 1024 {
+                self.input = Vec::new();
+            }
+        }
+        item
+    }
+
+    /// Ends the stream: a last line that has no trailing newline is decoded as a line by
+    /// the next [`next_frame`](Self::next_frame) calls.
+    ///
+    /// A live connection never calls this (the protocol processes a frame only when its
+    /// newline arrives); it is for reading a capture whose last line lacks one.
+    pub fn finish(&mut self) {
+        let open = match self.input.get(self.cursor..) {
+            Some(rest) if !rest.is_empty() => rest.last() != Some(&b'\n'),
+            _ => !self.partial.is_empty() || self.skipping,
+        };
+        if open {
+            self.push(b"\n");
+        }
+    }
+
+    /// Forgets everything buffered and starts a new stream (a new connection).
+    pub fn reset(&mut self) {
+        *self = Self::with_max_frame_len(self.max_frame_len);
+    }
+
+    /// Bytes of a partial line held back, waiting for its newline. Never more than
+    /// [`max_frame_len`](Self::max_frame_len).
+    pub fn buffered_len(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// Bytes pushed and not decoded yet.
+    pub fn pending_len(&self) -> usize {
+        self.input.len().saturating_sub(self.cursor)
+    }
+
+    /// Keeps the start of a line whose newline has not arrived; reports it once it crosses
+    /// the limit.
+    fn extend_partial(&mut self, bytes: &[u8]) -> Option<DecodeError> {
+        self.position += bytes.len() as u64;
+        if self.skipping || bytes.is_empty() {
+            return None;
+        }
+        if self.partial.len() + bytes.len() > self.max_frame_len {
+            Some(self.too_long())
+        } else {
+            self.partial.extend_from_slice(bytes);
+            None
+        }
+    }
+
+    /// `tail` is the rest of the current line, up to (not including) its newline.
+    fn end_line(&mut self, tail: &[u8]) -> Option<Result<Frame, DecodeError>> {
+        self.position += tail.len() as u64;
+        let item = if self.skipping {
+            self.skipping = false;
+            None
+        } else if self.partial.len() + tail.len() > self.max_frame_len {
+            let error = self.too_long();
+            self.skipping = false;
+            Some(Err(error))
+        } else if self.partial.is_empty() {
+            self.decode_line(tail)
+        } else {
+            let mut line = std::mem::take(&mut self.partial);
+            line.extend_from_slice(tail);
+            let item = self.decode_line(&line);
+            // Keep the allocation for the next partial line.
+            line.clear();
+            self.partial = line;
+            item
+        };
+        self.position += 1;
+        self.line += 1;
+        self.line_start = self.position;
+        item
+    }
+
+    fn too_long(&mut self) -> DecodeError {
+        self.partial = Vec::new();
+        self.skipping = true;
+        DecodeError {
+            kind: DecodeErrorKind::FrameTooLong,
+            line: self.line,
+            offset: self.line_start,
+            frame_type: None,
+            salvage: None,
+            message: format!("line exceeds {} bytes", self.max_frame_len),
+        }
+    }
+
+    fn decode_line(&self, line: &[u8]) -> Option<Result<Frame, DecodeError>> {
+        if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
+            return None;
+        }
+        Some(decode_line(line).map_err(|e| DecodeError {
+            kind: e.kind,
+            line: self.line,
+            offset: self.line_start + e.at as u64,
+            frame_type: e.salvage.frame_type,
+            salvage: e.salvage.salvage,
+            message: e.message,
+        }))
+    }
+}

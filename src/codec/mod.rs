@@ -1,0 +1,116 @@
+//! Bytes ⇄ frames: newline-delimited JSON, incremental and bounded (protocol.md §1.5).
+#![deny(clippy::indexing_slicing)]
+
+mod decoder;
+mod line;
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::wire::{BufferId, Frame, RequestId};
+
+pub use decoder::FrameDecoder;
+
+/// The default longest line, in bytes without its `\n`: 1 MiB, the largest WebSocket
+/// message the reference gateway accepts.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 1 << 20;
+
+/// What an undecodable frame still says about the request or delivery it belongs to:
+/// enough for a machine to resolve the request or hand over the delivery, so a frame that
+/// fails validation neither strands a request until its timeout nor is redelivered forever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Salvage {
+    /// An `outbound` that names its `requestId`: answer it with a failure.
+    Outbound(RequestId),
+    /// An `outbound_result` that names its `requestId`: resolve that request.
+    OutboundResult(RequestId),
+    /// An `inbound` or `passthrough_forward` that names its `bufferId`: a buffered
+    /// delivery that must be handed over (and acked) even though its body is unreadable.
+    Delivery(BufferId),
+}
+
+/// Why one line did not decode into a frame. The stream goes on with the next line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+#[error("line {line}, byte {offset}: {kind}{}: {message}", .frame_type.as_ref().map(|t| format!(" ({t})")).unwrap_or_default())]
+pub struct DecodeError {
+    /// What kind of problem.
+    pub kind: DecodeErrorKind,
+    /// 1-based line number in the stream (blank lines count).
+    pub line: u64,
+    /// Byte offset in the stream where the problem was found (the line's start for an
+    /// over-long line).
+    pub offset: u64,
+    /// The frame's `type`, when the line was an object with a string `type`.
+    pub frame_type: Option<String>,
+    /// For an invalid frame that still names its request or delivery: which, so it can
+    /// be resolved or handed over now rather than time out or be redelivered forever.
+    pub salvage: Option<Salvage>,
+    /// What was wrong, in words.
+    pub message: String,
+}
+
+/// The kinds of [`DecodeError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// The line is longer than the decoder's limit; it was skipped without being stored.
+    FrameTooLong,
+    /// The line is not valid UTF-8.
+    InvalidUtf8,
+    /// The line is not valid JSON (including nesting deeper than 128 levels and numbers
+    /// out of range).
+    InvalidJson,
+    /// The line is valid JSON but not an object.
+    NotAnObject,
+    /// The object has no `type`.
+    MissingType,
+    /// The object's `type` is not a string.
+    TypeNotString,
+    /// The frame's fields do not match its type: a required field is missing or a field
+    /// has the wrong JSON type.
+    InvalidFrame,
+}
+
+impl DecodeErrorKind {
+    /// A stable snake_case name, for logs and machine-readable output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecodeErrorKind::FrameTooLong => "frame_too_long",
+            DecodeErrorKind::InvalidUtf8 => "invalid_utf8",
+            DecodeErrorKind::InvalidJson => "invalid_json",
+            DecodeErrorKind::NotAnObject => "not_an_object",
+            DecodeErrorKind::MissingType => "missing_type",
+            DecodeErrorKind::TypeNotString => "type_not_string",
+            DecodeErrorKind::InvalidFrame => "invalid_frame",
+        }
+    }
+}
+
+impl fmt::Display for DecodeErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Appends `frame` to `out` as compact JSON and a `\n`: one wire line.
+pub fn encode_into(frame: &Frame, out: &mut Vec<u8>) {
+    let start = out.len();
+    // Writing to a Vec fails only for maps with non-string keys, which no frame has;
+    // should it ever happen, write nothing rather than half a line.
+    if serde_json::to_writer(&mut *out, frame).is_err() {
+        out.truncate(start);
+        return;
+    }
+    out.push(b'\n');
+}
+
+/// `frame` as one wire line: compact JSON and a `\n`, ready to be sent as one WebSocket
+/// text message.
+pub fn encode(frame: &Frame) -> Bytes {
+    let mut out = Vec::with_capacity(128);
+    encode_into(frame, &mut out);
+    Bytes::from(out)
+}

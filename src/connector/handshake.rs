@@ -1,0 +1,51 @@
+//! The connector's side of the handshake (protocol.md §6.2): each `hello` adds an
+//! identity to the socket; the application answers with a descriptor.
+
+use super::*;
+
+impl ConnectorMachine {
+    /// The identities announced so far, in order; the first is the session default.
+    pub fn identities(&self) -> &[Identity] {
+        &self.identities
+    }
+
+    /// A descriptor was sent: the handshake is answered.
+    pub fn is_handshaken(&self) -> bool {
+        self.handshaken
+    }
+
+    /// Answers a `hello` with the platform's capabilities. The first descriptor completes
+    /// the handshake and starts the replay of the buffered backlog.
+    pub fn send_descriptor(
+        &mut self,
+        _now: Instant,
+        descriptor: CapabilityDescriptor,
+    ) -> Result<(), ConnectorError> {
+        self.flush_input();
+        self.open()?;
+        if !self
+            .identities
+            .iter()
+            .any(|i| i.platform == descriptor.platform)
+        {
+            return Err(ConnectorError::NotAnnounced(descriptor.platform));
+        }
+        self.transmit(&Frame::Descriptor(Descriptor { descriptor }));
+        self.handshaken = true;
+        Ok(())
+    }
+
+    pub(super) fn on_hello(&mut self, identity: Identity) {
+        let repeated = self
+            .identities
+            .iter()
+            .any(|i| i.platform == identity.platform);
+        if repeated || self.identities.len() >= self.config.max_identities {
+            return self.diagnostic(ConnectorDiagnostic::RefusedHello(identity.platform));
+        }
+        // The manifest is the application's, once; what the socket keeps is who it is.
+        self.identities
+            .push(Identity::new(&identity.platform, &identity.bot_id));
+        self.event(ConnectorEvent::Hello { identity });
+    }
+}
