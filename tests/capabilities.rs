@@ -98,14 +98,8 @@ fn split_chunks_fit_and_reassemble_exactly() {
     let alphabet = [
         "a", "é", "e\u{301}", "日本", "😀", "🚀", " ", "\n", "ok ", "𝄞",
     ];
-    let mut state = 0x243F_6A88_85A3_08D3_u64;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) as usize
-    };
+    let mut rng = relay_machine::rng::SplitMix64::new(0x243F_6A88_85A3_08D3);
+    let mut next = || rng.next_u64() as usize;
     for _ in 0..2000 {
         let len = next() % 60;
         let text: String = (0..len)

@@ -47,22 +47,12 @@ fn examples_cover_every_frame_type_and_op() {
         .iter()
         .map(|(_, f)| f.frame_type().to_owned())
         .collect();
-    let expected: BTreeSet<String> = [
-        "hello",
-        "descriptor",
-        "inbound",
-        "inbound_ack",
-        "outbound",
-        "outbound_result",
-        "interrupt",
-        "interrupt_inbound",
-        "going_idle",
-        "going_idle_ack",
-        "passthrough_forward",
-        "presence",
-    ]
-    .map(str::to_owned)
-    .into();
+    // Every known type, and one the crate does not know (kept verbatim).
+    let expected: BTreeSet<String> = Frame::KNOWN_TYPES
+        .iter()
+        .chain(&["presence"])
+        .map(|t| (*t).to_owned())
+        .collect();
     assert_eq!(types, expected);
     assert!(
         common::all()
@@ -77,25 +67,12 @@ fn examples_cover_every_frame_type_and_op() {
             other => panic!("not an outbound: {other:?}"),
         })
         .collect();
-    let expected: BTreeSet<String> = [
-        "send",
-        "edit",
-        "typing",
-        "follow_up",
-        "get_chat_info",
-        "send_media",
-        "prompt",
-        "react",
-        "thread_create",
-        "thread_rename",
-        "delete",
-        "draft",
-        "task_card",
-        "task_card_stop",
-        "pin",
-    ]
-    .map(str::to_owned)
-    .into();
+    // Every known op, and one the crate does not know (kept verbatim).
+    let expected: BTreeSet<String> = relay_machine::wire::OutboundAction::KNOWN_OPS
+        .iter()
+        .chain(&["pin"])
+        .map(|t| (*t).to_owned())
+        .collect();
     assert_eq!(ops, expected);
     assert!(common::ops().iter().any(|(_, f)| matches!(
         f,

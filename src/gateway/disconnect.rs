@@ -71,7 +71,7 @@ impl RelayMachine {
             }
         }
         for id in self.pending.drain() {
-            self.respond(id, Err(RequestFailure::Drained));
+            self.resolve(id, Err(RequestFailure::Drained));
         }
         self.timers = Timers::default();
         self.state = State::Closed;

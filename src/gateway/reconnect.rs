@@ -159,7 +159,7 @@ impl RelayMachine {
             .open_since
             .map(|t| now.saturating_duration_since(t));
         for id in self.pending.drain() {
-            self.respond(id, Err(RequestFailure::ConnectionLost));
+            self.resolve(id, Err(RequestFailure::ConnectionLost));
         }
         if let Some(dormant) = connection.idle_waiter {
             self.event(GatewayEvent::GoingIdle {
@@ -274,7 +274,7 @@ impl RelayMachine {
                     // Already resolved (as ambiguous) if the machine ended the connection
                     // itself; that stays true, and a request resolves only once.
                     if self.pending.remove(&id) {
-                        self.respond(id, Err(RequestFailure::NotWritten));
+                        self.resolve(id, Err(RequestFailure::NotWritten));
                     }
                 }
                 Carries::Ack(id) => self.handed.owe(id),

@@ -70,29 +70,21 @@ impl RelayMachine {
         Ok(())
     }
 
-    pub(super) fn respond(
-        &mut self,
-        id: RequestId,
-        result: Result<crate::wire::ActionResult, RequestFailure>,
-    ) {
-        self.event(GatewayEvent::Response { id, result });
-    }
-
-    /// Resolves a request taken out of `pending`, and ends a disconnect's drain when it was
-    /// the last.
+    /// The one place a request resolves, once it is taken out of `pending`: its
+    /// `Response`, and the end of a disconnect's drain when it was the last.
     pub(super) fn resolve(
         &mut self,
         id: RequestId,
         result: Result<crate::wire::ActionResult, RequestFailure>,
     ) {
-        self.respond(id, result);
+        self.event(GatewayEvent::Response { id, result });
         self.finish_close_if_drained();
     }
 
     /// Requests whose result did not come in time resolve as ambiguous.
     pub(super) fn expire_requests(&mut self, now: Instant) {
         while let Some(id) = self.pending.pop_expired(now) {
-            self.respond(id, Err(RequestFailure::Timeout));
+            self.resolve(id, Err(RequestFailure::Timeout));
         }
     }
 
