@@ -38,6 +38,7 @@ fn main() -> ExitCode {
     let config = GatewayConfig {
         identities,
         reconnect: false,
+        retry_first_dial: false,
         ..GatewayConfig::default()
     };
     // From the operating system (the standard library's random hash keys): no two
@@ -73,7 +74,7 @@ fn main() -> ExitCode {
                         gw.on_closed(now, None, &e.to_string());
                     }
                 }
-                Output::Command(ConnectionCommand::Dial { .. }) => {
+                Output::Command(ConnectionCommand::Dial { generation, .. }) => {
                     match tungstenite::client::connect_with_config(
                         url.as_str(),
                         Some(ws_config()),
@@ -81,16 +82,23 @@ fn main() -> ExitCode {
                     ) {
                         Ok((ws, _response)) => {
                             socket = Some(ws);
-                            gw.on_connected(now);
+                            gw.on_connected(now, generation);
                         }
-                        Err(e) => gw.on_dial_failed(now, &e.to_string()),
+                        Err(e) => gw.on_dial_failed(now, generation, &e.to_string()),
                     }
                 }
                 Output::Command(ConnectionCommand::Close { code, reason }) => {
                     if let Some(ws) = socket.take() {
-                        finish_close(ws, Some((code, reason)));
+                        finish_close(ws, Some((code, reason.clone())));
+                        gw.on_closed(Instant::now(), Some(code), &reason);
                     }
                 }
+                Output::Command(ConnectionCommand::Ping) => {
+                    if let Some(ws) = socket.as_mut() {
+                        let _ = ws.send(Message::Ping(Default::default()));
+                    }
+                }
+                Output::Command(ConnectionCommand::Abort) => socket = None,
                 Output::Event(event) => match event {
                     GatewayEvent::HandshakeComplete { .. } => {
                         let action = SendAction {
@@ -174,6 +182,7 @@ fn main() -> ExitCode {
                 }
                 gw.on_closed(Instant::now(), code, &reason);
             }
+            Ok(Message::Pong(_) | Message::Ping(_)) => gw.on_pong(Instant::now()),
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
                 if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>

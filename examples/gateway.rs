@@ -52,6 +52,8 @@ fn main() -> std::process::ExitCode {
 async fn run(o: Options) -> Result<(), Exit> {
     let config = GatewayConfig {
         identities: o.identities.clone(),
+        // The example's exit code 2 means the first connection failed, as the reference.
+        retry_first_dial: false,
         ..GatewayConfig::default()
     };
     let machine = RelayMachine::new(config, common::os_seed()).map_err(|e| fail(&e.to_string()))?;

@@ -71,6 +71,8 @@ fn main() -> std::process::ExitCode {
 async fn run(o: Options) -> Result<(), Exit> {
     let config = GatewayConfig {
         identities: o.identities.clone(),
+        // The example's exit code 2 means the first connection failed, as the reference.
+        retry_first_dial: false,
         ..GatewayConfig::default()
     };
     let machine = RelayMachine::new(config, os_seed()).map_err(|e| fail(&e.to_string()))?;
@@ -224,16 +226,41 @@ impl Gateway {
                             self.machine.on_closed(Instant::now(), None, &e.to_string());
                         }
                     }
-                    Output::Command(ConnectionCommand::Dial { .. }) => match self.dial().await {
-                        Ok(ws) => {
-                            self.ws = Some(ws);
-                            self.machine.on_connected(Instant::now());
+                    Output::Command(ConnectionCommand::Dial { generation, .. }) => {
+                        // Raced against the machine's deadline: when its dial timeout comes
+                        // first, the machine abandons the dial itself.
+                        let deadline = self.machine.poll_timeout();
+                        let timer = async move {
+                            match deadline {
+                                Some(at) => sleep_until(at.into()).await,
+                                None => std::future::pending().await,
+                            }
+                        };
+                        tokio::select! {
+                            dialed = self.dial() => match dialed {
+                                Ok(ws) => {
+                                    self.ws = Some(ws);
+                                    self.machine.on_connected(Instant::now(), generation);
+                                }
+                                Err(e) => {
+                                    self.machine.on_dial_failed(Instant::now(), generation, &e)
+                                }
+                            },
+                            () = timer => self.machine.handle_timeout(Instant::now()),
                         }
-                        Err(e) => self.machine.on_dial_failed(Instant::now(), &e),
-                    },
-                    Output::Command(ConnectionCommand::Close { code, reason }) => {
-                        self.close_aside(Some(close_frame(code, &reason)));
                     }
+                    Output::Command(ConnectionCommand::Close { code, reason }) => {
+                        // The close handshake finishes aside (bounded); the socket is gone
+                        // for the machine from here.
+                        self.close_aside(Some(close_frame(code, &reason)));
+                        self.machine.on_closed(Instant::now(), Some(code), &reason);
+                    }
+                    Output::Command(ConnectionCommand::Ping) => {
+                        if let Some(ws) = self.ws.as_mut() {
+                            let _ = ws.send(Message::Ping(Default::default())).await;
+                        }
+                    }
+                    Output::Command(ConnectionCommand::Abort) => self.ws = None,
                     Output::Event(event) => return Some(event),
                     _ => {}
                 }
@@ -243,7 +270,7 @@ impl Gateway {
                 GatewayState::Closed | GatewayState::Revoked
             );
             let deadline = self.machine.poll_timeout();
-            if terminal || (self.ws.is_none() && deadline.is_none()) {
+            if (terminal && deadline.is_none()) || (self.ws.is_none() && deadline.is_none()) {
                 return None;
             }
             let timer = async move {
@@ -269,7 +296,10 @@ impl Gateway {
                         let (code, reason) = close_of(frame);
                         self.machine.on_closed(Instant::now(), code, &reason);
                     }
-                    // Pings are answered by tungstenite itself.
+                    // Any sign of the peer counts; its pings are answered by tungstenite.
+                    Some(Ok(Message::Pong(_) | Message::Ping(_))) => {
+                        self.machine.on_pong(Instant::now())
+                    }
                     Some(Ok(_)) => {}
                     // Oversized, as the reference's WebSocket library reports it.
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {

@@ -225,23 +225,33 @@ impl<S: DeliveryStore> Pair<S> {
 
     fn on_gateway_command(&mut self, command: ConnectionCommand) {
         match command {
-            ConnectionCommand::Dial { .. } if self.knobs.refuse_dials => {
-                self.gateway.on_dial_failed(self.now, "connection refused");
+            ConnectionCommand::Dial { generation, .. } if self.knobs.refuse_dials => {
+                self.gateway
+                    .on_dial_failed(self.now, generation, "connection refused");
             }
-            ConnectionCommand::Dial { .. } => {
+            ConnectionCommand::Dial { generation, .. } => {
                 if let Some(old) = self.conn.take() {
                     self.instance.on_closed(self.now, old, None, "socket ended");
                 }
                 self.wire.clear();
                 self.conn = Some(self.instance.accept(self.now));
-                self.gateway.on_connected(self.now);
+                self.gateway.on_connected(self.now, generation);
             }
-            ConnectionCommand::Close { .. } => {
+            // The in-memory link is alive as long as the pair is: a ping is answered at once.
+            ConnectionCommand::Ping => self.gateway.on_pong(self.now),
+            ConnectionCommand::Abort => {
+                self.wire.clear();
+                if let Some(conn) = self.conn.take() {
+                    self.instance.on_closed(self.now, conn, None, "aborted");
+                }
+            }
+            ConnectionCommand::Close { code, reason } => {
                 // Frames already written still arrive before the close, as on a socket.
                 self.deliver_all(Side::ToConnector);
                 if let Some(conn) = self.conn.take() {
-                    self.instance
-                        .on_closed(self.now, conn, None, "socket ended");
+                    self.instance.on_closed(self.now, conn, Some(code), &reason);
+                    // The peer answers the close: the gateway's driver reports the end.
+                    self.gateway.on_closed(self.now, Some(code), &reason);
                 }
                 self.wire.clear();
             }

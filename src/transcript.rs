@@ -155,6 +155,8 @@ fn render_command(command: &ConnectionCommand) -> String {
             purpose,
         } => format!("dial #{generation} ({purpose:?})"),
         ConnectionCommand::Close { code, reason } => format!("close {code} {reason:?}"),
+        ConnectionCommand::Ping => "ping".to_owned(),
+        ConnectionCommand::Abort => "abort".to_owned(),
     }
 }
 

@@ -23,7 +23,7 @@ fn a_chat_is_governed_by_its_platforms_descriptor_else_the_default() {
         gw.poll_output(),
         Some(Output::Command(ConnectionCommand::Dial { .. }))
     ));
-    gw.on_connected(now);
+    gw.on_connected(now, gw.generation());
     assert!(gw.chat_descriptor("t-1").is_none(), "no descriptor yet");
     let descriptor = |platform: &str, max: u32, unit: &str, ops: &str| {
         format!(

@@ -29,7 +29,7 @@ fn drain(gw: &mut RelayMachine) -> Split<ConnectionCommand, GatewayEvent> {
 
 /// Connected and handshaken at `now`.
 fn open(gw: &mut RelayMachine, now: Instant) {
-    gw.on_connected(now);
+    gw.on_connected(now, gw.generation());
     gw.handle_input(now, DESCRIPTOR.as_bytes());
     drain(gw);
     assert_eq!(gw.state(), GatewayState::Open);
@@ -150,6 +150,10 @@ fn frames_before_a_dormant_ack_in_the_same_message_are_processed() {
     ));
     assert!(gw.is_dormant());
     assert_eq!(gw.state(), GatewayState::Waiting);
+    // The redial waits for the socket being closed to end (the close timeout bounds it).
+    assert_eq!(gw.poll_timeout(), Some(now + Duration::from_secs(10)));
+    gw.on_closed(now, Some(1000), "dormant");
+    drain(&mut gw);
     // The dormant cadence: one second, not the ladder.
     assert_eq!(gw.poll_timeout(), Some(now + Duration::from_secs(1)));
 }

@@ -72,7 +72,7 @@ fn open_gateway(config: GatewayConfig) -> (RelayMachine, Instant) {
     let mut gw = RelayMachine::new(config, 0).unwrap();
     let t0 = Instant::now();
     gw.connect(t0).unwrap();
-    gw.on_connected(t0);
+    gw.on_connected(t0, gw.generation());
     gw.handle_input(t0, &descriptor_line());
     drain(&mut gw);
     assert_eq!(gw.state(), GatewayState::Open);
@@ -440,7 +440,7 @@ fn a_silent_peer_fails_the_handshake_at_30_s() {
     let mut gw = RelayMachine::new(config, 0).unwrap();
     let t0 = Instant::now();
     gw.connect(t0).unwrap();
-    gw.on_connected(t0);
+    gw.on_connected(t0, gw.generation());
     drain(&mut gw);
     let at = t0 + Duration::from_secs(30);
     assert_eq!(gw.poll_timeout(), Some(at));
@@ -464,7 +464,7 @@ fn a_silent_peer_fails_the_handshake_at_30_s() {
 
     // A connection that worked once, then a reconnect to a peer that stays silent.
     gw.connect(at).unwrap();
-    gw.on_connected(at);
+    gw.on_connected(at, gw.generation());
     gw.handle_input(at, &descriptor_line());
     drain(&mut gw);
     gw.on_closed(at, None, "reset");
@@ -475,7 +475,7 @@ fn a_silent_peer_fails_the_handshake_at_30_s() {
         split_gateway(&mut gw).commands.as_slice(),
         [ConnectionCommand::Dial { .. }]
     ));
-    gw.on_connected(redial);
+    gw.on_connected(redial, gw.generation());
     drain(&mut gw);
     let timeout = redial + Duration::from_secs(30);
     assert_eq!(gw.poll_timeout(), Some(timeout));
@@ -485,7 +485,10 @@ fn a_silent_peer_fails_the_handshake_at_30_s() {
         out.commands.as_slice(),
         [ConnectionCommand::Close { .. }]
     ));
-    let events = out.events;
+    assert_eq!(gw.state(), GatewayState::Waiting);
+    // The redial is scheduled once the socket asked to close has ended.
+    gw.on_closed(timeout, Some(1000), "handshake timeout");
+    let events = split_gateway(&mut gw).events;
     assert!(
         events
             .iter()
@@ -620,7 +623,7 @@ fn a_flood_of_descriptors_is_bounded() {
         .unwrap();
         let t0 = Instant::now();
         gw.connect(t0).unwrap();
-        gw.on_connected(t0);
+        gw.on_connected(t0, gw.generation());
         gw.handle_input(t0, &descriptor_line());
         drain(&mut gw);
         let mut message = Vec::new();

@@ -32,7 +32,7 @@ fn one_mebibyte_message_of_minimal_inbound_frames_is_held_at_most_four_times() {
     };
     let mut gw = RelayMachine::new(config, 0).unwrap();
     gw.connect(now).unwrap();
-    gw.on_connected(now);
+    gw.on_connected(now, gw.generation());
     gw.handle_input(now, DESCRIPTOR);
     drain(&mut gw);
 

@@ -89,14 +89,18 @@ impl Pass {
 
 /// An open gateway holding the buffered delivery `b-1`.
 fn open(now: Instant) -> RelayMachine {
+    // Outputs only: no keepalive, and a driver that forgets a socket once it closed it.
     let config = GatewayConfig {
         identities: vec![Identity::new("discord", "1")],
+        ping_interval: None,
+        liveness_timeout: None,
+        close_timeout: None,
         ..GatewayConfig::default()
     };
     let mut gw = RelayMachine::new(config, 0).unwrap();
     gw.connect(now).unwrap();
     Pass::take(&mut gw);
-    gw.on_connected(now);
+    gw.on_connected(now, gw.generation());
     gw.handle_input(now, DESCRIPTOR);
     gw.handle_input(now, BUFFERED);
     Pass::take(&mut gw);
@@ -234,7 +238,7 @@ fn gateway_every_frame_comes_before_its_connections_end() {
                         .any(|o| matches!(o, Output::Command(ConnectionCommand::Dial { .. }))),
                     "{case}: no redial"
                 );
-                gw.on_connected(later);
+                gw.on_connected(later, gw.generation());
                 gw.handle_input(later, DESCRIPTOR);
                 let types = Pass::take(&mut gw).frame_types();
                 let acked = commands.iter().any(|c| matches!(c, Command::Ack));
@@ -267,7 +271,7 @@ fn gateway_a_peer_close_before_the_driver_took_the_machines_close() {
     let later = now + Duration::from_secs(2);
     gw.handle_timeout(later);
     Pass::take(&mut gw);
-    gw.on_connected(later);
+    gw.on_connected(later, gw.generation());
     gw.handle_input(later, DESCRIPTOR);
     assert_eq!(
         Pass::take(&mut gw).frame_types(),

@@ -60,15 +60,84 @@ pub fn os_seed() -> u64 {
         .finish()
 }
 
+/// Most messages waiting for a socket's writer. A peer that reads nothing fills it; the
+/// link is then given up as dead instead of growing without bound.
+const WRITE_QUEUE: usize = 1024;
+
+/// One open socket: its reading half, and a writer task fed through a bounded queue, so
+/// that a peer that stops reading never blocks the loop that feeds the machine its time.
+struct Link {
+    reader: async_tungstenite::WebSocketReceiver<TcpStream>,
+    writer: smol::channel::Sender<Message>,
+    task: smol::Task<()>,
+}
+
+impl Link {
+    fn new(ws: ClientSocket) -> Self {
+        let (mut sender, reader) = ws.split();
+        let (writer, queue) = smol::channel::bounded::<Message>(WRITE_QUEUE);
+        let task = smol::spawn(async move {
+            // One write in flight at a time, in order.
+            while let Ok(message) = queue.recv().await {
+                if sender.send(message).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            reader,
+            writer,
+            task,
+        }
+    }
+
+    /// Queues a message; `false` when the peer has stopped reading (or the writer died).
+    fn write(&self, message: Message) -> bool {
+        self.writer.try_send(message).is_ok()
+    }
+
+    /// Lets the writer finish what it has (the close frame, the close reply) and reads
+    /// until the peer's end, aside and bounded, so nothing waits on the peer.
+    fn finish(self) -> smol::Task<()> {
+        let Link {
+            mut reader,
+            writer,
+            task,
+        } = self;
+        drop(writer);
+        smol::spawn(async move {
+            let finish = async {
+                task.await;
+                while let Some(Ok(_)) = reader.next().await {}
+            };
+            let _ = finish
+                .or(async {
+                    Timer::after(std::time::Duration::from_secs(10)).await;
+                })
+                .await;
+        })
+    }
+}
+
 /// The gateway driver: dials when told, feeds messages and deadlines, writes frames.
 pub struct Gateway {
     pub machine: RelayMachine,
     url: String,
     /// `(gateway id, secret)` for the upgrade bearer, minted fresh for every dial.
     credentials: Option<(String, String)>,
-    ws: Option<ClientSocket>,
-    /// Close handshakes finishing aside; awaited before the driver reports the end.
+    link: Option<Link>,
+    /// Sockets finishing their close aside; awaited before the driver reports the end.
     closing: Vec<smol::Task<()>>,
+}
+
+/// Resolves at `deadline`, or never.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => {
+            Timer::at(at).await;
+        }
+        None => smol::future::pending().await,
+    }
 }
 
 impl Gateway {
@@ -77,7 +146,7 @@ impl Gateway {
             machine,
             url,
             credentials,
-            ws: None,
+            link: None,
             closing: Vec::new(),
         }
     }
@@ -88,7 +157,10 @@ impl Gateway {
         loop {
             while let Some(output) = self.machine.poll_output() {
                 match output {
-                    Output::Transmit(line) => self.write(line).await,
+                    Output::Transmit(line) => {
+                        tap("gw→conn", line.as_bytes());
+                        self.write(text(line));
+                    }
                     Output::Command(command) => self.command(command).await,
                     Output::Event(event) => return Some(event),
                     _ => {}
@@ -99,30 +171,29 @@ impl Gateway {
                 GatewayState::Closed | GatewayState::Revoked
             );
             let deadline = self.machine.poll_timeout();
-            if terminal || (self.ws.is_none() && deadline.is_none()) {
+            if (terminal && deadline.is_none()) || (self.link.is_none() && deadline.is_none()) {
                 // Nothing more will happen: let the last close reach the peer, then end.
                 self.finish_closes().await;
                 return None;
             }
-            let Some(ws) = self.ws.as_mut() else {
-                Timer::at(deadline?).await;
+            let Some(link) = self.link.as_mut() else {
+                until(deadline).await;
                 self.machine.handle_timeout(Instant::now());
                 continue;
             };
-            let timer = async {
-                match deadline {
-                    Some(at) => Timer::at(at).await,
-                    None => smol::future::pending().await,
-                };
-                None
-            };
-            match async { Some(ws.next().await) }.or(timer).await {
+            let next = async { Some(link.reader.next().await) }
+                .or(async {
+                    until(deadline).await;
+                    None
+                })
+                .await;
+            let now = Instant::now();
+            match next {
                 // The runtime timer may fire late or early; the machine compares times.
-                None => self.machine.handle_timeout(Instant::now()),
-                Some(Some(Ok(Message::Text(t)))) => {
-                    self.machine.handle_input(Instant::now(), t.as_bytes())
-                }
-                Some(Some(Ok(Message::Binary(b)))) => self.machine.handle_input(Instant::now(), &b),
+                None => self.machine.handle_timeout(now),
+                Some(Some(Ok(Message::Text(t)))) => self.machine.handle_input(now, t.as_bytes()),
+                Some(Some(Ok(Message::Binary(b)))) => self.machine.handle_input(now, &b),
+                Some(Some(Ok(Message::Pong(_) | Message::Ping(_)))) => self.machine.on_pong(now),
                 Some(Some(Ok(Message::Close(frame)))) => {
                     let (code, reason) = close_of(frame);
                     self.ended(code, &reason);
@@ -137,7 +208,7 @@ impl Gateway {
         }
     }
 
-    /// Waits for the close handshakes finishing aside (each bounded), so that a process
+    /// Waits for the sockets finishing their close aside (each bounded), so that a process
     /// that exits next does not cut them off.
     pub async fn finish_closes(&mut self) {
         for close in self.closing.drain(..) {
@@ -148,35 +219,57 @@ impl Gateway {
     /// The socket ended: finish its close handshake aside (answering the peer's close, or
     /// sending 1009 after an oversized message) and tell the machine.
     fn ended(&mut self, code: Option<u16>, reason: &str) {
-        if let Some(ws) = self.ws.take() {
-            let reply = (code == Some(1009)).then(|| close_frame(1009, "message too big"));
-            self.closing.push(finish_close(ws, reply));
+        if let Some(link) = self.link.take() {
+            if code == Some(1009) {
+                link.write(Message::Close(Some(close_frame(1009, "message too big"))));
+            }
+            self.closing.push(link.finish());
         }
         self.machine.on_closed(Instant::now(), code, reason);
     }
 
-    async fn write(&mut self, line: Transmit) {
-        let Some(ws) = self.ws.as_mut() else { return };
-        tap("gw→conn", line.as_bytes());
-        if let Err(e) = ws.send(text(line)).await {
-            self.ended(None, &e.to_string());
+    fn write(&mut self, message: Message) {
+        let Some(link) = self.link.as_ref() else {
+            return;
+        };
+        if !link.write(message) {
+            // The peer reads nothing: the link is dead for writing.
+            if let Some(link) = self.link.take() {
+                drop(link);
+            }
+            self.machine
+                .on_closed(Instant::now(), None, "the peer stopped reading");
         }
     }
 
     async fn command(&mut self, command: ConnectionCommand) {
         match command {
-            ConnectionCommand::Dial { .. } => match self.dial().await {
-                Ok(ws) => {
-                    self.ws = Some(ws);
-                    self.machine.on_connected(Instant::now());
+            ConnectionCommand::Dial { generation, .. } => {
+                // Raced against the machine's deadline (its dial timeout): when that comes
+                // first, the machine abandons the dial itself.
+                let deadline = self.machine.poll_timeout();
+                let dial = async { Some(self.dial().await) };
+                let outcome = dial.or(async {
+                    until(deadline).await;
+                    None
+                });
+                match outcome.await {
+                    Some(Ok(ws)) => {
+                        self.link = Some(Link::new(ws));
+                        self.machine.on_connected(Instant::now(), generation);
+                    }
+                    Some(Err(e)) => self.machine.on_dial_failed(Instant::now(), generation, &e),
+                    None => self.machine.handle_timeout(Instant::now()),
                 }
-                Err(e) => self.machine.on_dial_failed(Instant::now(), &e),
-            },
+            }
             ConnectionCommand::Close { code, reason } => {
-                if let Some(ws) = self.ws.take() {
-                    self.closing
-                        .push(finish_close(ws, Some(close_frame(code, &reason))));
-                }
+                // Keep reading: the machine waits for the peer's answer (on_closed).
+                self.write(Message::Close(Some(close_frame(code, &reason))));
+            }
+            ConnectionCommand::Ping => self.write(Message::Ping(Default::default())),
+            ConnectionCommand::Abort => {
+                // A dead link: drop it, no close handshake.
+                self.link = None;
             }
             _ => {}
         }

@@ -43,6 +43,12 @@ struct Setup {
     stable_ms: u16,
     dormant_ms: u16,
     hold_ms: u16,
+    // Appended, so the committed corpus still decodes its first fields as before.
+    ping_ms: Option<u16>,
+    liveness_ms: Option<u16>,
+    dial_ms: Option<u16>,
+    close_ms: Option<u16>,
+    retry_first_dial: bool,
 }
 
 impl Setup {
@@ -73,6 +79,11 @@ impl Setup {
             max_frame_len: usize::from(self.max_frame_len % 2048) + 1,
             // At least the three identities a setup can configure.
             max_identities: 64,
+            ping_interval: self.ping_ms.map(|v| ms(v.max(1))),
+            liveness_timeout: self.liveness_ms.map(ms),
+            dial_timeout: self.dial_ms.map(ms),
+            close_timeout: self.close_ms.map(ms),
+            retry_first_dial: self.retry_first_dial,
             delivery_memory: usize::from(self.delivery_memory % 8),
             route_capacity: usize::from(self.route_capacity % 8),
             auto_ack: self.auto_ack,
@@ -101,7 +112,10 @@ enum Close {
 enum Op {
     Connect,
     Connected,
+    /// The answer to an earlier (abandoned) dial.
+    StaleConnected,
     DialFailed,
+    Pong,
     Closed(Close),
     /// Frames from the connector, written as one stream and cut at `cut`.
     Peer(Vec<PeerFrame>, u16),
@@ -237,10 +251,16 @@ impl Model {
             }
             Op::Connected => {
                 let dialing = gw.state() == GatewayState::Dialing;
-                gw.on_connected(now);
+                gw.on_connected(now, gw.generation());
                 self.writable |= dialing;
             }
-            Op::DialFailed => gw.on_dial_failed(now, "refused"),
+            Op::StaleConnected => {
+                let state = gw.state();
+                gw.on_connected(now, gw.generation().wrapping_sub(1));
+                assert_eq!(gw.state(), state, "a stale dial's answer changed the state");
+            }
+            Op::Pong => gw.on_pong(now),
+            Op::DialFailed => gw.on_dial_failed(now, gw.generation(), "refused"),
             Op::Closed(close) => {
                 let (code, reason) = match close {
                     Close::None => (None, "reset"),
@@ -518,8 +538,10 @@ impl Model {
     }
 
     fn on_command(&mut self, command: ConnectionCommand) {
-        // Either ends the socket the driver holds: a close, or a dial for the next one.
-        self.writable = false;
+        // A close, an abort or a dial for the next socket ends the one the driver holds.
+        if !matches!(command, ConnectionCommand::Ping) {
+            self.writable = false;
+        }
         if let ConnectionCommand::Dial { generation, .. } = command {
             assert!(self.terminal.is_none(), "a terminal machine dialled");
             assert!(
@@ -600,6 +622,9 @@ impl Model {
                 0,
                 "a terminal machine has requests in flight"
             );
+        }
+        if self.terminal_event {
+            // Before its terminal event a closed machine may still wait for its socket.
             assert_eq!(gw.poll_timeout(), None, "a terminal machine has a deadline");
         }
     }

@@ -45,6 +45,22 @@ pub struct GatewayConfig {
     pub reconnect: bool,
     /// Reconnect timing.
     pub backoff: BackoffConfig,
+    /// How often to ask the driver for a WebSocket Ping while connected (30 s, as the
+    /// reference's WebSocket library). `None`: no pings.
+    pub ping_interval: Option<Duration>,
+    /// How long a connection may stay silent (no byte, no Pong) before the machine gives
+    /// it up as dead: it emits `Abort` and reconnects (60 s). `None`: never.
+    pub liveness_timeout: Option<Duration>,
+    /// How long a dial may take before it is abandoned (`Abort`) and counted as failed
+    /// (10 s). `None`: the driver's dial takes as long as it takes.
+    pub dial_timeout: Option<Duration>,
+    /// How long after a `Close` the machine waits for the driver's `on_closed` before it
+    /// emits `Abort` and moves on (10 s). `None`: it moves on at once.
+    pub close_timeout: Option<Duration>,
+    /// Retry a failed first dial on the backoff ladder (true). `false` restores the
+    /// reference's fail-fast first connection (protocol.md §7.4): it ends in
+    /// `ConnectFailed`.
+    pub retry_first_dial: bool,
 }
 
 impl Default for GatewayConfig {
@@ -63,6 +79,11 @@ impl Default for GatewayConfig {
             auto_ack: false,
             reconnect: true,
             backoff: BackoffConfig::default(),
+            ping_interval: Some(Duration::from_secs(30)),
+            liveness_timeout: Some(Duration::from_secs(60)),
+            dial_timeout: Some(Duration::from_secs(10)),
+            close_timeout: Some(Duration::from_secs(10)),
+            retry_first_dial: true,
         }
     }
 }
@@ -103,6 +124,13 @@ impl GatewayConfig {
             ("backoff.stable_after", backoff.stable_after),
             ("backoff.dormant_cadence", backoff.dormant_cadence),
             ("backoff.hold_cap", backoff.hold_cap),
+            ("ping_interval", config.ping_interval.unwrap_or_default()),
+            (
+                "liveness_timeout",
+                config.liveness_timeout.unwrap_or_default(),
+            ),
+            ("dial_timeout", config.dial_timeout.unwrap_or_default()),
+            ("close_timeout", config.close_timeout.unwrap_or_default()),
         ] {
             if duration > MAX_DURATION {
                 return Err(ConfigError::TooLong(name));

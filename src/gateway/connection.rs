@@ -33,6 +33,17 @@ pub(super) struct Connection {
     pub(super) dormant_close: bool,
 }
 
+/// What follows once a socket the machine asked to close has reported its end (or the
+/// close timeout gave up on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AfterClose {
+    Nothing,
+    /// `disconnect`: the terminal event.
+    Terminal,
+    /// A dormant or handshake-timeout close: the redial.
+    Redial,
+}
+
 /// How a connection ended, for deciding what comes next.
 pub(super) enum End {
     Closed { code: Option<u16>, reason: String },
@@ -74,6 +85,8 @@ impl RelayMachine {
             timers: Timers::default(),
             terminal: false,
             close_due: false,
+            closing_socket: None,
+            now: None,
         })
     }
 

@@ -20,6 +20,7 @@ impl RelayMachine {
     /// [`GatewayEvent::Closed`] ends the stream.
     pub fn disconnect(&mut self, now: Instant, budget: Option<Duration>) {
         self.flush_input();
+        self.observe(now);
         match self.state {
             State::Closed | State::Revoked => {}
             State::Connected => {
@@ -62,7 +63,8 @@ impl RelayMachine {
     pub(super) fn finish_close(&mut self) {
         self.close_due = false;
         if let Some(connection) = self.connection.take() {
-            self.close_socket_of(connection.generation, "disconnect");
+            let now = self.now;
+            self.close_socket_of(connection.generation, "disconnect", now);
             if let Some(dormant) = connection.idle_waiter {
                 self.event(GatewayEvent::GoingIdle {
                     acked: false,
@@ -73,24 +75,76 @@ impl RelayMachine {
         for id in self.pending.drain() {
             self.resolve(id, Err(RequestFailure::Drained));
         }
-        self.timers = Timers::default();
         self.state = State::Closed;
+        self.pending_timers_clear();
+        match self.closing_socket.as_mut() {
+            // The terminal event waits for the socket's end: the driver keeps reading.
+            Some((_, after)) => *after = AfterClose::Terminal,
+            None => self.terminate(),
+        }
+    }
+
+    /// The terminal event of a disconnect: the machine's last output.
+    pub(super) fn terminate(&mut self) {
+        self.timers = Timers::default();
         self.event(GatewayEvent::Closed);
         self.terminal = true;
     }
 
-    /// Asks the driver to close the current connection's socket, after its queued frames.
-    pub(super) fn close_socket(&mut self, reason: &str) {
-        if let Some(generation) = self.connection.as_ref().map(|c| c.generation) {
-            self.close_socket_of(generation, reason);
+    /// Clears every timer but the wait for a closing socket.
+    fn pending_timers_clear(&mut self) {
+        for kind in [
+            TimerKind::Handshake,
+            TimerKind::GoIdle,
+            TimerKind::Redial,
+            TimerKind::Drain,
+            TimerKind::Ping,
+            TimerKind::Liveness,
+            TimerKind::Dial,
+        ] {
+            self.timers.clear(kind);
         }
     }
 
-    pub(super) fn close_socket_of(&mut self, generation: u64, reason: &str) {
+    /// Asks the driver to close the current connection's socket, after its queued frames.
+    pub(super) fn close_socket(&mut self, reason: &str, now: Instant) {
+        if let Some(generation) = self.connection.as_ref().map(|c| c.generation) {
+            self.close_socket_of(generation, reason, Some(now));
+        }
+    }
+
+    /// Asks the driver to close socket `generation`; with a close timeout, the machine
+    /// then waits for its end before what follows.
+    pub(super) fn close_socket_of(&mut self, generation: u64, reason: &str, now: Option<Instant>) {
         let close = ConnectionCommand::Close {
             code: 1000,
             reason: reason.to_owned(),
         };
         self.core.outputs.command(Some(generation), close);
+        if let (Some(timeout), Some(now)) = (self.config.close_timeout, now) {
+            if self.socket == Some(generation) {
+                self.closing_socket = Some((generation, AfterClose::Nothing));
+                self.timers.set(TimerKind::Close, now + timeout);
+            }
+        }
+    }
+
+    /// The socket asked to close reported its end, or the close timeout gave up on it.
+    pub(super) fn after_close(&mut self, now: Instant, after: AfterClose) {
+        match after {
+            AfterClose::Nothing => {}
+            AfterClose::Terminal => self.terminate(),
+            AfterClose::Redial => self.schedule_redial(now),
+        }
+    }
+
+    /// The socket asked to close never reported its end: drop it.
+    pub(super) fn on_close_timeout(&mut self, now: Instant) {
+        if let Some((socket, after)) = self.closing_socket.take() {
+            self.discard(socket);
+            self.core.outputs.command(None, ConnectionCommand::Abort);
+            self.socket = None;
+            self.after_close(now, after);
+        }
     }
 }

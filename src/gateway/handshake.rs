@@ -5,11 +5,12 @@ use super::*;
 
 impl RelayMachine {
     /// Starts the first connection: asks the driver to dial. Does nothing unless idle.
-    pub fn connect(&mut self, _now: Instant) -> Result<(), SendError> {
+    pub fn connect(&mut self, now: Instant) -> Result<(), SendError> {
         self.flush_input();
+        self.observe(now);
         match self.state {
             State::Idle => {
-                self.dial(DialPurpose::Initial);
+                self.dial(now, DialPurpose::Initial);
                 Ok(())
             }
             State::Closed => Err(SendError::Closed),
@@ -20,11 +21,23 @@ impl RelayMachine {
 
     /// The dial asked for succeeded: the WebSocket is open. Writes one `hello` per
     /// identity and starts the handshake timer. Ignored unless a dial is in progress.
-    pub fn on_connected(&mut self, now: Instant) {
+    pub fn on_connected(&mut self, now: Instant, generation: u64) {
         self.flush_input();
+        self.observe(now);
         let State::Dialing(_) = self.state else {
             return;
         };
+        if generation != self.generation {
+            // The answer to a dial that was abandoned: its socket is the driver's to drop.
+            return;
+        }
+        self.timers.clear(TimerKind::Dial);
+        if let Some(interval) = self.config.ping_interval {
+            self.timers.set(TimerKind::Ping, now + interval);
+        }
+        if let Some(timeout) = self.config.liveness_timeout {
+            self.timers.set(TimerKind::Liveness, now + timeout);
+        }
         if std::mem::take(&mut self.auth_retry_pending) {
             // Stamped only once the upgrade succeeded, so a network failure leaves the
             // marker for the next attempt.
@@ -126,7 +139,7 @@ impl RelayMachine {
     /// No descriptor came in time: the connection is given up.
     pub(super) fn on_handshake_timeout(&mut self, now: Instant) {
         if self.state == State::Connected {
-            self.close_socket("handshake timeout");
+            self.close_socket("handshake timeout", now);
             self.end_connection(now, End::HandshakeTimeout);
         }
     }

@@ -30,7 +30,7 @@ use crate::wire::{
 };
 use acks::Handed;
 pub use config::{ConfigError, GatewayConfig, MAX_DURATION};
-use connection::{Connection, End, State};
+use connection::{AfterClose, Connection, End, State};
 pub use disconnect::drain_grace;
 pub use reconnect::BackoffConfig;
 use reconnect::Ladder;
@@ -109,8 +109,8 @@ pub use types::{
 /// let t0 = Instant::now();
 ///
 /// gw.connect(t0).unwrap();
-/// assert!(matches!(gw.poll_output(), Some(Output::Command(ConnectionCommand::Dial { .. }))));
-/// gw.on_connected(t0); // the driver's WebSocket is open
+/// let Some(Output::Command(ConnectionCommand::Dial { generation, .. })) = gw.poll_output() else { panic!() };
+/// gw.on_connected(t0, generation); // the driver's WebSocket is open
 /// let Some(Output::Transmit(hello)) = gw.poll_output() else { panic!() };
 /// assert_eq!(hello.as_str(), "{\"type\":\"hello\",\"platform\":\"telegram\",\"botId\":\"701\"}\n");
 ///
@@ -167,6 +167,10 @@ pub struct RelayMachine {
     terminal: bool,
     /// `disconnect` is done draining: close once every output before is taken.
     close_due: bool,
+    /// A socket the machine asked to close, awaiting `on_closed`, and what follows then.
+    closing_socket: Option<(u64, AfterClose)>,
+    /// The latest `now` seen, for deadlines set while outputs are taken.
+    now: Option<Instant>,
 }
 
 impl RelayMachine {
@@ -190,7 +194,11 @@ impl RelayMachine {
         Some(match item {
             Item::Transmit { line, .. } => Output::Transmit(line),
             Item::Command { conn, command } => {
-                if matches!(command, ConnectionCommand::Close { .. })
+                // Without a close timeout the driver forgets a socket once it closed it;
+                // with one, it reports the socket's end.
+                let forgotten = self.config.close_timeout.is_none();
+                if forgotten
+                    && matches!(command, ConnectionCommand::Close { .. })
                     && conn.is_some()
                     && conn == self.socket
                 {
@@ -206,6 +214,8 @@ impl RelayMachine {
     /// one at a time, as [`poll_output`](Self::poll_output) runs dry, each with this `now`.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         self.flush_input();
+        self.observe(now);
+        self.proof_of_life(now);
         if self.connection.is_none() {
             if !self.terminal {
                 self.diagnostic(Diagnostic::InputWhileDisconnected(bytes.len()));
@@ -233,31 +243,12 @@ impl RelayMachine {
                     self.event(GatewayEvent::Diagnostic(Diagnostic::Suppressed(count)));
                 }
                 if self.connection.as_ref().is_some_and(|c| c.dormant_close) {
-                    self.close_socket("dormant");
+                    self.close_socket("dormant", now);
                     self.end_connection(now, End::Dormant);
                 }
             }
         }
         true
-    }
-
-    /// Acts on every deadline that is due at `now`. Spurious calls do nothing.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.flush_input();
-        self.expire_requests(now);
-        if self.timers.fire(TimerKind::Handshake, now) {
-            self.on_handshake_timeout(now);
-        }
-        if self.timers.fire(TimerKind::GoIdle, now) {
-            self.on_go_idle_timeout();
-        }
-        if self.timers.fire(TimerKind::Drain, now) {
-            self.close_due = true;
-        }
-        if self.timers.fire(TimerKind::Redial, now) {
-            self.on_redial_timer(now);
-        }
-        self.finish_close_if_drained();
     }
 
     pub(super) fn handle_frame(&mut self, now: Instant, frame: Frame) {

@@ -67,9 +67,15 @@ impl Ladder {
 impl RelayMachine {
     /// The dial asked for failed before a WebSocket was open. Ignored unless a dial is in
     /// progress.
-    pub fn on_dial_failed(&mut self, now: Instant, reason: &str) {
+    ///
+    /// `generation` is the dial's (from [`ConnectionCommand::Dial`]); the answer to an
+    /// abandoned dial is ignored.
+    pub fn on_dial_failed(&mut self, now: Instant, generation: u64, reason: &str) {
         self.flush_input();
-        self.dial_failed(now, None, reason);
+        self.observe(now);
+        if generation == self.generation {
+            self.dial_failed(now, None, reason);
+        }
     }
 
     /// The socket closed (by the peer or after an error), with the close code and reason
@@ -81,8 +87,16 @@ impl RelayMachine {
     /// a 4401 refusing the upgrade follows the auth rules; otherwise it is ignored.
     pub fn on_closed(&mut self, now: Instant, code: Option<u16>, reason: &str) {
         self.flush_input();
+        self.observe(now);
         if let Some(socket) = self.socket.take() {
             self.discard(socket);
+            if let Some((closing, after)) = self.closing_socket {
+                if closing == socket {
+                    self.closing_socket = None;
+                    self.timers.clear(TimerKind::Close);
+                    return self.after_close(now, after);
+                }
+            }
             let current = self.connection.as_ref().map(|c| c.generation);
             if current != Some(socket) {
                 // The machine had already ended this connection (its `Close` was queued).
@@ -107,8 +121,10 @@ impl RelayMachine {
         let State::Dialing(purpose) = self.state else {
             return;
         };
+        self.timers.clear(TimerKind::Dial);
         let refused = code == Some(CLOSE_UNAUTHORIZED);
-        if purpose == DialPurpose::Initial {
+        let fail_fast = !self.config.retry_first_dial || refused;
+        if purpose == DialPurpose::Initial && fail_fast {
             self.state = State::Idle;
             let failure = if refused {
                 ConnectFailure::Unauthorized {
@@ -153,8 +169,14 @@ impl RelayMachine {
         // Descriptors describe a connection; the next one must send its own (§3.5).
         self.default_descriptor = None;
         self.descriptors.clear();
-        self.timers.clear(TimerKind::Handshake);
-        self.timers.clear(TimerKind::GoIdle);
+        for kind in [
+            TimerKind::Handshake,
+            TimerKind::GoIdle,
+            TimerKind::Ping,
+            TimerKind::Liveness,
+        ] {
+            self.timers.clear(kind);
+        }
         let lived = connection
             .open_since
             .map(|t| now.saturating_duration_since(t));
@@ -207,17 +229,21 @@ impl RelayMachine {
                 at: now,
                 purpose: DialPurpose::FreshToken,
             });
-            self.dial(DialPurpose::FreshToken);
+            self.dial(now, DialPurpose::FreshToken);
             return;
         }
         if matches!(end, End::Dormant) {
             self.dormant = true;
             self.dormant_wait = true;
         }
-        if self.config.reconnect {
-            self.schedule_redial(now);
-        } else {
+        if !self.config.reconnect {
             self.state = State::Idle;
+        } else if let Some((_, after)) = self.closing_socket.as_mut() {
+            // The driver still holds the socket it is closing: dial once it is gone.
+            *after = AfterClose::Redial;
+            self.state = State::Waiting;
+        } else {
+            self.schedule_redial(now);
         }
     }
 
@@ -236,7 +262,17 @@ impl RelayMachine {
         });
     }
 
-    pub(super) fn dial(&mut self, purpose: DialPurpose) {
+    pub(super) fn dial(&mut self, now: Instant, purpose: DialPurpose) {
+        if let Some((socket, _)) = self.closing_socket.take() {
+            // The driver holds one socket at a time: one still closing is dropped now.
+            self.timers.clear(TimerKind::Close);
+            self.discard(socket);
+            self.core.outputs.command(None, ConnectionCommand::Abort);
+            self.socket = None;
+        }
+        if let Some(timeout) = self.config.dial_timeout {
+            self.timers.set(TimerKind::Dial, now + timeout);
+        }
         self.generation += 1;
         self.state = State::Dialing(purpose);
         self.core.outputs.command(
@@ -256,12 +292,12 @@ impl RelayMachine {
     }
 
     /// Releases a redial hold; a parked dial goes ahead now.
-    pub fn release_redial(&mut self, _now: Instant) {
+    pub fn release_redial(&mut self, now: Instant) {
         self.flush_input();
         self.hold_redial = false;
         if self.state == State::Held {
             self.timers.clear(TimerKind::Redial);
-            self.dial(DialPurpose::Backoff);
+            self.dial(now, DialPurpose::Backoff);
         }
     }
 
@@ -297,10 +333,64 @@ impl RelayMachine {
             }
             State::Waiting | State::Held => {
                 self.hold_redial = false;
-                self.dial(DialPurpose::Backoff);
+                self.dial(now, DialPurpose::Backoff);
             }
             State::Idle | State::Dialing(_) | State::Connected | State::Closed | State::Revoked => {
             }
         }
+    }
+
+    /// The dial took too long: abandon it and count it as failed.
+    pub(super) fn on_dial_timeout(&mut self, now: Instant) {
+        if let State::Dialing(_) = self.state {
+            self.core.outputs.command(None, ConnectionCommand::Abort);
+            self.dial_failed(now, None, "dial timeout");
+        }
+    }
+
+    /// Keepalive: ask for a Ping on the current connection.
+    pub(super) fn on_ping_timer(&mut self, now: Instant) {
+        let (Some(connection), Some(interval)) = (&self.connection, self.config.ping_interval)
+        else {
+            return;
+        };
+        let generation = connection.generation;
+        self.core
+            .outputs
+            .command(Some(generation), ConnectionCommand::Ping);
+        self.timers.set(TimerKind::Ping, now + interval);
+    }
+
+    /// Nothing arrived for the liveness timeout: the link is dead. Drop the socket (a dead
+    /// link cannot complete a close handshake) and reconnect, as after any unexpected
+    /// close; requests in flight resolve as ambiguous.
+    pub(super) fn on_liveness_timeout(&mut self, now: Instant) {
+        let Some(generation) = self.connection.as_ref().map(|c| c.generation) else {
+            return;
+        };
+        self.discard(generation);
+        self.core.outputs.command(None, ConnectionCommand::Abort);
+        self.socket = None;
+        let reason = "no sign of life within the liveness timeout".to_owned();
+        self.end_connection(now, End::Closed { code: None, reason });
+    }
+
+    /// A Pong came: the link is alive.
+    pub fn on_pong(&mut self, now: Instant) {
+        self.flush_input();
+        self.observe(now);
+        self.proof_of_life(now);
+    }
+
+    /// Anything from the peer proves the link alive: the liveness deadline moves on.
+    pub(super) fn proof_of_life(&mut self, now: Instant) {
+        if let (Some(_), Some(timeout)) = (&self.connection, self.config.liveness_timeout) {
+            self.timers.set(TimerKind::Liveness, now + timeout);
+        }
+    }
+
+    /// Remembers the latest `now`, for deadlines set while outputs are taken.
+    pub(super) fn observe(&mut self, now: Instant) {
+        self.now = Some(self.now.map_or(now, |seen| seen.max(now)));
     }
 }

@@ -1,5 +1,5 @@
 //! The connection timers: a fixed table with one slot per kind, so the next deadline is a
-//! scan of four slots. Request deadlines live in their own ordered index beside the
+//! scan of eight slots. Request deadlines live in their own ordered index beside the
 //! pending map ([`TimerKind::Request`] has no slot here).
 
 use std::time::Instant;
@@ -19,14 +19,26 @@ pub enum TimerKind {
     Drain,
     /// A request's result is due.
     Request,
+    /// The next keepalive Ping is due.
+    Ping,
+    /// The connection has been silent too long.
+    Liveness,
+    /// The dial has taken too long.
+    Dial,
+    /// The socket asked to close has not reported its end.
+    Close,
 }
 
 /// The kinds with a slot in [`Timers`], in slot order.
-pub(crate) const TIMERS: [TimerKind; 4] = [
+pub(crate) const TIMERS: [TimerKind; 8] = [
     TimerKind::Handshake,
     TimerKind::GoIdle,
     TimerKind::Redial,
     TimerKind::Drain,
+    TimerKind::Ping,
+    TimerKind::Liveness,
+    TimerKind::Dial,
+    TimerKind::Close,
 ];
 
 /// One deadline per connection timer kind.
@@ -91,5 +103,37 @@ impl RelayMachine {
             .next_deadline()
             .map(|at| (at, TimerKind::Request));
         timers.chain(request).min()
+    }
+
+    /// Acts on every deadline that is due at `now`. Spurious calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.flush_input();
+        self.observe(now);
+        self.expire_requests(now);
+        if self.timers.fire(TimerKind::Handshake, now) {
+            self.on_handshake_timeout(now);
+        }
+        if self.timers.fire(TimerKind::GoIdle, now) {
+            self.on_go_idle_timeout();
+        }
+        if self.timers.fire(TimerKind::Drain, now) {
+            self.close_due = true;
+        }
+        if self.timers.fire(TimerKind::Redial, now) {
+            self.on_redial_timer(now);
+        }
+        if self.timers.fire(TimerKind::Ping, now) {
+            self.on_ping_timer(now);
+        }
+        if self.timers.fire(TimerKind::Liveness, now) {
+            self.on_liveness_timeout(now);
+        }
+        if self.timers.fire(TimerKind::Dial, now) {
+            self.on_dial_timeout(now);
+        }
+        if self.timers.fire(TimerKind::Close, now) {
+            self.on_close_timeout(now);
+        }
+        self.finish_close_if_drained();
     }
 }

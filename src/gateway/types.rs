@@ -110,13 +110,21 @@ pub enum ConnectionCommand {
         /// Why.
         purpose: DialPurpose,
     },
-    /// Close the current socket with this code and reason. Report nothing more about it.
+    /// Close the current socket with this code and reason, after the frames before it,
+    /// and keep reading until the peer answers; then report `on_closed`. (With no
+    /// `close_timeout` configured, report nothing more about it.)
     Close {
         /// WebSocket close code.
         code: u16,
         /// Close reason.
         reason: String,
     },
+    /// Send a WebSocket Ping on the current socket (keepalive). Its Pong is reported with
+    /// `on_pong`; any byte received counts as well.
+    Ping,
+    /// Drop the current socket or abandon the dial in progress now, without a close
+    /// handshake (a dead link cannot complete one). Report nothing more about it.
+    Abort,
 }
 
 /// The machine's coarse state, for observability.
