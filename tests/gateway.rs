@@ -20,6 +20,8 @@ mod handshake;
 mod hostile;
 #[path = "gateway/idle.rs"]
 mod idle;
+#[path = "gateway/liveness.rs"]
+mod liveness;
 #[path = "gateway/reconnect.rs"]
 mod reconnect;
 #[path = "gateway/requests.rs"]

@@ -341,6 +341,25 @@ impl Driver {
         self.settle();
     }
 
+    /// A Pong came back.
+    pub fn pong(&mut self) {
+        self.transcript.note(self.now, "socket", "pong");
+        let now = self.now;
+        self.gw.on_pong(now);
+        self.twin.on_pong(now);
+        self.settle();
+    }
+
+    /// The driver answers an abandoned dial late (its generation is an old one).
+    pub fn connected_late(&mut self, generation: u64) {
+        self.transcript
+            .note(self.now, "socket", format!("open (dial #{generation}, abandoned)"));
+        let now = self.now;
+        self.gw.on_connected(now, generation);
+        self.twin.on_connected(now, generation);
+        self.settle();
+    }
+
     /// The socket dropped without a close frame.
     pub fn dropped(&mut self) {
         self.transcript.note(self.now, "socket", "dropped");
@@ -473,7 +492,10 @@ impl Driver {
             assert!(!self.terminal_event, "{output:?} after the terminal event");
             let out = match output {
                 Output::Command(c) => {
-                    self.writable = false;
+                    // A close, an abort or a dial ends the socket the driver holds.
+                    if !matches!(c, ConnectionCommand::Ping) {
+                        self.writable = false;
+                    }
                     Out::Command(c)
                 }
                 Output::Transmit(line) => {
@@ -620,6 +642,7 @@ pub fn config1() -> GatewayConfig {
 /// no keepalive or dial/close bounds (the liveness scenarios turn them on), and a first
 /// dial that fails fast.
 pub fn reference() -> GatewayConfig {
+    // (The liveness scenarios start from GatewayConfig::default() instead.)
     GatewayConfig {
         ping_interval: None,
         liveness_timeout: None,
