@@ -18,15 +18,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use common::Incoming;
 use common::ToSocket;
 use relay_machine::connector::{
-    ConnId, ConnectorConfig, ConnectorEvent, Delivery, DeliveryStore, Instance, InstanceOutput,
-    Live, MemoryStore,
+    ConnId, ConnectorConfig, ConnectorEvent, ConnectorMachine, Delivery, DeliveryStore, Instance,
+    InstanceOutput, Live, MemoryStore,
 };
 use relay_machine::wire::{
     ActionResult, CapabilityDescriptor, MessageEvent, PassthroughForward, SessionSource,
 };
 use serde_json::json;
+use smol::future::FutureExt as _;
 
 #[derive(Clone, Default)]
 struct Options {
@@ -36,7 +38,15 @@ struct Options {
     buffered_every: u32,
     passthrough: u32,
     once: bool,
+    /// The connector's timers (hello, keepalive, liveness), shortened by tests.
+    config: ConnectorConfig,
+    /// Most sockets accepted and not yet handshaken at once.
+    max_pending: usize,
 }
+
+/// The sockets accepted and not yet handshaken, oldest first, each with the switch that
+/// drops it: past `--max-pending`, the oldest is closed to make room.
+type Pending = Arc<Mutex<std::collections::VecDeque<(u64, smol::channel::Sender<()>)>>>;
 
 /// One gateway instance: its connections (through the sans-IO [`Instance`]), its durable
 /// buffer, and the mailbox of each of its sockets. Sockets only map to instances.
@@ -79,11 +89,55 @@ async fn run(options: Options) -> std::process::ExitCode {
         json!({ "listening": format!("ws://{address}/relay") })
     );
     let tenants: Tenants = Arc::default();
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
+    let pending: Pending = Arc::default();
+    let mut backoff = std::time::Duration::from_millis(10);
+    for socket in 0u64.. {
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => {
+                backoff = std::time::Duration::from_millis(10);
+                tcp
+            }
+            Err(e) => {
+                // Out of descriptors, say: wait before trying again instead of spinning.
+                println!(
+                    "{}",
+                    json!({ "event": "accept_error", "error": e.to_string(), "retry_in_ms": backoff.as_millis() })
+                );
+                smol::Timer::after(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                continue;
+            }
         };
-        let connection = connection(tcp, options.clone(), tenants.clone());
+        let (kill, killed) = smol::channel::bounded::<()>(1);
+        if let Ok(mut pending) = pending.lock() {
+            if pending.len() >= options.max_pending {
+                if let Some((_, oldest)) = pending.pop_front() {
+                    let _ = oldest.try_send(());
+                }
+            }
+            pending.push_back((socket, kill));
+        }
+        let connection = {
+            let options = options.clone();
+            let (tenants, pending) = (tenants.clone(), pending.clone());
+            async move {
+                let accepted_at = Instant::now();
+                let served = connection(tcp, accepted_at, &options, &tenants, &pending, socket);
+                let _ = served
+                    .or(async {
+                        // A handshaken socket's switch is dropped: then it never fires.
+                        if killed.recv().await.is_ok() {
+                            println!("{}", json!({ "event": "dropped_pending" }));
+                        } else {
+                            smol::future::pending::<()>().await;
+                        }
+                    })
+                    .await;
+                if let Ok(mut pending) = pending.lock() {
+                    pending.retain(|(s, _)| *s != socket);
+                }
+            }
+        };
         if options.once {
             connection.await;
             let unacked: usize = tenants
@@ -93,10 +147,33 @@ async fn run(options: Options) -> std::process::ExitCode {
         }
         smol::spawn(connection).detach();
     }
+    std::process::ExitCode::SUCCESS
 }
 
-async fn connection(tcp: smol::net::TcpStream, options: Options, tenants: Tenants) {
-    let (mut ws, auth) = match common::accept(tcp, options.secret.as_deref()).await {
+async fn connection(
+    tcp: smol::net::TcpStream,
+    accepted_at: Instant,
+    options: &Options,
+    tenants: &Tenants,
+    pending: &Pending,
+    socket: u64,
+) {
+    // The hello timeout runs from the TCP accept and covers the upgrade: a machine owns it
+    // from here, and the upgrade is raced against its deadline.
+    let mut early = ConnectorMachine::new(options.config.clone(), accepted_at);
+    let upgrade = async { Some(common::accept(tcp, options.secret.as_deref()).await) };
+    let deadline = early.poll_timeout();
+    let upgraded = upgrade
+        .or(async {
+            common::until(deadline).await;
+            None
+        })
+        .await;
+    let Some(upgraded) = upgraded else {
+        early.handle_timeout(Instant::now());
+        return println!("{}", json!({ "event": "hello_timeout", "upgraded": false }));
+    };
+    let (mut ws, auth) = match upgraded {
         Ok(accepted) => accepted,
         Err(e) => return println!("{}", json!({ "event": "upgrade_failed", "error": e })),
     };
@@ -114,18 +191,34 @@ async fn connection(tcp: smol::net::TcpStream, options: Options, tenants: Tenant
         }
     };
     let (sender, mailbox) = common::mailbox();
-    let conn = with_tenant(&tenants, &key, &options, |tenant| {
-        let conn = tenant.instance.accept(Instant::now());
+    let conn = with_tenant(tenants, &key, options, |tenant| {
+        let conn = tenant.instance.accept(accepted_at);
         tenant.mailboxes.insert(conn, sender);
         conn
     });
-    common::serve_socket(&mut ws, mailbox, |bytes| {
-        with_tenant(&tenants, &key, &options, |tenant| {
-            tenant.instance.handle_input(Instant::now(), conn, bytes);
-        });
+    common::serve_socket(ws, mailbox, |incoming| {
+        with_tenant(tenants, &key, options, |tenant| {
+            let now = Instant::now();
+            match incoming {
+                Incoming::Bytes(bytes) => tenant.instance.handle_input(now, conn, bytes),
+                Incoming::Pong => tenant.instance.on_pong(now, conn),
+                Incoming::Timeout => tenant.instance.handle_timeout(now),
+            }
+            // Handshaken: no longer one of the pending sockets the cap may drop.
+            if tenant
+                .instance
+                .connection(conn)
+                .is_some_and(|m| m.is_handshaken())
+            {
+                if let Ok(mut pending) = pending.lock() {
+                    pending.retain(|(s, _)| *s != socket);
+                }
+            }
+            tenant.instance.poll_timeout()
+        })
     })
     .await;
-    let unacked = with_tenant(&tenants, &key, &options, |tenant| {
+    let unacked = with_tenant(tenants, &key, options, |tenant| {
         tenant
             .instance
             .on_closed(Instant::now(), conn, None, "socket ended");
@@ -145,7 +238,7 @@ fn with_tenant<R>(
 ) -> R {
     let mut tenants = tenants.lock().unwrap_or_else(|e| e.into_inner());
     let tenant = tenants.entry(key.to_owned()).or_insert_with(|| Tenant {
-        instance: Instance::new(ConnectorConfig::default()),
+        instance: Instance::new(options.config.clone()),
         store: MemoryStore::new(),
         mailboxes: HashMap::new(),
         seeded: false,
@@ -265,7 +358,16 @@ fn seed(tenant: &mut Tenant, options: &Options) {
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
         listen: "127.0.0.1:0".into(),
+        config: ConnectorConfig::default(),
+        max_pending: 256,
         ..Options::default()
+    };
+    let seconds = |arg: &str, v: String| -> Result<Option<std::time::Duration>, String> {
+        let s: f64 = v.parse().map_err(|e| format!("{arg}: {e}"))?;
+        if !(s.is_finite() && (0.0..=86_400.0).contains(&s)) {
+            return Err(format!("{arg}: seconds between 0 and 86400"));
+        }
+        Ok(Some(std::time::Duration::from_secs_f64(s)).filter(|d| !d.is_zero()))
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -278,6 +380,12 @@ fn parse_args() -> Result<Options, String> {
             "--buffered-every" => o.buffered_every = number(value()?)?,
             "--passthrough" => o.passthrough = number(value()?)?,
             "--once" => o.once = true,
+            "--hello-timeout" => o.config.hello_timeout = seconds(&arg, value()?)?,
+            "--ping-interval" => o.config.ping_interval = seconds(&arg, value()?)?,
+            "--liveness-timeout" => o.config.liveness_timeout = seconds(&arg, value()?)?,
+            "--max-pending" => {
+                o.max_pending = number(value()?)?.max(1) as usize;
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }

@@ -194,7 +194,7 @@ async fn connector(listener: smol::net::TcpListener) {
         let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
-        let Ok((mut ws, _)) = common::accept(tcp, None).await else {
+        let Ok((ws, _)) = common::accept(tcp, None).await else {
             return;
         };
         let (sender, mailbox) = common::mailbox();
@@ -204,10 +204,16 @@ async fn connector(listener: smol::net::TcpListener) {
             c.numbers.insert(conn, (number, 0));
             conn
         });
-        common::serve_socket(&mut ws, mailbox, |bytes| {
+        common::serve_socket(ws, mailbox, |incoming| {
             with_connector(&state, |c| {
-                c.instance.handle_input(Instant::now(), conn, bytes)
-            });
+                let now = Instant::now();
+                match incoming {
+                    common::Incoming::Bytes(bytes) => c.instance.handle_input(now, conn, bytes),
+                    common::Incoming::Pong => c.instance.on_pong(now, conn),
+                    common::Incoming::Timeout => c.instance.handle_timeout(now),
+                }
+                c.instance.poll_timeout()
+            })
         })
         .await;
         let unacked = with_connector(&state, |c| {

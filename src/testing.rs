@@ -173,18 +173,24 @@ impl<S: DeliveryStore> Pair<S> {
         self.drive_until_idle()?;
         loop {
             let next_wire = self.wire.iter().map(|(at, _, _)| *at).min();
-            let next = [self.gateway.poll_timeout(), next_wire]
-                .into_iter()
-                .flatten()
-                .filter(|at| *at <= end)
-                .min();
+            let next = [
+                self.gateway.poll_timeout(),
+                self.instance.poll_timeout(),
+                next_wire,
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|at| *at <= end)
+            .min();
             let Some(at) = next else { break };
             self.now = self.now.max(at);
             self.gateway.handle_timeout(self.now);
+            self.instance.handle_timeout(self.now);
             self.drive_until_idle()?;
         }
         self.now = end;
         self.gateway.handle_timeout(self.now);
+        self.instance.handle_timeout(self.now);
         self.drive_until_idle()
     }
 
@@ -286,6 +292,18 @@ impl<S: DeliveryStore> Pair<S> {
                     } else {
                         self.instance
                             .on_closed(self.now, conn, None, "socket ended");
+                    }
+                }
+                // The in-memory link is alive as long as the pair is.
+                InstanceOutput::Command(conn, ConnectorCommand::Ping) => {
+                    self.instance.on_pong(self.now, conn);
+                }
+                InstanceOutput::Command(conn, ConnectorCommand::Abort) => {
+                    self.instance.on_closed(self.now, conn, None, "aborted");
+                    if Some(conn) == self.conn {
+                        self.conn = None;
+                        self.wire.clear();
+                        self.gateway.on_closed(self.now, None, "connection reset");
                     }
                 }
                 InstanceOutput::Load {

@@ -59,9 +59,7 @@ impl Transcript {
     pub fn connector_output(&mut self, now: Instant, output: &connector::Output) {
         match output {
             connector::Output::Transmit(t) => self.frame(now, "conn→gw", t.as_bytes()),
-            connector::Output::Command(ConnectorCommand::Close { code, reason }) => {
-                self.note(now, "conn", format_args!("close {code} {reason:?}"))
-            }
+            connector::Output::Command(command) => self.note(now, "conn", render_conn(command)),
             connector::Output::Event(e) => self.note(now, "conn", format_args!("event {e}")),
         }
     }
@@ -73,9 +71,7 @@ impl Transcript {
         use connector::InstanceOutput;
         match output {
             InstanceOutput::Transmit(_, t) => self.frame(now, "conn→gw", t.as_bytes()),
-            InstanceOutput::Command(_, ConnectorCommand::Close { code, reason }) => {
-                self.note(now, "conn", format_args!("close {code} {reason:?}"))
-            }
+            InstanceOutput::Command(_, command) => self.note(now, "conn", render_conn(command)),
             InstanceOutput::Event(_, e) => self.note(now, "conn", format_args!("event {e}")),
             InstanceOutput::Load { after, limit, .. } => {
                 let after = after.as_ref().map_or("the start", |a| a.as_str());
@@ -157,6 +153,14 @@ fn render_command(command: &ConnectionCommand) -> String {
         ConnectionCommand::Close { code, reason } => format!("close {code} {reason:?}"),
         ConnectionCommand::Ping => "ping".to_owned(),
         ConnectionCommand::Abort => "abort".to_owned(),
+    }
+}
+
+fn render_conn(command: &ConnectorCommand) -> String {
+    match command {
+        ConnectorCommand::Close { code, reason } => format!("close {code} {reason:?}"),
+        ConnectorCommand::Ping => "ping".to_owned(),
+        ConnectorCommand::Abort => "abort".to_owned(),
     }
 }
 

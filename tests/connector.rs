@@ -17,7 +17,10 @@ use relay_machine::wire::{ActionResult, BufferId, CapabilityDescriptor, MessageE
 use serde_json::Value;
 
 fn machine(config: ConnectorConfig) -> (ConnectorMachine, Instant) {
-    (ConnectorMachine::new(config), Instant::now())
+    (
+        ConnectorMachine::new(config, std::time::Instant::now()),
+        Instant::now(),
+    )
 }
 
 fn feed(conn: &mut ConnectorMachine, now: Instant, line: &str) {

@@ -192,7 +192,7 @@ fn the_connector_skips_an_endless_line() {
         max_frame_len: 4096,
         ..ConnectorConfig::default()
     };
-    let mut conn = ConnectorMachine::new(config);
+    let mut conn = ConnectorMachine::new(config, std::time::Instant::now());
     let now = Instant::now();
     let chunk = no_newline(64 * 1024);
     for _ in 0..64 {
@@ -509,7 +509,7 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
         max_open_requests: 1024,
         ..ConnectorConfig::default()
     };
-    let mut conn = ConnectorMachine::new(config);
+    let mut conn = ConnectorMachine::new(config, std::time::Instant::now());
     let now = Instant::now();
     conn.handle_input(
         now,
@@ -564,7 +564,7 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
 /// refused with a diagnostic, and the announced ones keep working.
 #[test]
 fn the_connector_bounds_identities() {
-    let mut conn = ConnectorMachine::new(ConnectorConfig::default());
+    let mut conn = ConnectorMachine::new(ConnectorConfig::default(), std::time::Instant::now());
     let now = Instant::now();
     let mut message = Vec::new();
     for i in 0..10_000 {
@@ -702,7 +702,7 @@ fn a_message_of_tiny_bad_lines_queues_a_bounded_number_of_diagnostics() {
         GatewayEvent::Diagnostic(Diagnostic::Decode(_))
     ));
 
-    let mut conn = ConnectorMachine::new(ConnectorConfig::default());
+    let mut conn = ConnectorMachine::new(ConnectorConfig::default(), std::time::Instant::now());
     conn.handle_input(now, &message);
     let events = split_connector(&mut conn).events;
     assert_eq!(events.len(), 65);

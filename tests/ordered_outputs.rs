@@ -328,7 +328,8 @@ fn connector_every_frame_comes_before_its_close() {
                 ConnectorEnd::PeerClose,
             ] {
                 let now = Instant::now();
-                let mut conn = ConnectorMachine::new(ConnectorConfig::default());
+                let mut conn =
+                    ConnectorMachine::new(ConnectorConfig::default(), std::time::Instant::now());
                 conn.handle_input(
                     now,
                     b"{\"type\":\"hello\",\"platform\":\"discord\",\"botId\":\"1\"}\n",

@@ -157,7 +157,7 @@ fn auto_ack_drops_an_undecodable_buffered_delivery_but_never_a_live_one() {
 #[test]
 fn the_connector_answers_an_undecodable_outbound_instead_of_dropping_it() {
     let now = Instant::now();
-    let mut conn = ConnectorMachine::new(ConnectorConfig::default());
+    let mut conn = ConnectorMachine::new(ConnectorConfig::default(), std::time::Instant::now());
     conn.handle_input(
         now,
         b"{\"type\":\"hello\",\"platform\":\"discord\",\"botId\":\"1\"}\n",

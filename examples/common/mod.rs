@@ -131,7 +131,7 @@ pub struct Gateway {
 }
 
 /// Resolves at `deadline`, or never.
-async fn until(deadline: Option<Instant>) {
+pub async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => {
             Timer::at(at).await;
@@ -395,7 +395,9 @@ pub enum ToSocket {
     Text(Transmit),
     /// Close with this code and reason, after the lines before.
     Close(u16, String),
-    /// Drop the connection without a close frame (a simulated network failure).
+    /// Send a keepalive Ping.
+    Ping,
+    /// Drop the connection without a close frame (a dead link, or a simulated failure).
     Drop,
 }
 
@@ -411,55 +413,128 @@ pub fn mailbox() -> Mailbox {
     smol::channel::unbounded()
 }
 
-/// The connector driver for one socket of an instance: hands every message to `feed`
-/// (which gives it to the instance and routes the outputs) and carries out what arrives in
-/// the mailbox. Returns when the socket has ended; the caller then reports `on_closed`.
+/// What a socket brings to its instance.
+pub enum Incoming<'a> {
+    /// A message's payload.
+    Bytes(&'a [u8]),
+    /// A Pong (or Ping): the link is alive.
+    Pong,
+    /// The deadline asked for passed (or the socket just started).
+    Timeout,
+}
+
+/// The connector driver for one socket of an instance: hands what arrives to `input`
+/// (which gives it to the instance, routes the outputs, and returns the instance's next
+/// deadline) and carries out what arrives in the mailbox. Writes go through a bounded
+/// writer task, so a gateway that stops reading never blocks this loop. Returns when the
+/// socket has ended; the caller then reports `on_closed`.
 pub async fn serve_socket(
-    ws: &mut ServerSocket,
+    ws: ServerSocket,
     mailbox: smol::channel::Receiver<ToSocket>,
-    mut feed: impl FnMut(&[u8]),
+    mut input: impl FnMut(Incoming<'_>) -> Option<Instant>,
 ) {
     enum Next {
         Socket(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
         Mail(Option<ToSocket>),
+        Timer,
     }
+    let (mut sender, mut reader) = ws.split();
+    let (writer, queue) = smol::channel::bounded::<Message>(WRITE_QUEUE);
+    let write_task = smol::spawn(async move {
+        while let Ok(message) = queue.recv().await {
+            if sender.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut deadline = input(Incoming::Timeout);
     loop {
         let next = async { Next::Mail(mailbox.recv().await.ok()) }
-            .or(async { Next::Socket(ws.next().await) })
+            .or(async { Next::Socket(reader.next().await) })
+            .or(async {
+                until(deadline).await;
+                Next::Timer
+            })
             .await;
-        match next {
+        let message = match next {
+            Next::Timer => {
+                deadline = input(Incoming::Timeout);
+                continue;
+            }
             Next::Mail(Some(ToSocket::Text(line))) => {
                 tap("conn→gw", line.as_bytes());
-                if ws.send(text(line)).await.is_err() {
-                    return;
-                }
+                text(line)
             }
+            Next::Mail(Some(ToSocket::Ping)) => Message::Ping(Default::default()),
             Next::Mail(Some(ToSocket::Close(code, reason))) => {
-                let _ = ws.close(Some(close_frame(code, &reason))).await;
+                let _ = writer.try_send(Message::Close(Some(close_frame(code, &reason))));
+                drop(writer);
                 // Let the peer answer the close, so it sees a clean close handshake.
-                let _ = async { while let Some(Ok(_)) = ws.next().await {} }
+                let _ = async {
+                    write_task.await;
+                    while let Some(Ok(_)) = reader.next().await {}
+                }
+                .or(async {
+                    Timer::after(std::time::Duration::from_secs(10)).await;
+                })
+                .await;
+                return;
+            }
+            Next::Mail(Some(ToSocket::Drop) | None) => {
+                // What was queued before goes out (bounded); then the socket is dropped
+                // without a close frame.
+                drop(writer);
+                let _ = write_task
                     .or(async {
-                        Timer::after(std::time::Duration::from_secs(10)).await;
+                        Timer::after(std::time::Duration::from_secs(1)).await;
                     })
                     .await;
                 return;
             }
-            Next::Mail(Some(ToSocket::Drop) | None) => return,
-            Next::Socket(Some(Ok(Message::Text(t)))) => feed(t.as_bytes()),
-            Next::Socket(Some(Ok(Message::Binary(b)))) => feed(&b),
+            Next::Socket(Some(Ok(Message::Text(t)))) => {
+                deadline = input(Incoming::Bytes(t.as_bytes()));
+                continue;
+            }
+            Next::Socket(Some(Ok(Message::Binary(b)))) => {
+                deadline = input(Incoming::Bytes(&b));
+                continue;
+            }
+            Next::Socket(Some(Ok(Message::Pong(_) | Message::Ping(_)))) => {
+                deadline = input(Incoming::Pong);
+                continue;
+            }
             Next::Socket(Some(Ok(Message::Close(_)))) => {
-                // Answer the peer's close, so it sees its own code echoed, not 1006.
-                let _ = ws.close(None).await;
+                // Answer the peer's close (tungstenite queued the reply), so it sees its
+                // own code echoed, not 1006.
+                drop(writer);
+                let _ = async {
+                    write_task.await;
+                    while let Some(Ok(_)) = reader.next().await {}
+                }
+                .or(async {
+                    Timer::after(std::time::Duration::from_secs(10)).await;
+                })
+                .await;
                 return;
             }
             Next::Socket(Some(Err(e))) => {
                 if let (Some(1009), reason) = error_close(&e) {
-                    let _ = ws.close(Some(close_frame(1009, &reason))).await;
+                    let _ = writer.try_send(Message::Close(Some(close_frame(1009, &reason))));
+                    drop(writer);
+                    let _ = write_task
+                        .or(async {
+                            Timer::after(std::time::Duration::from_secs(1)).await;
+                        })
+                        .await;
                 }
                 return;
             }
             Next::Socket(None) => return,
-            Next::Socket(Some(Ok(_))) => {}
+            Next::Socket(Some(Ok(_))) => continue,
+        };
+        if writer.try_send(message).is_err() {
+            // The gateway reads nothing: give the link up.
+            return;
         }
     }
 }
@@ -467,7 +542,10 @@ pub async fn serve_socket(
 /// Refuses a connection whose credential failed: the machine closes it with 4401 and
 /// `reason`, and the driver completes the close handshake.
 pub async fn refuse(ws: &mut ServerSocket, reason: &str) {
-    let mut machine = ConnectorMachine::new(connector::ConnectorConfig::default());
+    let mut machine = ConnectorMachine::new(
+        connector::ConnectorConfig::default(),
+        std::time::Instant::now(),
+    );
     machine.reject_auth(Instant::now(), reason);
     while let Some(output) = machine.poll_output() {
         if let connector::Output::Command(ConnectorCommand::Close { code, reason }) = output {
@@ -492,6 +570,8 @@ pub fn route(
         InstanceOutput::Command(conn, ConnectorCommand::Close { code, reason }) => {
             (conn, ToSocket::Close(code, reason))
         }
+        InstanceOutput::Command(conn, ConnectorCommand::Ping) => (conn, ToSocket::Ping),
+        InstanceOutput::Command(conn, ConnectorCommand::Abort) => (conn, ToSocket::Drop),
         other => return Some(other),
     };
     // A socket that has ended has no mailbox: its outputs were discarded with it.

@@ -46,6 +46,7 @@ impl ConnectorMachine {
         // The manifest is the application's, once; what the socket keeps is who it is.
         self.identities
             .push(Identity::new(&identity.platform, &identity.bot_id));
+        self.hello_due = None;
         self.event(ConnectorEvent::Hello { identity });
     }
 }

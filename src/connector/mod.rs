@@ -62,7 +62,7 @@ const CONNECTION: u64 = 0;
 /// use relay_machine::wire::{BufferId, CapabilityDescriptor, MessageEvent};
 ///
 /// let now = Instant::now();
-/// let mut conn = ConnectorMachine::new(ConnectorConfig::default());
+/// let mut conn = ConnectorMachine::new(ConnectorConfig::default(), now);
 /// conn.handle_input(now, b"{\"type\":\"hello\",\"platform\":\"telegram\",\"botId\":\"701\"}\n");
 /// let Some(Output::Event(ConnectorEvent::Hello { identity, .. })) = conn.poll_output() else { panic!() };
 /// conn.send_descriptor(now, CapabilityDescriptor::new(identity.platform, "Telegram")).unwrap();
@@ -86,6 +86,10 @@ pub struct ConnectorMachine {
     open_requests: HashSet<RequestId>,
     /// Nothing more is written: closed by us, or the socket ended.
     closed: bool,
+    /// Deadlines: the hello, the next keepalive Ping, the liveness of the link.
+    hello_due: Option<Instant>,
+    ping_due: Option<Instant>,
+    alive_until: Option<Instant>,
     /// Nothing more is read: the socket ended, or the credential was refused. A connection
     /// we closed otherwise still reads acks until its socket ends (the peer may send frames
     /// until it answers the close, and an ack on any connection counts).
@@ -95,9 +99,13 @@ pub struct ConnectorMachine {
 }
 
 impl ConnectorMachine {
-    /// A machine for a newly accepted (and authenticated) gateway connection.
-    pub fn new(config: ConnectorConfig) -> Self {
+    /// A machine for a gateway connection accepted at `now` (the TCP accept: the hello
+    /// timeout covers the WebSocket upgrade too).
+    pub fn new(config: ConnectorConfig, now: Instant) -> Self {
         Self {
+            hello_due: config.hello_timeout.map(|t| now + t),
+            ping_due: config.ping_interval.map(|t| now + t),
+            alive_until: config.liveness_timeout.map(|t| now + t),
             core: Core::new(config.max_frame_len),
             config,
             identities: Vec::new(),
@@ -151,8 +159,63 @@ impl ConnectorMachine {
     /// [`reject_auth`](Self::reject_auth) or [`on_closed`](Self::on_closed), nothing.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         self.flush_input();
+        self.proof_of_life(now);
         if !self.deaf {
             self.core.push(now, bytes);
+        }
+    }
+
+    /// A Pong came: the link is alive.
+    pub fn on_pong(&mut self, now: Instant) {
+        self.flush_input();
+        self.proof_of_life(now);
+    }
+
+    /// The earliest deadline: call [`handle_timeout`](Self::handle_timeout) when it passes.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.hello_due, self.ping_due, self.alive_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Acts on every deadline due at `now`: a connection silent since its accept is
+    /// closed (1008 `hello timeout`), a Ping is asked for, a dead link is dropped.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.flush_input();
+        if self.deaf {
+            return;
+        }
+        if self.hello_due.is_some_and(|at| at <= now) {
+            self.hello_due = None;
+            if self.identities.is_empty() {
+                self.close(now, 1008, "hello timeout");
+            }
+        }
+        if self.alive_until.is_some_and(|at| at <= now) {
+            // A dead link cannot complete a close handshake: drop it.
+            self.closed = true;
+            self.deaf = true;
+            self.core.outputs.discard(CONNECTION);
+            self.core.outputs.command(None, ConnectorCommand::Abort);
+            self.hello_due = None;
+            self.ping_due = None;
+            self.alive_until = None;
+            return;
+        }
+        if let Some(at) = self.ping_due.filter(|at| *at <= now) {
+            if !self.closed {
+                self.core
+                    .outputs
+                    .command(Some(CONNECTION), ConnectorCommand::Ping);
+            }
+            self.ping_due = self.config.ping_interval.map(|t| at.max(now) + t);
+        }
+    }
+
+    fn proof_of_life(&mut self, now: Instant) {
+        if let (Some(_), Some(timeout)) = (self.alive_until, self.config.liveness_timeout) {
+            self.alive_until = Some(now + timeout);
         }
     }
 
@@ -188,6 +251,9 @@ impl ConnectorMachine {
     /// Nothing more is written: outputs not yet taken are discarded, and unacked buffered
     /// deliveries stay in the store for the next connection.
     pub fn on_closed(&mut self, _now: Instant, _code: Option<u16>, _reason: &str) {
+        self.hello_due = None;
+        self.ping_due = None;
+        self.alive_until = None;
         // What the peer sent before the end still counts (an ack, above all).
         self.flush_input();
         self.closed = true;

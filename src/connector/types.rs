@@ -1,6 +1,7 @@
 //! What goes in and out of a [`ConnectorMachine`](super::ConnectorMachine)(super::ConnectorMachine) besides bytes.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError};
 use crate::transmit::Transmit;
@@ -30,6 +31,15 @@ pub struct ConnectorConfig {
     /// Most `outbound` requests awaiting the application's response (1024); more are
     /// answered with a failure at once.
     pub max_open_requests: usize,
+    /// A connection that has sent no `hello` this long after it was accepted (the TCP
+    /// accept: the WebSocket upgrade counts) is closed with 1008 `hello timeout` (10 s).
+    /// Never 4401: after a handshake that would be an auth strike. `None`: never.
+    pub hello_timeout: Option<Duration>,
+    /// How often to ask the driver for a WebSocket Ping (30 s). `None`: no pings.
+    pub ping_interval: Option<Duration>,
+    /// How long a connection may stay silent (no byte, no Pong) before the machine gives
+    /// it up as dead and asks the driver to drop it (60 s). `None`: never.
+    pub liveness_timeout: Option<Duration>,
 }
 
 impl Default for ConnectorConfig {
@@ -39,6 +49,9 @@ impl Default for ConnectorConfig {
             max_identities: 64,
             replay_window: 32,
             max_open_requests: 1024,
+            hello_timeout: Some(Duration::from_secs(10)),
+            ping_interval: Some(Duration::from_secs(30)),
+            liveness_timeout: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -172,6 +185,10 @@ pub enum ConnectorCommand {
         /// Close reason.
         reason: String,
     },
+    /// Send a WebSocket Ping (keepalive); report its Pong with `on_pong`.
+    Ping,
+    /// Drop the socket now, without a close handshake (the link is dead).
+    Abort,
 }
 
 /// One output of a [`ConnectorMachine`](super::ConnectorMachine), in the order the machine produced it. Carry each

@@ -234,7 +234,7 @@ impl Instance {
         let conn = ConnId(self.next_connection);
         self.next_connection += 1;
         self.connections
-            .insert(conn, ConnectorMachine::new(self.config.clone()));
+            .insert(conn, ConnectorMachine::new(self.config.clone(), now));
         if let Some(old) = self.current.replace(conn) {
             if let Some(machine) = self.connections.get_mut(&old) {
                 machine.close(now, CLOSE_SUPERSEDED, REASON_SUPERSEDED);
@@ -254,6 +254,36 @@ impl Instance {
         if let Some(machine) = self.connections.get_mut(&conn) {
             machine.handle_input(now, bytes);
             self.decoding = Some(conn);
+        }
+    }
+
+    /// A Pong came on connection `conn`.
+    pub fn on_pong(&mut self, now: Instant, conn: ConnId) {
+        self.flush();
+        if let Some(machine) = self.connections.get_mut(&conn) {
+            machine.on_pong(now);
+        }
+    }
+
+    /// The earliest deadline of any connection: call
+    /// [`handle_timeout`](Self::handle_timeout) when it passes.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.connections
+            .values()
+            .filter_map(ConnectorMachine::poll_timeout)
+            .min()
+    }
+
+    /// Acts on every connection's deadlines due at `now` (hello timeout, keepalive,
+    /// liveness).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.flush();
+        let conns: Vec<ConnId> = self.connections.keys().copied().collect();
+        for conn in conns {
+            if let Some(machine) = self.connections.get_mut(&conn) {
+                machine.handle_timeout(now);
+            }
+            self.collect(conn);
         }
     }
 
