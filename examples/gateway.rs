@@ -3,6 +3,8 @@
 //! ```text
 //! cargo run --example gateway -- --url URL [--identity PLATFORM:BOTID]...
 //!     [--gateway-id ID --secret S] [--sends N] [--wait-inbound K] [--go-idle] [--timeout SECS]
+//!     [--ping-interval S] [--liveness-timeout S] [--dial-timeout S] [--close-timeout S]
+//!     [--request-timeout S] [--backoff-base S] [--backoff-cap S]
 //! ```
 //!
 //! Without flags it takes the reference gateway's environment: `GATEWAY_RELAY_URL`,
@@ -27,6 +29,8 @@ struct Options {
     wait_inbound: usize,
     go_idle: bool,
     timeout: Duration,
+    /// The machine's timers and backoff, shortened by tests (`--ping-interval`, ...).
+    tuning: GatewayConfig,
 }
 
 enum Exit {
@@ -54,7 +58,7 @@ async fn run(o: Options) -> Result<(), Exit> {
         identities: o.identities.clone(),
         // The example's exit code 2 means the first connection failed, as the reference.
         retry_first_dial: false,
-        ..GatewayConfig::default()
+        ..o.tuning.clone()
     };
     let machine = RelayMachine::new(config, common::os_seed()).map_err(|e| fail(&e.to_string()))?;
     let mut gw = common::Gateway::new(machine, o.url.clone(), o.credentials.clone());
@@ -234,6 +238,15 @@ fn parse_args() -> Result<Options, String> {
         wait_inbound: 0,
         go_idle: false,
         timeout: Duration::from_secs(30),
+        tuning: GatewayConfig::default(),
+    };
+    // Seconds as a float: finite, not negative, at most a day (never a panic).
+    let seconds = |arg: &str, v: String| -> Result<Duration, String> {
+        let s: f64 = v.parse().map_err(|e| format!("{arg}: {e}"))?;
+        if !(s.is_finite() && (0.0..=86_400.0).contains(&s)) {
+            return Err(format!("{arg}: seconds between 0 and 86400"));
+        }
+        Ok(Duration::from_secs_f64(s))
     };
     let mut flag_identities = Vec::new();
     let mut args = std::env::args().skip(1);
@@ -255,11 +268,14 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|e| format!("--wait-inbound: {e}"))?
             }
             "--go-idle" => o.go_idle = true,
-            "--timeout" => {
-                o.timeout = Duration::from_secs_f64(
-                    value()?.parse().map_err(|e| format!("--timeout: {e}"))?,
-                )
-            }
+            "--timeout" => o.timeout = seconds(&arg, value()?)?,
+            "--ping-interval" => o.tuning.ping_interval = Some(seconds(&arg, value()?)?),
+            "--liveness-timeout" => o.tuning.liveness_timeout = Some(seconds(&arg, value()?)?),
+            "--dial-timeout" => o.tuning.dial_timeout = Some(seconds(&arg, value()?)?),
+            "--close-timeout" => o.tuning.close_timeout = Some(seconds(&arg, value()?)?),
+            "--request-timeout" => o.tuning.request_timeout = seconds(&arg, value()?)?,
+            "--backoff-base" => o.tuning.backoff.base = seconds(&arg, value()?)?,
+            "--backoff-cap" => o.tuning.backoff.cap = seconds(&arg, value()?)?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
