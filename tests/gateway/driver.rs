@@ -352,8 +352,11 @@ impl Driver {
 
     /// The driver answers an abandoned dial late (its generation is an old one).
     pub fn connected_late(&mut self, generation: u64) {
-        self.transcript
-            .note(self.now, "socket", format!("open (dial #{generation}, abandoned)"));
+        self.transcript.note(
+            self.now,
+            "socket",
+            format!("open (dial #{generation}, abandoned)"),
+        );
         let now = self.now;
         self.gw.on_connected(now, generation);
         self.twin.on_connected(now, generation);

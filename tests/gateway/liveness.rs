@@ -42,8 +42,16 @@ fn a_link_that_goes_silent_mid_request_is_aborted_at_60s_and_replaced() {
     // The request timed out at 30 s already (ambiguous); the connection is replaced.
     assert_eq!(d.response(&id), Err(RequestFailure::Timeout));
     let events = d.events_since(m);
-    assert!(events.iter().any(|e| matches!(e, GatewayEvent::Disconnected { code: None, .. })));
-    assert!(events.iter().any(|e| matches!(e, GatewayEvent::Reconnecting { .. })));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, GatewayEvent::Disconnected { code: None, .. }))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, GatewayEvent::Reconnecting { .. }))
+    );
     assert_eq!(d.state(), GatewayState::Waiting);
     insta::assert_snapshot!(d.transcript());
 }
@@ -118,7 +126,11 @@ fn the_reference_first_dial_fails_fast_when_asked() {
     d.connect().unwrap();
     let m = d.mark();
     d.advance(10_000);
-    assert!(d.events_since(m).iter().any(|e| matches!(e, GatewayEvent::ConnectFailed(_))));
+    assert!(
+        d.events_since(m)
+            .iter()
+            .any(|e| matches!(e, GatewayEvent::ConnectFailed(_)))
+    );
     assert_eq!(d.state(), GatewayState::Idle);
 }
 
@@ -127,7 +139,10 @@ fn disconnect_waits_for_the_socket_to_close_then_ends() {
     let mut d = Driver::open_seeded(live(), SEED);
     let m = d.mark();
     d.disconnect(None);
-    assert!(matches!(commands(&d, m).as_slice(), [ConnectionCommand::Close { .. }]));
+    assert!(matches!(
+        commands(&d, m).as_slice(),
+        [ConnectionCommand::Close { .. }]
+    ));
     assert!(
         !d.events_since(m).contains(&GatewayEvent::Closed),
         "the terminal event waits for the socket's end"
