@@ -68,6 +68,11 @@ fn main() -> ExitCode {
             match output {
                 Output::Transmit(line) => {
                     let Some(ws) = socket.as_mut() else { continue };
+                    // A peer that does not read must not stall the machine's timers: the
+                    // write gives up at the machine's next deadline.
+                    if let MaybeTlsStream::Plain(tcp) = ws.get_mut() {
+                        let _ = tcp.set_write_timeout(Some(until(gw.poll_timeout())));
+                    }
                     let text = tungstenite::Utf8Bytes::from(line.into_string());
                     if let Err(e) = ws.send(Message::Text(text)) {
                         socket = None;
@@ -75,12 +80,10 @@ fn main() -> ExitCode {
                     }
                 }
                 Output::Command(ConnectionCommand::Dial { generation, .. }) => {
-                    match tungstenite::client::connect_with_config(
-                        url.as_str(),
-                        Some(ws_config()),
-                        3,
-                    ) {
-                        Ok((ws, _response)) => {
+                    // The dial (connect and upgrade) is bounded by the machine's deadline,
+                    // its dial timeout: past it the machine abandons the dial itself.
+                    match dial(&url, until(gw.poll_timeout())) {
+                        Ok(ws) => {
                             socket = Some(ws);
                             gw.on_connected(now, generation);
                         }
@@ -201,6 +204,34 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// How long until `deadline` (at least a millisecond; a minute when there is none): the
+/// bound of the next blocking call.
+fn until(deadline: Option<Instant>) -> Duration {
+    deadline
+        .map(|at| at.saturating_duration_since(Instant::now()))
+        .unwrap_or(Duration::from_secs(60))
+        .max(Duration::from_millis(1))
+}
+
+/// Connects and upgrades within `limit`.
+fn dial(url: &str, limit: Duration) -> Result<Socket, String> {
+    let uri: tungstenite::http::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    let port = uri.port_u16().unwrap_or(80);
+    let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let tcp = TcpStream::connect_timeout(&address, limit).map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(limit));
+    let _ = tcp.set_write_timeout(Some(limit));
+    let (ws, _) =
+        tungstenite::client::client_with_config(url, MaybeTlsStream::Plain(tcp), Some(ws_config()))
+            .map_err(|e| e.to_string())?;
+    Ok(ws)
 }
 
 /// Sends our close frame (or, with `None`, answers the peer's) and reads until the close
