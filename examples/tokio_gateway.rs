@@ -21,7 +21,7 @@ use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::error::CapacityError;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use async_tungstenite::tungstenite::{Error as WsError, Message};
-use futures_util::StreamExt as _;
+use futures_util::{SinkExt as _, StreamExt as _};
 use relay_machine::auth;
 use relay_machine::gateway::{
     ConnectionCommand, GatewayConfig, GatewayEvent, GatewayState, Identity, Output, RelayMachine,
@@ -218,13 +218,8 @@ impl Gateway {
             while let Some(output) = self.machine.poll_output() {
                 match output {
                     Output::Transmit(line) => {
-                        let Some(ws) = self.ws.as_mut() else { continue };
                         // A transmit is one text message (UTF-8 by construction).
-                        let message = Message::Text(line.into_string().into());
-                        if let Err(e) = ws.send(message).await {
-                            self.ws = None;
-                            self.machine.on_closed(Instant::now(), None, &e.to_string());
-                        }
+                        self.write(Message::Text(line.into_string().into())).await;
                     }
                     Output::Command(ConnectionCommand::Dial { generation, .. }) => {
                         // Raced against the machine's deadline: when its dial timeout comes
@@ -256,9 +251,7 @@ impl Gateway {
                         self.machine.on_closed(Instant::now(), Some(code), &reason);
                     }
                     Output::Command(ConnectionCommand::Ping) => {
-                        if let Some(ws) = self.ws.as_mut() {
-                            let _ = ws.send(Message::Ping(Default::default())).await;
-                        }
+                        self.write(Message::Ping(Default::default())).await;
                     }
                     Output::Command(ConnectionCommand::Abort) => self.ws = None,
                     Output::Event(event) => return Some(event),
@@ -318,6 +311,34 @@ impl Gateway {
                 // The timer may fire late or early; the machine compares times itself.
                 () = timer => self.machine.handle_timeout(Instant::now()),
             }
+        }
+    }
+
+    /// Writes one message without ever blocking the machine's timers: the message is
+    /// buffered at once, and the flush, which waits on a peer that does not read, is raced
+    /// against the machine's next deadline. When the deadline comes first the machine
+    /// handles it (it may abort the link) and the buffered bytes go out with a later write.
+    async fn write(&mut self, message: Message) {
+        let deadline = self.machine.poll_timeout();
+        let Some(ws) = self.ws.as_mut() else { return };
+        if let Err(e) = ws.feed(message).await {
+            self.ws = None;
+            return self.machine.on_closed(Instant::now(), None, &e.to_string());
+        }
+        let timer = async move {
+            match deadline {
+                Some(at) => sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            flushed = ws.flush() => {
+                if let Err(e) = flushed {
+                    self.ws = None;
+                    self.machine.on_closed(Instant::now(), None, &e.to_string());
+                }
+            }
+            () = timer => self.machine.handle_timeout(Instant::now()),
         }
     }
 
