@@ -94,7 +94,11 @@ fn a_hello_in_time_stops_the_hello_timer() {
     run.advance(9_000);
     run.input("hello", HELLO);
     run.advance(1_000);
-    assert!(!run.commands.iter().any(|c| matches!(c, ConnectorCommand::Close { .. })));
+    assert!(
+        !run.commands
+            .iter()
+            .any(|c| matches!(c, ConnectorCommand::Close { .. }))
+    );
 }
 
 #[test]
@@ -148,7 +152,11 @@ fn an_instance_fires_the_timers_of_each_of_its_connections() {
     instance.handle_input(later, second, HELLO);
     while instance.poll_output().is_some() {}
     let at = instance.poll_timeout().unwrap();
-    assert_eq!(at, start + Duration::from_secs(10), "the first's hello deadline");
+    assert_eq!(
+        at,
+        start + Duration::from_secs(10),
+        "the first's hello deadline"
+    );
     instance.handle_timeout(at);
     let commands: Vec<_> = std::iter::from_fn(|| instance.poll_output())
         .filter_map(|o| match o {
