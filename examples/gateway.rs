@@ -269,10 +269,18 @@ fn parse_args() -> Result<Options, String> {
             }
             "--go-idle" => o.go_idle = true,
             "--timeout" => o.timeout = seconds(&arg, value()?)?,
-            "--ping-interval" => o.tuning.ping_interval = Some(seconds(&arg, value()?)?),
-            "--liveness-timeout" => o.tuning.liveness_timeout = Some(seconds(&arg, value()?)?),
-            "--dial-timeout" => o.tuning.dial_timeout = Some(seconds(&arg, value()?)?),
-            "--close-timeout" => o.tuning.close_timeout = Some(seconds(&arg, value()?)?),
+            "--ping-interval" => {
+                o.tuning.ping_interval = Some(seconds(&arg, value()?)?).filter(|d| !d.is_zero())
+            }
+            "--liveness-timeout" => {
+                o.tuning.liveness_timeout = Some(seconds(&arg, value()?)?).filter(|d| !d.is_zero())
+            }
+            "--dial-timeout" => {
+                o.tuning.dial_timeout = Some(seconds(&arg, value()?)?).filter(|d| !d.is_zero())
+            }
+            "--close-timeout" => {
+                o.tuning.close_timeout = Some(seconds(&arg, value()?)?).filter(|d| !d.is_zero())
+            }
             "--request-timeout" => o.tuning.request_timeout = seconds(&arg, value()?)?,
             "--backoff-base" => o.tuning.backoff.base = seconds(&arg, value()?)?,
             "--backoff-cap" => o.tuning.backoff.cap = seconds(&arg, value()?)?,

@@ -102,10 +102,12 @@ impl ConnectorMachine {
     /// A machine for a gateway connection accepted at `now` (the TCP accept: the hello
     /// timeout covers the WebSocket upgrade too).
     pub fn new(config: ConnectorConfig, now: Instant) -> Self {
+        // A zero bound would be due at every instant: it means off, as `None`.
+        let bound = |d: Option<std::time::Duration>| d.filter(|d| !d.is_zero()).map(|d| now + d);
         Self {
-            hello_due: config.hello_timeout.map(|t| now + t),
-            ping_due: config.ping_interval.map(|t| now + t),
-            alive_until: config.liveness_timeout.map(|t| now + t),
+            hello_due: bound(config.hello_timeout),
+            ping_due: bound(config.ping_interval),
+            alive_until: bound(config.liveness_timeout),
             core: Core::new(config.max_frame_len),
             config,
             identities: Vec::new(),
@@ -209,12 +211,17 @@ impl ConnectorMachine {
                     .outputs
                     .command(Some(CONNECTION), ConnectorCommand::Ping);
             }
-            self.ping_due = self.config.ping_interval.map(|t| at.max(now) + t);
+            self.ping_due = self
+                .config
+                .ping_interval
+                .filter(|d| !d.is_zero())
+                .map(|t| at.max(now) + t);
         }
     }
 
     fn proof_of_life(&mut self, now: Instant) {
         if let (Some(_), Some(timeout)) = (self.alive_until, self.config.liveness_timeout) {
+            // (alive_until is only ever set for a non-zero timeout.)
             self.alive_until = Some(now + timeout);
         }
     }

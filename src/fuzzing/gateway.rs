@@ -80,9 +80,9 @@ impl Setup {
             // At least the three identities a setup can configure.
             max_identities: 64,
             ping_interval: self.ping_ms.map(|v| ms(v.max(1))),
-            liveness_timeout: self.liveness_ms.map(ms),
-            dial_timeout: self.dial_ms.map(ms),
-            close_timeout: self.close_ms.map(ms),
+            liveness_timeout: self.liveness_ms.map(|v| ms(v.max(1))),
+            dial_timeout: self.dial_ms.map(|v| ms(v.max(1))),
+            close_timeout: self.close_ms.map(|v| ms(v.max(1))),
             retry_first_dial: self.retry_first_dial,
             delivery_memory: usize::from(self.delivery_memory % 8),
             route_capacity: usize::from(self.route_capacity % 8),
@@ -633,7 +633,9 @@ impl Model {
     fn finish(mut self, gw: &mut RelayMachine) {
         gw.disconnect(self.now, None);
         self.drain(gw);
-        for _ in 0..64 {
+        // Keepalive pings (as often as every millisecond here) go on while the drain
+        // grace (up to 5 s) and the close wait run out: allow for every one of them.
+        for _ in 0..20_000 {
             let Some(at) = gw.poll_timeout() else { break };
             self.now = self.now.max(at);
             self.timeout(gw);

@@ -113,6 +113,17 @@ impl GatewayConfig {
         if config.max_frame_len == 0 {
             return Err(ConfigError::Zero("max_frame_len"));
         }
+        // A zero bound would fire at the instant it is set, forever: turn it off with None.
+        for (name, bound) in [
+            ("ping_interval", config.ping_interval),
+            ("liveness_timeout", config.liveness_timeout),
+            ("dial_timeout", config.dial_timeout),
+            ("close_timeout", config.close_timeout),
+        ] {
+            if bound.is_some_and(|d| d.is_zero()) {
+                return Err(ConfigError::Zero(name));
+            }
+        }
         let backoff = &config.backoff;
         for (name, duration) in [
             ("handshake_timeout", config.handshake_timeout),
@@ -156,7 +167,8 @@ pub enum ConfigError {
         /// The configured `max_identities`.
         limit: usize,
     },
-    /// `max_in_flight` or `max_frame_len` is zero.
+    /// `max_in_flight` or `max_frame_len` is zero, or a keepalive, dial or close bound is
+    /// `Some(0)` (use `None` to turn it off).
     #[error("{0} must be at least 1")]
     Zero(&'static str),
     /// A timeout or backoff duration over [`MAX_DURATION`]: added to `now`, it could
