@@ -21,8 +21,8 @@ use std::time::Instant;
 use common::Incoming;
 use common::ToSocket;
 use relay_machine::connector::{
-    ConnId, ConnectorConfig, ConnectorEvent, ConnectorMachine, Delivery, DeliveryStore, Instance,
-    InstanceOutput, Live, MemoryStore,
+    ConnId, ConnectorCommand, ConnectorConfig, ConnectorEvent, ConnectorMachine, Delivery,
+    DeliveryStore, Instance, InstanceOutput, Live, MemoryStore, Output,
 };
 use relay_machine::wire::{
     ActionResult, CapabilityDescriptor, MessageEvent, PassthroughForward, SessionSource,
@@ -159,19 +159,36 @@ async fn connection(
     socket: u64,
 ) {
     // The hello timeout runs from the TCP accept and covers the upgrade: a machine owns it
-    // from here, and the upgrade is raced against its deadline.
+    // from here, and the upgrade is raced against its deadlines. No Ping is asked before
+    // a hello, so whatever the machine asks for meanwhile is the end of this socket.
     let mut early = ConnectorMachine::new(options.config.clone(), accepted_at);
-    let upgrade = async { Some(common::accept(tcp, options.secret.as_deref()).await) };
-    let deadline = early.poll_timeout();
-    let upgraded = upgrade
-        .or(async {
-            common::until(deadline).await;
-            None
-        })
+    let upgrade = common::accept(tcp, options.secret.as_deref());
+    let gave_up = async {
+        loop {
+            common::until(early.poll_timeout()).await;
+            early.handle_timeout(Instant::now());
+            while let Some(output) = early.poll_output() {
+                if let Output::Command(command) = output {
+                    return command;
+                }
+            }
+        }
+    };
+    let upgraded = async { Ok(upgrade.await) }
+        .or(async { Err(gave_up.await) })
         .await;
-    let Some(upgraded) = upgraded else {
-        early.handle_timeout(Instant::now());
-        return println!("{}", json!({ "event": "hello_timeout", "upgraded": false }));
+    let upgraded = match upgraded {
+        Ok(upgraded) => upgraded,
+        Err(ConnectorCommand::Close { .. }) => {
+            return println!("{}", json!({ "event": "hello_timeout", "upgraded": false }));
+        }
+        Err(command) => {
+            let command = format!("{command:?}");
+            return println!(
+                "{}",
+                json!({ "event": "gave_up", "upgraded": false, "command": command })
+            );
+        }
     };
     let (mut ws, auth) = match upgraded {
         Ok(accepted) => accepted,

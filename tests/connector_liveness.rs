@@ -169,3 +169,21 @@ fn an_instance_fires_the_timers_of_each_of_its_connections() {
     assert!(instance.connection(first).unwrap().is_closed());
     assert!(!instance.connection(second).unwrap().is_closed());
 }
+
+#[test]
+fn no_ping_is_asked_before_the_hello() {
+    // The socket may still be upgrading: only the hello timeout may end it meanwhile.
+    let mut run = Run::new();
+    run.conn = ConnectorMachine::new(
+        ConnectorConfig {
+            ping_interval: Some(Duration::from_millis(200)),
+            ..ConnectorConfig::default()
+        },
+        run.now,
+    );
+    run.advance(5_000);
+    assert!(run.commands.is_empty(), "{:?}", run.commands);
+    run.input("hello", HELLO);
+    run.advance(200);
+    assert_eq!(run.commands, [ConnectorCommand::Ping]);
+}

@@ -35,7 +35,7 @@ impl ConnectorMachine {
         Ok(())
     }
 
-    pub(super) fn on_hello(&mut self, identity: Identity) {
+    pub(super) fn on_hello(&mut self, now: Instant, identity: Identity) {
         let repeated = self
             .identities
             .iter()
@@ -47,6 +47,13 @@ impl ConnectorMachine {
         self.identities
             .push(Identity::new(&identity.platform, &identity.bot_id));
         self.hello_due = None;
+        if self.ping_due.is_none() && !self.closed {
+            self.ping_due = self
+                .config
+                .ping_interval
+                .filter(|d| !d.is_zero())
+                .map(|t| now + t);
+        }
         self.event(ConnectorEvent::Hello { identity });
     }
 }

@@ -86,7 +86,8 @@ pub struct ConnectorMachine {
     open_requests: HashSet<RequestId>,
     /// Nothing more is written: closed by us, or the socket ended.
     closed: bool,
-    /// Deadlines: the hello, the next keepalive Ping, the liveness of the link.
+    /// Deadlines: the hello, the next keepalive Ping (from the first hello on), the
+    /// liveness of the link.
     hello_due: Option<Instant>,
     ping_due: Option<Instant>,
     alive_until: Option<Instant>,
@@ -106,7 +107,9 @@ impl ConnectorMachine {
         let bound = |d: Option<std::time::Duration>| d.filter(|d| !d.is_zero()).map(|d| now + d);
         Self {
             hello_due: bound(config.hello_timeout),
-            ping_due: bound(config.ping_interval),
+            // Keepalive starts at the hello: before it the socket may still be upgrading
+            // (no Ping can be written yet), and the hello timeout bounds that wait.
+            ping_due: None,
             alive_until: bound(config.liveness_timeout),
             core: Core::new(config.max_frame_len),
             config,
@@ -339,9 +342,9 @@ impl ConnectorMachine {
         self.core.outputs.command(Some(CONNECTION), close);
     }
 
-    pub(super) fn handle_frame(&mut self, _now: Instant, frame: Frame) {
+    pub(super) fn handle_frame(&mut self, now: Instant, frame: Frame) {
         match frame {
-            Frame::Hello(hello) => self.on_hello(hello),
+            Frame::Hello(hello) => self.on_hello(now, hello),
             Frame::InboundAck(ack) => self.event(ConnectorEvent::Acked(ack.buffer_id)),
             Frame::Outbound(outbound) => self.on_outbound(outbound),
             Frame::Interrupt(i) => self.event(ConnectorEvent::Interrupt {

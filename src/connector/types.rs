@@ -35,7 +35,8 @@ pub struct ConnectorConfig {
     /// accept: the WebSocket upgrade counts) is closed with 1008 `hello timeout` (10 s).
     /// Never 4401: after a handshake that would be an auth strike. `None`: never.
     pub hello_timeout: Option<Duration>,
-    /// How often to ask the driver for a WebSocket Ping (30 s). `None`: no pings.
+    /// How often to ask the driver for a WebSocket Ping once the first `hello` came (30 s;
+    /// before it the hello timeout governs). `None`: no pings.
     pub ping_interval: Option<Duration>,
     /// How long a connection may stay silent (no byte, no Pong) before the machine gives
     /// it up as dead and asks the driver to drop it (60 s). `None`: never.
