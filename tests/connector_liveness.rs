@@ -9,7 +9,7 @@ use relay_machine::connector::{
     ConnectorCommand, ConnectorConfig, ConnectorMachine, Instance, InstanceOutput, Output,
 };
 use relay_machine::transcript::Transcript;
-use relay_machine::wire::CapabilityDescriptor;
+use relay_machine::wire::{ActionResult, CapabilityDescriptor, RequestId};
 
 const HELLO: &[u8] = b"{\"type\":\"hello\",\"platform\":\"discord\",\"botId\":\"1\"}\n";
 
@@ -186,4 +186,55 @@ fn no_ping_is_asked_before_the_hello() {
     run.input("hello", HELLO);
     run.advance(200);
     assert_eq!(run.commands, [ConnectorCommand::Ping]);
+}
+
+#[test]
+fn a_link_that_goes_silent_mid_request_is_dropped_and_the_late_answer_refused() {
+    let mut run = Run::new();
+    run.input("hello", HELLO);
+    run.conn
+        .send_descriptor(run.now, CapabilityDescriptor::new("discord", "Discord"))
+        .unwrap();
+    run.drain();
+    run.advance(1_000);
+    run.input(
+        "outbound r1",
+        br#"{"type":"outbound","requestId":"r1","action":{"op":"typing","chat_id":"c"}}
+"#,
+    );
+    assert_eq!(run.conn.in_flight(), 1);
+    let silent_from = run.ms();
+    run.advance(60_000);
+    assert_eq!(
+        run.commands,
+        [
+            ConnectorCommand::Ping,
+            ConnectorCommand::Ping,
+            ConnectorCommand::Abort
+        ],
+        "pings at 30 s and 60 s, the drop 60 s after the last byte"
+    );
+    assert_eq!(run.ms() - silent_from, 60_000);
+    // The application's answer comes too late: the link is gone, nothing is written.
+    let late = run
+        .conn
+        .respond(run.now, &RequestId("r1".into()), ActionResult::ok());
+    assert!(late.is_err(), "{late:?}");
+    run.drain();
+    insta::assert_snapshot!(run.transcript.render());
+}
+
+#[test]
+fn a_link_that_goes_silent_while_idle_is_dropped_too() {
+    let mut run = Run::new();
+    run.input("hello", HELLO);
+    run.input("going_idle", b"{\"type\":\"going_idle\"}\n");
+    assert!(run.conn.is_idle());
+    run.advance(60_000);
+    assert_eq!(
+        run.commands,
+        [ConnectorCommand::Ping, ConnectorCommand::Abort],
+        "idle is not dead: it is pinged like any link, and dropped when silent"
+    );
+    insta::assert_snapshot!(run.transcript.render());
 }

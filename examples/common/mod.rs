@@ -549,12 +549,16 @@ pub async fn refuse(ws: &mut ServerSocket, reason: &str) {
     machine.reject_auth(Instant::now(), reason);
     while let Some(output) = machine.poll_output() {
         if let connector::Output::Command(ConnectorCommand::Close { code, reason }) = output {
-            let _ = ws.close(Some(close_frame(code, &reason))).await;
-            let _ = async { while let Some(Ok(_)) = ws.next().await {} }
-                .or(async {
-                    Timer::after(std::time::Duration::from_secs(10)).await;
-                })
-                .await;
+            // The close handshake as a whole is bounded: a peer that neither reads nor
+            // answers the close must not hold the socket.
+            async {
+                let _ = ws.close(Some(close_frame(code, &reason))).await;
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+            .or(async {
+                Timer::after(std::time::Duration::from_secs(10)).await;
+            })
+            .await;
         }
     }
 }
