@@ -269,3 +269,29 @@ fn memory_store_ids_are_never_reused_across_stores() {
         "two stores (a restarted connector's) minted the same id"
     );
 }
+
+/// A store on its own thread answers a load from what it held when it read: a delivery
+/// pushed while that load was out is not in the answer, and still goes out.
+#[test]
+fn a_delivery_pushed_while_a_load_is_out_is_not_lost() {
+    let mut c = Connector::new(4);
+    c.eager = false;
+    let a = c.handshake();
+    let [load] = std::mem::take(&mut c.loads).try_into().unwrap();
+    let InstanceOutput::Load {
+        token,
+        after,
+        limit,
+    } = load
+    else {
+        unreachable!()
+    };
+    // The store reads (nothing yet), then the append lands, then the answer arrives.
+    let read = c.store.unacked_after(after.as_ref(), limit);
+    let ids = c.buffer(1);
+    assert!(c.instance.offer(c.now, token, read));
+    c.eager = true;
+    c.pump();
+    c.answer_loads();
+    assert_eq!(c.sent(a), ids);
+}

@@ -22,6 +22,9 @@ pub(super) struct Replay {
     /// Acks seen while the load was out: the store may have answered before it made them
     /// durable, so they are not sent again.
     pub(super) acked_while_loading: Vec<BufferId>,
+    /// A delivery was pushed while the load was out: a store that read before it was
+    /// appended answered without it, so that answer does not mean caught up.
+    pub(super) pushed_while_loading: bool,
 }
 
 impl Instance {
@@ -52,6 +55,7 @@ impl Instance {
         } else {
             // It is in the store, after whatever the window has not reached yet.
             self.replay.caught_up = false;
+            self.replay.pushed_while_loading |= self.replay.loading.is_some();
             self.load();
         }
     }
@@ -72,6 +76,7 @@ impl Instance {
         };
         self.replay.loading = None;
         let acked = std::mem::take(&mut self.replay.acked_while_loading);
+        let pushed = std::mem::take(&mut self.replay.pushed_while_loading);
         if self.idle || !self.replay.active {
             self.replay.caught_up = false;
             return false;
@@ -85,7 +90,7 @@ impl Instance {
         for (id, delivery) in fresh.collect::<Vec<_>>().into_iter().take(room) {
             self.send(now, id, delivery);
         }
-        self.replay.caught_up = exhausted;
+        self.replay.caught_up = exhausted && !pushed;
         self.load();
         true
     }
@@ -124,6 +129,7 @@ impl Instance {
         self.next_token += 1;
         replay.loading = Some((token, room));
         replay.acked_while_loading.clear();
+        replay.pushed_while_loading = false;
         self.outputs.push_back(InstanceOutput::Load {
             token,
             after: replay.cursor.clone(),
