@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --example connector -- [--listen ADDR] [--secret S] [--push-inbound K]
-//!     [--buffered-every M] [--passthrough P] [--once]
+//!     [--buffered-every M] [--passthrough P] [--once] [--store PATH]
 //! ```
 //!
 //! First output line: `{"listening":"ws://HOST:PORT/relay"}`; then one JSON line per
@@ -11,8 +11,14 @@
 //! pushes K inbound events (every M-th buffered) and P Discord-interaction forwards.
 //! `--once`: exit when the first connection closes, 0 only if every buffered delivery was
 //! acked, 1 otherwise.
+//!
+//! `--store PATH` keeps every instance's buffer in an SQLite file, so that it survives the
+//! process: a connector restarted on it (or a second one sharing it) seeds nothing again
+//! and replays what is unacked. The store runs on its own thread (`common/store.rs`).
 
 mod common;
+#[path = "common/store.rs"]
+mod store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,13 +28,14 @@ use common::Incoming;
 use common::ToSocket;
 use relay_machine::connector::{
     ConnId, ConnectorCommand, ConnectorConfig, ConnectorEvent, ConnectorMachine, Delivery,
-    DeliveryStore, Instance, InstanceOutput, Live, MemoryStore, Output,
+    Instance, InstanceOutput, Live, Output,
 };
 use relay_machine::wire::{
     ActionResult, CapabilityDescriptor, MessageEvent, PassthroughForward, SessionSource,
 };
 use serde_json::json;
 use smol::future::FutureExt as _;
+use store::Store;
 
 #[derive(Clone, Default)]
 struct Options {
@@ -38,6 +45,8 @@ struct Options {
     buffered_every: u32,
     passthrough: u32,
     once: bool,
+    /// `--store`: the SQLite file of the buffers (in memory without it).
+    store: Option<String>,
     /// The connector's timers (hello, keepalive, liveness), shortened by tests.
     config: ConnectorConfig,
     /// Most sockets accepted and not yet handshaken at once.
@@ -48,18 +57,24 @@ struct Options {
 /// drops it: past `--max-pending`, the oldest is closed to make room.
 type Pending = Arc<Mutex<std::collections::VecDeque<(u64, smol::channel::Sender<()>)>>>;
 
-/// One gateway instance: its connections (through the sans-IO [`Instance`]), its durable
-/// buffer, and the mailbox of each of its sockets. Sockets only map to instances.
+/// One gateway instance: its connections (through the sans-IO [`Instance`]) and the
+/// mailbox of each of its sockets. Sockets only map to instances; its buffer is in the
+/// store, under the same key.
 struct Tenant {
     instance: Instance,
-    store: MemoryStore,
     mailboxes: HashMap<ConnId, smol::channel::Sender<ToSocket>>,
-    /// The `--push-inbound` / `--passthrough` deliveries were made.
+    /// The `--push-inbound` / `--passthrough` seeding was started by this process.
     seeded: bool,
 }
 
-/// Every instance by gateway id (`""` without `--secret`: one default instance).
-type Tenants = Arc<Mutex<HashMap<String, Tenant>>>;
+/// What every task of the process shares: the instances by gateway id (`""` without
+/// `--secret`: one default instance), the store, the options.
+#[derive(Clone)]
+struct Relay {
+    tenants: Arc<Mutex<HashMap<String, Tenant>>>,
+    store: Store,
+    options: Arc<Options>,
+}
 
 fn main() -> std::process::ExitCode {
     let options = match parse_args() {
@@ -69,10 +84,23 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(64);
         }
     };
-    smol::block_on(run(options))
+    let backend = match store::open(options.store.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("connector: cannot open the store: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let relay = Relay {
+        tenants: Arc::default(),
+        store: Store::start(backend),
+        options: Arc::new(options),
+    };
+    smol::block_on(run(relay))
 }
 
-async fn run(options: Options) -> std::process::ExitCode {
+async fn run(relay: Relay) -> std::process::ExitCode {
+    let options = relay.options.clone();
     let listener = match smol::net::TcpListener::bind(options.listen.as_str()).await {
         Ok(l) => l,
         Err(e) => {
@@ -88,7 +116,6 @@ async fn run(options: Options) -> std::process::ExitCode {
         "{}",
         json!({ "listening": format!("ws://{address}/relay") })
     );
-    let tenants: Tenants = Arc::default();
     let pending: Pending = Arc::default();
     let mut backoff = std::time::Duration::from_millis(10);
     for socket in 0u64.. {
@@ -118,12 +145,11 @@ async fn run(options: Options) -> std::process::ExitCode {
             pending.push_back((socket, kill));
         }
         let connection = {
-            let options = options.clone();
-            let (tenants, pending) = (tenants.clone(), pending.clone());
+            let (relay, pending) = (relay.clone(), pending.clone());
             async move {
                 let accepted_at = Instant::now();
-                let served = connection(tcp, accepted_at, &options, &tenants, &pending, socket);
-                let _ = served
+                let served = connection(tcp, accepted_at, &relay, &pending, socket);
+                let unacked = served
                     .or(async {
                         // A handshaken socket's switch is dropped: then it never fires.
                         if killed.recv().await.is_ok() {
@@ -131,18 +157,17 @@ async fn run(options: Options) -> std::process::ExitCode {
                         } else {
                             smol::future::pending::<()>().await;
                         }
+                        0
                     })
                     .await;
                 if let Ok(mut pending) = pending.lock() {
                     pending.retain(|(s, _)| *s != socket);
                 }
+                unacked
             }
         };
         if options.once {
-            connection.await;
-            let unacked: usize = tenants
-                .lock()
-                .map_or(1, |t| t.values().map(|t| t.store.unacked_len()).sum());
+            let unacked = connection.await;
             return std::process::ExitCode::from(u8::from(unacked > 0));
         }
         smol::spawn(connection).detach();
@@ -150,14 +175,16 @@ async fn run(options: Options) -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
+/// Serves one socket to its end; returns how many deliveries its instance has unacked
+/// then (0 when it never reached an instance).
 async fn connection(
     tcp: smol::net::TcpStream,
     accepted_at: Instant,
-    options: &Options,
-    tenants: &Tenants,
+    relay: &Relay,
     pending: &Pending,
     socket: u64,
-) {
+) -> usize {
+    let options = &relay.options;
     // The hello timeout runs from the TCP accept and covers the upgrade: a machine owns it
     // from here, and the upgrade is raced against its deadlines. No Ping is asked before
     // a hello, so whatever the machine asks for meanwhile is the end of this socket.
@@ -180,19 +207,24 @@ async fn connection(
     let upgraded = match upgraded {
         Ok(upgraded) => upgraded,
         Err(ConnectorCommand::Close { .. }) => {
-            return println!("{}", json!({ "event": "hello_timeout", "upgraded": false }));
+            println!("{}", json!({ "event": "hello_timeout", "upgraded": false }));
+            return 0;
         }
         Err(command) => {
             let command = format!("{command:?}");
-            return println!(
+            println!(
                 "{}",
                 json!({ "event": "gave_up", "upgraded": false, "command": command })
             );
+            return 0;
         }
     };
     let (mut ws, auth) = match upgraded {
         Ok(accepted) => accepted,
-        Err(e) => return println!("{}", json!({ "event": "upgrade_failed", "error": e })),
+        Err(e) => {
+            println!("{}", json!({ "event": "upgrade_failed", "error": e }));
+            return 0;
+        }
     };
     println!(
         "{}",
@@ -204,17 +236,18 @@ async fn connection(
             // Never touches an instance: only an authenticated connection reaches a buffer.
             println!("{}", json!({ "event": "auth_failed", "reason": reason }));
             common::refuse(&mut ws, reason).await;
-            return println!("{}", json!({ "event": "closed", "unacked": 0 }));
+            println!("{}", json!({ "event": "closed", "unacked": 0 }));
+            return 0;
         }
     };
     let (sender, mailbox) = common::mailbox();
-    let conn = with_tenant(tenants, &key, options, |tenant| {
+    let conn = with_tenant(relay, &key, |tenant| {
         let conn = tenant.instance.accept(accepted_at);
         tenant.mailboxes.insert(conn, sender);
         conn
     });
     common::serve_socket(ws, mailbox, |incoming| {
-        with_tenant(tenants, &key, options, |tenant| {
+        with_tenant(relay, &key, |tenant| {
             let now = Instant::now();
             match incoming {
                 Incoming::Bytes(bytes) => tenant.instance.handle_input(now, conn, bytes),
@@ -235,43 +268,44 @@ async fn connection(
         })
     })
     .await;
-    let unacked = with_tenant(tenants, &key, options, |tenant| {
+    with_tenant(relay, &key, |tenant| {
         tenant
             .instance
             .on_closed(Instant::now(), conn, None, "socket ended");
         tenant.mailboxes.remove(&conn);
-        tenant.store.unacked_len()
     });
+    // Queued after every ack this socket brought: the count sees them committed.
+    let unacked = relay
+        .store
+        .call(move |store| store.unacked_len(&key))
+        .await
+        .unwrap_or(0);
     println!("{}", json!({ "event": "closed", "unacked": unacked }));
+    unacked
 }
 
 /// Runs `f` on the tenant `key` (created on first use), then carries out every output of
 /// its instance, as the run loop requires after each input.
-fn with_tenant<R>(
-    tenants: &Tenants,
-    key: &str,
-    options: &Options,
-    f: impl FnOnce(&mut Tenant) -> R,
-) -> R {
-    let mut tenants = tenants.lock().unwrap_or_else(|e| e.into_inner());
+fn with_tenant<R>(relay: &Relay, key: &str, f: impl FnOnce(&mut Tenant) -> R) -> R {
+    let mut tenants = relay.tenants.lock().unwrap_or_else(|e| e.into_inner());
     let tenant = tenants.entry(key.to_owned()).or_insert_with(|| Tenant {
-        instance: Instance::new(options.config.clone()),
-        store: MemoryStore::new(),
+        instance: Instance::new(relay.options.config.clone()),
         mailboxes: HashMap::new(),
         seeded: false,
     });
     let result = f(tenant);
     while let Some(output) = tenant.instance.poll_output() {
         if let Some(output) = common::route(output, &tenant.mailboxes) {
-            application(tenant, output, options);
+            application(relay, key, tenant, output);
         }
     }
     result
 }
 
 /// The connector application: answers hellos and outbounds, seeds deliveries after the
-/// first handshake, keeps the durable buffer.
-fn application(tenant: &mut Tenant, output: InstanceOutput, options: &Options) {
+/// first handshake, keeps the buffer. What the store does is queued on its thread; what
+/// it answers comes back in a task, as a new input under [`with_tenant`].
+fn application(relay: &Relay, key: &str, tenant: &mut Tenant, output: InstanceOutput) {
     let now = Instant::now();
     let line = match output {
         InstanceOutput::Event(conn, ConnectorEvent::Hello { identity, .. }) => {
@@ -279,7 +313,7 @@ fn application(tenant: &mut Tenant, output: InstanceOutput, options: &Options) {
                 CapabilityDescriptor::new(identity.platform.clone(), identity.platform.clone());
             let _ = tenant.instance.send_descriptor(now, conn, descriptor);
             if !std::mem::replace(&mut tenant.seeded, true) {
-                seed(tenant, options);
+                smol::spawn(seed(relay.clone(), key.to_owned())).detach();
             }
             json!({ "event": "hello", "platform": identity.platform, "botId": identity.bot_id })
         }
@@ -309,19 +343,37 @@ fn application(tenant: &mut Tenant, output: InstanceOutput, options: &Options) {
             json!({ "event": "diagnostic", "detail": format!("{d:?}") })
         }
         InstanceOutput::Acked(id) => {
-            if !tenant.store.ack(&id) {
-                return;
-            }
-            json!({ "event": "acked", "bufferId": id })
+            // Reported by the store thread once committed: in commit order, and before
+            // the answer to anything queued later (a `closed` line's count).
+            let key = key.to_owned();
+            return relay.store.run(move |store| {
+                if store.ack(&key, &id)? {
+                    println!("{}", json!({ "event": "acked", "bufferId": id }));
+                }
+                Ok(())
+            });
         }
         InstanceOutput::Load {
             token,
             after,
             limit,
         } => {
-            let deliveries = tenant.store.unacked_after(after.as_ref(), limit);
-            tenant.instance.offer(now, token, deliveries);
-            return;
+            let read = {
+                let key = key.to_owned();
+                relay
+                    .store
+                    .call(move |store| store.unacked_after(&key, after.as_ref(), limit))
+            };
+            let (relay, key) = (relay.clone(), key.to_owned());
+            // A stale token (its connection ended meanwhile) is refused by `offer`.
+            return smol::spawn(async move {
+                if let Some(deliveries) = read.await {
+                    with_tenant(&relay, &key, |tenant| {
+                        tenant.instance.offer(Instant::now(), token, deliveries)
+                    });
+                }
+            })
+            .detach();
         }
         InstanceOutput::WakeNeeded => json!({ "event": "wake_needed" }),
         other => json!({ "event": "other", "detail": format!("{other:?}") }),
@@ -329,24 +381,58 @@ fn application(tenant: &mut Tenant, output: InstanceOutput, options: &Options) {
     println!("{line}");
 }
 
-/// Delivers `delivery` live, or through the durable buffer when `buffered` or when the
-/// instance cannot send it live: persisted first, then handed to the instance.
-fn deliver(tenant: &mut Tenant, delivery: Delivery, buffered: bool) {
-    let now = Instant::now();
-    let delivery = if buffered {
-        delivery
-    } else {
-        match tenant.instance.push_live(now, delivery) {
-            Live::Sent => return,
-            Live::Buffer(delivery) => delivery,
-        }
+/// Delivers `delivery` live, or, when the instance cannot send it live, through the
+/// buffer: persisted first, then handed to the instance.
+async fn deliver(relay: &Relay, key: &str, delivery: Delivery) {
+    let live = with_tenant(relay, key, |tenant| {
+        tenant.instance.push_live(Instant::now(), delivery)
+    });
+    let Live::Buffer(delivery) = live else { return };
+    let append = {
+        let (key, delivery) = (key.to_owned(), delivery.clone());
+        relay.store.call(move |store| store.append(&key, delivery))
     };
-    let id = tenant.store.append(delivery.clone());
-    tenant.instance.push_buffered(now, id, delivery);
+    if let Some(id) = append.await {
+        with_tenant(relay, key, |tenant| {
+            tenant.instance.push_buffered(Instant::now(), id, delivery)
+        });
+    }
 }
 
-/// What the connector pushes after the first handshake.
-fn seed(tenant: &mut Tenant, options: &Options) {
+/// What the connector pushes after the first handshake, in order, unless the store says
+/// this instance was seeded before (by this process or one that shared the store). The
+/// buffered ones are persisted together with the marker, so that a connector killed
+/// meanwhile leaves all of them or none.
+async fn seed(relay: Relay, key: String) {
+    let deliveries = seed_deliveries(&relay.options);
+    let buffered: Vec<Delivery> = deliveries
+        .iter()
+        .filter(|(_, buffered)| *buffered)
+        .map(|(d, _)| d.clone())
+        .collect();
+    let seeded = {
+        let key = key.clone();
+        relay.store.call(move |store| store.seed(&key, buffered))
+    };
+    let Some(Some(ids)) = seeded.await else {
+        return;
+    };
+    let mut ids = ids.into_iter();
+    for (delivery, buffered) in deliveries {
+        if !buffered {
+            deliver(&relay, &key, delivery).await;
+        } else if let Some(id) = ids.next() {
+            with_tenant(&relay, &key, |tenant| {
+                tenant.instance.push_buffered(Instant::now(), id, delivery)
+            });
+        }
+    }
+}
+
+/// The `--push-inbound` and `--passthrough` deliveries, each with whether it goes
+/// through the buffer (every `--buffered-every`-th inbound) rather than live.
+fn seed_deliveries(options: &Options) -> Vec<(Delivery, bool)> {
+    let mut deliveries = Vec::new();
     for i in 1..=options.push_inbound {
         let buffered = options.buffered_every > 0 && i % options.buffered_every == 0;
         let mut source = SessionSource::new("discord", "group", "4455");
@@ -359,7 +445,7 @@ fn seed(tenant: &mut Tenant, options: &Options) {
             source,
             ..Default::default()
         };
-        deliver(tenant, event.into(), buffered);
+        deliveries.push((event.into(), buffered));
     }
     for i in 1..=options.passthrough {
         let body = json!({ "type": 2, "id": format!("i{i}"), "channel_id": "4455", "guild_id": "1000",
@@ -368,8 +454,9 @@ fn seed(tenant: &mut Tenant, options: &Options) {
         forward.method = "POST".into();
         forward.path = "/interactions".into();
         forward.headers = vec![("content-type".into(), "application/json".into())];
-        deliver(tenant, forward.into(), false);
+        deliveries.push((forward.into(), false));
     }
+    deliveries
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -397,6 +484,7 @@ fn parse_args() -> Result<Options, String> {
             "--buffered-every" => o.buffered_every = number(value()?)?,
             "--passthrough" => o.passthrough = number(value()?)?,
             "--once" => o.once = true,
+            "--store" => o.store = Some(value()?),
             "--hello-timeout" => o.config.hello_timeout = seconds(&arg, value()?)?,
             "--ping-interval" => o.config.ping_interval = seconds(&arg, value()?)?,
             "--liveness-timeout" => o.config.liveness_timeout = seconds(&arg, value()?)?,
