@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --example connector -- [--listen ADDR] [--secret S] [--push-inbound K]
-//!     [--buffered-every M] [--passthrough P] [--once] [--store PATH]
+//!     [--buffered-every M] [--passthrough P] [--once] [--store PATH|redis://HOST:PORT/]
 //! ```
 //!
 //! First output line: `{"listening":"ws://HOST:PORT/relay"}`; then one JSON line per
@@ -12,8 +12,9 @@
 //! `--once`: exit when the first connection closes, 0 only if every buffered delivery was
 //! acked, 1 otherwise.
 //!
-//! `--store PATH` keeps every instance's buffer in an SQLite file, so that it survives the
-//! process: a connector restarted on it (or a second one sharing it) seeds nothing again
+//! `--store PATH` keeps every instance's buffer in an SQLite file, `--store
+//! redis://HOST:PORT/` in Redis streams shared by a fleet, so that it survives the
+//! process: a connector restarted on it (or another one sharing it) seeds nothing again
 //! and replays what is unacked. The store runs on its own thread (`common/store.rs`).
 
 mod common;
@@ -45,7 +46,7 @@ struct Options {
     buffered_every: u32,
     passthrough: u32,
     once: bool,
-    /// `--store`: the SQLite file of the buffers (in memory without it).
+    /// `--store`: the SQLite file or the Redis URL of the buffers (in memory without it).
     store: Option<String>,
     /// The connector's timers (hello, keepalive, liveness), shortened by tests.
     config: ConnectorConfig,

@@ -1,5 +1,6 @@
-//! The connector example's buffers, one per gateway instance: in memory (the default), or
-//! durable in an SQLite file (`--store PATH`). Whichever it is, it runs on one store thread
+//! The connector example's buffers, one per gateway instance: in memory (the default),
+//! durable in an SQLite file (`--store PATH`) or in Redis streams shared by a fleet of
+//! connectors (`--store redis://HOST:PORT/`). Whichever it is, it runs on one store thread
 //! fed by a channel, so the smol loop never waits on it and operations apply in the order
 //! they were issued: an ack issued before a load is committed before the load reads.
 
@@ -35,10 +36,12 @@ pub trait Backend {
     fn unacked_len(&mut self, instance: &str) -> Result<usize, String>;
 }
 
-/// Opens the store `--store` names: none for memory, else an SQLite file.
+/// Opens the store `--store` names: none for memory, a `redis://` URL, else an SQLite
+/// file.
 pub fn open(spec: Option<&str>) -> Result<Box<dyn Backend + Send>, String> {
     match spec {
         None => Ok(Box::new(Memory::default())),
+        Some(url) if url.starts_with("redis://") => Ok(Box::new(Redis::open(url)?)),
         Some(path) => Ok(Box::new(Sqlite::open(path)?)),
     }
 }
@@ -321,5 +324,135 @@ impl Backend for Sqlite {
             )
             .map_err(sql)?;
         Ok(usize::try_from(n).unwrap_or(0))
+    }
+}
+
+/// The buffers as Redis streams, `relay:buffer:<instance>`, shared by every connector of a
+/// fleet. An id is the stream entry id, which Redis never hands out twice in a stream,
+/// even after XDEL. An ack deletes the entry, so that `XRANGE (after + COUNT limit` is
+/// exactly the unacked tail. The seeded marker is `relay:seeded:<instance>`.
+struct Redis {
+    db: redis::Connection,
+}
+
+/// Sets the marker and appends the deliveries (ARGV: kind, body, kind, body, ...) in one
+/// step, unless the marker was there: a script runs whole or not at all.
+const SEED: &str = r"
+if not redis.call('SET', KEYS[1], '1', 'NX') then return false end
+local ids = {}
+for i = 1, #ARGV, 2 do
+  ids[#ids + 1] = redis.call('XADD', KEYS[2], '*', 'kind', ARGV[i], 'body', ARGV[i + 1])
+end
+return ids
+";
+
+fn redis_error(e: redis::RedisError) -> String {
+    format!("redis: {e}")
+}
+
+impl Redis {
+    fn open(url: &str) -> Result<Self, String> {
+        let db = redis::Client::open(url)
+            .and_then(|client| client.get_connection())
+            .map_err(redis_error)?;
+        Ok(Self { db })
+    }
+
+    fn key(instance: &str) -> String {
+        format!("relay:buffer:{instance}")
+    }
+
+    /// `id` if it can be a stream entry id (`<ms>-<seq>`); Redis refuses anything else.
+    fn entry_id(id: &BufferId) -> Option<&str> {
+        let (ms, seq) = id.0.split_once('-')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        (digits(ms) && digits(seq)).then_some(id.0.as_str())
+    }
+}
+
+impl Backend for Redis {
+    fn seed(
+        &mut self,
+        instance: &str,
+        deliveries: Vec<Delivery>,
+    ) -> Result<Option<Vec<BufferId>>, String> {
+        let mut script = redis::cmd("EVAL");
+        script
+            .arg(SEED)
+            .arg(2)
+            .arg(format!("relay:seeded:{instance}"))
+            .arg(Self::key(instance));
+        for delivery in &deliveries {
+            let (kind, body) = encode(delivery)?;
+            script.arg(kind).arg(body);
+        }
+        let ids: Option<Vec<String>> = script.query(&mut self.db).map_err(redis_error)?;
+        Ok(ids.map(|ids| ids.into_iter().map(BufferId).collect()))
+    }
+
+    fn append(&mut self, instance: &str, delivery: Delivery) -> Result<BufferId, String> {
+        let (kind, body) = encode(&delivery)?;
+        let id: String = redis::cmd("XADD")
+            .arg(Self::key(instance))
+            .arg("*")
+            .arg("kind")
+            .arg(kind)
+            .arg("body")
+            .arg(body)
+            .query(&mut self.db)
+            .map_err(redis_error)?;
+        Ok(BufferId(id))
+    }
+
+    fn unacked_after(
+        &mut self,
+        instance: &str,
+        after: Option<&BufferId>,
+        limit: usize,
+    ) -> Result<Vec<(BufferId, Delivery)>, String> {
+        let start = after
+            .and_then(Self::entry_id)
+            .map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(Self::key(instance))
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .query(&mut self.db)
+            .map_err(redis_error)?;
+        entries
+            .into_iter()
+            .map(|(id, fields)| {
+                let field = |name: &str| {
+                    fields
+                        .chunks(2)
+                        .find(|pair| pair.first().is_some_and(|f| f == name))
+                        .and_then(|pair| pair.get(1))
+                        .ok_or(format!("entry {id} has no {name}"))
+                };
+                let delivery = decode(field("kind")?, field("body")?)?;
+                Ok((BufferId(id.clone()), delivery))
+            })
+            .collect()
+    }
+
+    fn ack(&mut self, instance: &str, id: &BufferId) -> Result<bool, String> {
+        let Some(entry) = Self::entry_id(id) else {
+            return Ok(false);
+        };
+        let deleted: usize = redis::cmd("XDEL")
+            .arg(Self::key(instance))
+            .arg(entry)
+            .query(&mut self.db)
+            .map_err(redis_error)?;
+        Ok(deleted == 1)
+    }
+
+    fn unacked_len(&mut self, instance: &str) -> Result<usize, String> {
+        redis::cmd("XLEN")
+            .arg(Self::key(instance))
+            .query(&mut self.db)
+            .map_err(redis_error)
     }
 }
