@@ -1,38 +1,18 @@
 //! End-to-end: `examples/blocking_gateway` against a scripted connector on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod process;
+
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::thread;
 use std::time::Duration;
 
+use process::example;
 use serde_json::Value;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
-
-/// The example's binary. A plain `cargo test` builds examples next to the test binaries;
-/// a filtered run (`cargo test --test blocking_gateway`) does not, so build it here.
-fn example(name: &str) -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    let mut dir = std::env::current_exe().unwrap();
-    dir.pop();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join("examples").join(name);
-    BUILD.call_once(|| {
-        // Cheap when up to date; keeps a filtered run from testing a stale binary.
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success());
-    });
-    path
-}
 
 fn run_gateway(args: &[&str]) -> Output {
     Command::new(example("blocking_gateway"))

@@ -10,16 +10,17 @@
 
 mod proxy;
 
+mod process;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::sync::Once;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use process::example;
 use proxy::{Direction, Proxy};
 use serde_json::Value;
 
@@ -38,24 +39,6 @@ const FAST_GATEWAY: [&str; 8] = [
 
 /// How long a step that should take well under a second is waited for.
 const SOON: Duration = Duration::from_secs(3);
-
-fn example(name: &str) -> PathBuf {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success());
-    });
-    let mut dir = std::env::current_exe().unwrap();
-    dir.pop();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    dir.join("examples").join(name)
-}
 
 /// A child's output, one JSON value per line, read on a thread so that a test can wait for
 /// a line with a timeout. Every line taken is kept in `seen` with the time it arrived.

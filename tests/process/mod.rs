@@ -1,4 +1,4 @@
-//! Example processes for the durability tests: the connector and the gateway examples run
+//! Example processes for the process-level tests: the connector and the gateway examples run
 //! as children, their JSON lines read on a thread so that a test waits for a line with a
 //! timeout, never with a sleep.
 #![allow(dead_code)]
@@ -16,6 +16,9 @@ use serde_json::Value;
 /// How long a step that should take well under a second is waited for.
 pub const SOON: Duration = Duration::from_secs(5);
 
+/// An example's binary. A plain `cargo test` builds examples next to the test binaries; a
+/// filtered run (`cargo test --test faults`) does not, so they are built here, once (cheap
+/// when up to date, and a filtered run never tests a stale binary).
 pub fn example(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
