@@ -1,0 +1,144 @@
+//! The decoder's framing: over-long lines are reported once and never stored, `finish`
+//! decodes a last line without newline, `reset` forgets the partial line. (Moved from
+//! `hostile.rs` unchanged.)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::wildcard_enum_match_arm
+)]
+
+use relay_machine::codec::{DecodeErrorKind, FrameDecoder};
+use relay_machine::wire::{BufferId, Frame, InboundAck};
+
+use DecodeErrorKind::{FrameTooLong, InvalidJson};
+
+#[test]
+fn over_long_lines_with_a_small_limit() {
+    const MAX: usize = 48;
+    let exact = format!(
+        r#"{{"type":"inbound_ack","bufferId":"{}"}}"#,
+        "x".repeat(MAX - 36)
+    );
+    assert_eq!(exact.len(), MAX);
+    let one_more = format!(
+        r#"{{"type":"inbound_ack","bufferId":"{}"}}"#,
+        "x".repeat(MAX - 35)
+    );
+    let huge = format!(r#"{{"type":"presence","pad":"{}"}}"#, "y".repeat(10 * MAX));
+    let ack = |n: usize| -> Frame {
+        InboundAck {
+            buffer_id: BufferId::from("x".repeat(n)),
+        }
+        .into()
+    };
+    let stream =
+        format!("{exact}\n{one_more}\n{exact}\r\n{huge}\n{{\"type\":\"going_idle\"}}\n{huge}");
+
+    // One chunk, then one byte at a time: same results, buffer always bounded.
+    for chunk in [stream.len(), 1, 7] {
+        let mut decoder = FrameDecoder::with_max_frame_len(MAX);
+        assert_eq!(decoder.max_frame_len(), MAX);
+        let mut items = Vec::new();
+        for piece in stream.as_bytes().chunks(chunk) {
+            decoder.push(piece);
+            assert!(decoder.buffered_len() <= MAX);
+            items.extend(std::iter::from_fn(|| decoder.next_frame()));
+        }
+        decoder.finish();
+        items.extend(std::iter::from_fn(|| decoder.next_frame()));
+
+        // Errors compared by what they say: kind, place, message and no salvage.
+        type Seen = Result<Frame, (DecodeErrorKind, u64, u64, String, bool)>;
+        let items: Vec<Seen> = items
+            .into_iter()
+            .map(|item| {
+                item.map_err(|e| {
+                    let salvaged = e.frame_type.is_some() || e.salvage.is_some();
+                    (e.kind, e.line, e.offset, e.message, salvaged)
+                })
+            })
+            .collect();
+        let too_long = |line: u64, offset: usize| -> Seen {
+            Err((
+                FrameTooLong,
+                line,
+                offset as u64,
+                format!("line exceeds {MAX} bytes"),
+                false,
+            ))
+        };
+        let l2 = exact.len() + 1;
+        let l3 = l2 + one_more.len() + 1;
+        let l4 = l3 + exact.len() + 2;
+        let l6 = l4 + huge.len() + 1 + r#"{"type":"going_idle"}"#.len() + 1;
+        assert_eq!(
+            items,
+            vec![
+                Ok(ack(MAX - 36)),
+                too_long(2, l2),
+                // The `\r` counts towards the limit: a line of exactly MAX bytes plus
+                // `\r` is too long.
+                too_long(3, l3),
+                too_long(4, l4),
+                Ok(Frame::GoingIdle),
+                // The last line has no newline; it is reported once, as soon as it
+                // crosses the limit, and `finish` adds nothing.
+                too_long(6, l6),
+            ],
+            "chunk size {chunk}"
+        );
+        assert_eq!(decoder.buffered_len(), 0);
+    }
+}
+
+#[test]
+fn an_over_long_line_is_never_stored() {
+    let mut decoder = FrameDecoder::with_max_frame_len(24);
+    decoder.push(b"{\"type\":\"presence\",\"pad\":\"");
+    assert_eq!(decoder.buffered_len(), 0, "dropped as soon as it crossed");
+    let first = decoder.next_frame().unwrap().unwrap_err();
+    assert_eq!((first.kind, first.line, first.offset), (FrameTooLong, 1, 0));
+    for _ in 0..1000 {
+        decoder.push(&[b'z'; 1024]);
+        assert_eq!(decoder.buffered_len(), 0);
+    }
+    assert_eq!(decoder.next_frame(), None, "reported once");
+    decoder.push(b"\"}\n{\"type\":\"going_idle\"}\n");
+    assert_eq!(decoder.next_frame(), Some(Ok(Frame::GoingIdle)));
+    assert_eq!(decoder.next_frame(), None);
+}
+
+#[test]
+fn finish_decodes_a_last_line_without_newline() {
+    let mut decoder = FrameDecoder::new();
+    decoder.push(b"{\"type\":\"going_idle\"}\n{\"type\":\"going_idle_ack\"}");
+    assert_eq!(decoder.next_frame(), Some(Ok(Frame::GoingIdle)));
+    assert_eq!(decoder.next_frame(), None, "no newline, no frame");
+    assert_eq!(decoder.buffered_len(), 25);
+    decoder.finish();
+    assert_eq!(decoder.next_frame(), Some(Ok(Frame::GoingIdleAck)));
+    assert_eq!(decoder.buffered_len(), 0);
+
+    let mut decoder = FrameDecoder::new();
+    decoder.push(b"\n\n{oops");
+    decoder.finish();
+    let e = decoder.next_frame().unwrap().unwrap_err();
+    assert_eq!((e.kind, e.line, e.offset), (InvalidJson, 3, 3));
+}
+
+#[test]
+fn reset_forgets_the_partial_line_and_restarts_counting() {
+    let mut decoder = FrameDecoder::with_max_frame_len(64);
+    decoder.push(b"{\"type\":\"going_idle\"}\n{\"type\":\"going_id");
+    decoder.reset();
+    assert_eq!(decoder.max_frame_len(), 64);
+    assert_eq!(decoder.buffered_len(), 0);
+    assert_eq!(decoder.next_frame(), None, "queued frames are dropped too");
+    decoder.push(b"le\"}\nnope\n");
+    let e = decoder.next_frame().unwrap().unwrap_err();
+    assert_eq!((e.kind, e.line, e.offset), (InvalidJson, 1, 0));
+    let e = decoder.next_frame().unwrap().unwrap_err();
+    // `n` starts `null`; the `o` is the problem.
+    assert_eq!((e.kind, e.line, e.offset), (InvalidJson, 2, 6));
+}
