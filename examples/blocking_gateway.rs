@@ -8,7 +8,10 @@
 //! Connects, completes the handshake, sends one `send` action to chat `demo`, prints the
 //! descriptors and the result as JSON lines, acks any buffered inbound that arrives
 //! meanwhile, disconnects cleanly and exits 0; exits 2 if the connection or handshake
-//! fails (and 1 on bad arguments).
+//! fails (and 64 on a usage error; `--help` lists every flag).
+
+#[path = "common/cli.rs"]
+mod cli;
 
 use std::io::ErrorKind;
 use std::net::TcpStream;
@@ -28,12 +31,7 @@ type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 fn main() -> ExitCode {
     let (url, identities) = match parse_args() {
         Ok(args) => args,
-        Err(e) => {
-            eprintln!(
-                "blocking_gateway: {e}\nusage: blocking_gateway --url URL [--identity PLATFORM:BOTID]..."
-            );
-            return ExitCode::from(1);
-        }
+        Err(e) => return cli::usage_error("blocking_gateway", HELP, &e),
     };
     let config = GatewayConfig {
         identities,
@@ -136,10 +134,10 @@ fn main() -> ExitCode {
                         gw.disconnect(now, None);
                     }
                     GatewayEvent::ConnectFailed(why) => {
-                        eprintln!("blocking_gateway: connection failed: {why:?}");
+                        eprintln!("blocking_gateway: connection failed: {why}");
                         return ExitCode::from(2);
                     }
-                    GatewayEvent::Diagnostic(d) => eprintln!("blocking_gateway: {d:?}"),
+                    GatewayEvent::Diagnostic(d) => eprintln!("blocking_gateway: {d}"),
                     _ => {}
                 },
                 _ => {}
@@ -254,21 +252,31 @@ fn ws_config() -> tungstenite::protocol::WebSocketConfig {
     tungstenite::protocol::WebSocketConfig::default().max_message_size(Some(max))
 }
 
+const HELP: &str = "\
+usage: blocking_gateway --url URL [--identity PLATFORM:BOTID]...
+
+  --url URL               the connector (http(s) or ws)
+  --identity P:BOT        a platform identity, repeatable; BOT may be empty (\"discord:\")
+  -h, --help              this text
+
+Handshake, one `send` to chat `demo`, then a clean disconnect; prints the descriptors and
+the result as JSON lines.
+Exit codes: 0 ok, 2 the connection or handshake failed, 64 usage error.
+";
+
 fn parse_args() -> Result<(String, Vec<Identity>), String> {
     let mut url = None;
     let mut identities = Vec::new();
-    let mut args = std::env::args().skip(1);
+    let mut args = cli::args(HELP).into_iter();
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        let mut value = || cli::value(&arg, &mut args);
         match arg.as_str() {
             "--url" => {
-                url = Some(relay_machine::url::dial_url(&value()?).map_err(|e| e.to_string())?)
+                url = Some(
+                    relay_machine::url::dial_url(&value()?).map_err(|e| format!("--url: {e}"))?,
+                )
             }
-            "--identity" => {
-                let v = value()?;
-                let (platform, bot) = v.split_once(':').unwrap_or((v.as_str(), ""));
-                identities.push(Identity::new(platform, bot));
-            }
+            "--identity" => identities.push(cli::identity(&value()?)?),
             other => return Err(format!("unknown argument {other}")),
         }
     }

@@ -9,14 +9,17 @@
 //! protocol event. Answers every `hello` with a descriptor for that platform, every
 //! `outbound` with a success, `going_idle` with its ack. After the first handshake it
 //! pushes K inbound events (every M-th buffered) and P Discord-interaction forwards.
-//! `--once`: exit when the first connection closes, 0 only if every buffered delivery was
-//! acked, 1 otherwise.
+//! `--once`: exit when the first connection closes, 0 only if it was handshaken and every
+//! buffered delivery was acked, 1 otherwise (refused with 4401, closed before a
+//! handshake, or deliveries left unacked). 64 on a usage error (`--help` lists every flag).
 //!
 //! `--store PATH` keeps every instance's buffer in an SQLite file, `--store
 //! redis://HOST:PORT/` in Redis streams shared by a fleet, so that it survives the
 //! process: a connector restarted on it (or another one sharing it) seeds nothing again
 //! and replays what is unacked. The store runs on its own thread (`common/store.rs`).
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
 #[path = "common/store.rs"]
 mod store;
@@ -80,10 +83,7 @@ struct Relay {
 fn main() -> std::process::ExitCode {
     let options = match parse_args() {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("connector: {e}");
-            return std::process::ExitCode::from(64);
-        }
+        Err(e) => return cli::usage_error("connector", HELP, &e),
     };
     let backend = match store::open(options.store.as_deref()) {
         Ok(b) => b,
@@ -158,7 +158,7 @@ async fn run(relay: Relay) -> std::process::ExitCode {
                         } else {
                             smol::future::pending::<()>().await;
                         }
-                        0
+                        None
                     })
                     .await;
                 if let Ok(mut pending) = pending.lock() {
@@ -168,8 +168,9 @@ async fn run(relay: Relay) -> std::process::ExitCode {
             }
         };
         if options.once {
-            let unacked = connection.await;
-            return std::process::ExitCode::from(u8::from(unacked > 0));
+            // Refused or never handshaken (`None`) fails as unacked deliveries do.
+            let clean = connection.await == Some(0);
+            return std::process::ExitCode::from(u8::from(!clean));
         }
         smol::spawn(connection).detach();
     }
@@ -177,14 +178,14 @@ async fn run(relay: Relay) -> std::process::ExitCode {
 }
 
 /// Serves one socket to its end; returns how many deliveries its instance has unacked
-/// then (0 when it never reached an instance).
+/// then, or `None` when it was refused or closed before its handshake.
 async fn connection(
     tcp: smol::net::TcpStream,
     accepted_at: Instant,
     relay: &Relay,
     pending: &Pending,
     socket: u64,
-) -> usize {
+) -> Option<usize> {
     let options = &relay.options;
     // The hello timeout runs from the TCP accept and covers the upgrade: a machine owns it
     // from here, and the upgrade is raced against its deadlines. No Ping is asked before
@@ -209,7 +210,7 @@ async fn connection(
         Ok(upgraded) => upgraded,
         Err(ConnectorCommand::Close { .. }) => {
             println!("{}", json!({ "event": "hello_timeout", "upgraded": false }));
-            return 0;
+            return None;
         }
         Err(command) => {
             let command = format!("{command:?}");
@@ -217,14 +218,14 @@ async fn connection(
                 "{}",
                 json!({ "event": "gave_up", "upgraded": false, "command": command })
             );
-            return 0;
+            return None;
         }
     };
     let (mut ws, auth) = match upgraded {
         Ok(accepted) => accepted,
         Err(e) => {
             println!("{}", json!({ "event": "upgrade_failed", "error": e }));
-            return 0;
+            return None;
         }
     };
     println!(
@@ -238,7 +239,7 @@ async fn connection(
             println!("{}", json!({ "event": "auth_failed", "reason": reason }));
             common::refuse(&mut ws, reason).await;
             println!("{}", json!({ "event": "closed", "unacked": 0 }));
-            return 0;
+            return None;
         }
     };
     let (sender, mailbox) = common::mailbox();
@@ -247,6 +248,7 @@ async fn connection(
         tenant.mailboxes.insert(conn, sender);
         conn
     });
+    let mut handshaken = false;
     common::serve_socket(ws, mailbox, |incoming| {
         with_tenant(relay, &key, |tenant| {
             let now = Instant::now();
@@ -261,6 +263,7 @@ async fn connection(
                 .connection(conn)
                 .is_some_and(|m| m.is_handshaken())
             {
+                handshaken = true;
                 if let Ok(mut pending) = pending.lock() {
                     pending.retain(|(s, _)| *s != socket);
                 }
@@ -282,7 +285,7 @@ async fn connection(
         .await
         .unwrap_or(0);
     println!("{}", json!({ "event": "closed", "unacked": unacked }));
-    unacked
+    handshaken.then_some(unacked)
 }
 
 /// Runs `f` on the tenant `key` (created on first use), then carries out every output of
@@ -341,7 +344,7 @@ fn application(relay: &Relay, key: &str, tenant: &mut Tenant, output: InstanceOu
         }
         InstanceOutput::Event(_, ConnectorEvent::WentIdle) => json!({ "event": "going_idle" }),
         InstanceOutput::Event(_, ConnectorEvent::Diagnostic(d)) => {
-            json!({ "event": "diagnostic", "detail": format!("{d:?}") })
+            json!({ "event": "diagnostic", "detail": d.to_string() })
         }
         InstanceOutput::Acked(id) => {
             // Reported by the store thread once committed: in commit order, and before
@@ -460,6 +463,30 @@ fn seed_deliveries(options: &Options) -> Vec<(Delivery, bool)> {
     deliveries
 }
 
+const HELP: &str = "\
+usage: connector [--listen ADDR] [--secret S] [--push-inbound K] [--buffered-every M]
+    [--passthrough P] [--once] [--hello-timeout S] [--ping-interval S]
+    [--liveness-timeout S] [--max-pending N] [--store PATH|redis://HOST:PORT/]
+
+  --listen ADDR           where to listen (default 127.0.0.1:0); the first output line is
+                          {\"listening\":\"ws://HOST:PORT/relay\"}
+  --secret S              require a valid upgrade token (else close 4401)
+  --push-inbound K        after the first handshake, push K inbound events
+  --buffered-every M      every M-th of them buffered (acked by the gateway)
+  --passthrough P         push P Discord-interaction forwards
+  --once                  exit when the first connection closes
+  --hello-timeout S, --ping-interval S, --liveness-timeout S
+                          the machine's timers, 0 to 86400 seconds (0 disables)
+  --max-pending N         un-handshaken sockets kept at once (default 256)
+  --store PATH|URL        the buffers in an SQLite file or Redis streams (default memory)
+  -h, --help              this text
+
+Prints one JSON line per protocol event.
+Exit codes: 0 ok (with --once: every buffered delivery was acked), 1 with --once: some
+delivery left unacked, or the connection was refused (4401) or closed before a handshake;
+1 the store cannot be opened or the address cannot be listened on; 64 usage error.
+";
+
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
         listen: "127.0.0.1:0".into(),
@@ -467,31 +494,22 @@ fn parse_args() -> Result<Options, String> {
         max_pending: 256,
         ..Options::default()
     };
-    let seconds = |arg: &str, v: String| -> Result<Option<std::time::Duration>, String> {
-        let s: f64 = v.parse().map_err(|e| format!("{arg}: {e}"))?;
-        if !(s.is_finite() && (0.0..=86_400.0).contains(&s)) {
-            return Err(format!("{arg}: seconds between 0 and 86400"));
-        }
-        Ok(Some(std::time::Duration::from_secs_f64(s)).filter(|d| !d.is_zero()))
-    };
-    let mut args = std::env::args().skip(1);
+    let mut args = cli::args(HELP).into_iter();
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        let number = |v: String| v.parse::<u32>().map_err(|e| format!("{arg}: {e}"));
+        let mut value = || cli::value(&arg, &mut args);
+        let timer = |v: String| cli::seconds(&arg, &v).map(|d| Some(d).filter(|d| !d.is_zero()));
         match arg.as_str() {
             "--listen" => o.listen = value()?,
             "--secret" => o.secret = Some(value()?),
-            "--push-inbound" => o.push_inbound = number(value()?)?,
-            "--buffered-every" => o.buffered_every = number(value()?)?,
-            "--passthrough" => o.passthrough = number(value()?)?,
+            "--push-inbound" => o.push_inbound = cli::number(&arg, &value()?)?,
+            "--buffered-every" => o.buffered_every = cli::number(&arg, &value()?)?,
+            "--passthrough" => o.passthrough = cli::number(&arg, &value()?)?,
             "--once" => o.once = true,
             "--store" => o.store = Some(value()?),
-            "--hello-timeout" => o.config.hello_timeout = seconds(&arg, value()?)?,
-            "--ping-interval" => o.config.ping_interval = seconds(&arg, value()?)?,
-            "--liveness-timeout" => o.config.liveness_timeout = seconds(&arg, value()?)?,
-            "--max-pending" => {
-                o.max_pending = number(value()?)?.max(1) as usize;
-            }
+            "--hello-timeout" => o.config.hello_timeout = timer(value()?)?,
+            "--ping-interval" => o.config.ping_interval = timer(value()?)?,
+            "--liveness-timeout" => o.config.liveness_timeout = timer(value()?)?,
+            "--max-pending" => o.max_pending = cli::number::<usize>(&arg, &value()?)?.max(1),
             other => return Err(format!("unknown argument {other}")),
         }
     }

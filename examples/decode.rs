@@ -4,18 +4,33 @@
 //!
 //! The output is the same however stdin is chunked, and memory stays bounded by the frame
 //! limit (1 MiB) even for a line of hundreds of megabytes. Exit status 0 unless stdin
-//! cannot be read.
+//! cannot be read (1), 64 on a usage error (`--help`).
 //!
 //! ```text
 //! cargo run --example decode < capture.ndjson
 //! ```
+
+#[path = "common/cli.rs"]
+mod cli;
 
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 use relay_machine::codec::{FrameDecoder, encode_into};
 
+const HELP: &str = "\
+usage: decode < capture.ndjson
+
+Reads newline-delimited relay frames from stdin; writes one JSON line per non-blank input
+line: the frame in canonical form, or {\"error\":{\"kind\":...,\"line\":N,\"message\":...}}.
+Takes no flags but -h/--help (this text).
+Exit codes: 0 ok, 1 stdin (or stdout) failed, 64 usage error.
+";
+
 fn main() -> ExitCode {
+    if let Some(arg) = cli::args(HELP).first() {
+        return cli::usage_error("decode", HELP, &format!("unknown argument {arg}"));
+    }
     let mut stdin = io::stdin().lock();
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut decoder = FrameDecoder::new();

@@ -9,6 +9,8 @@
 //! trip, a Discord interaction passthrough decoded, an interrupt both ways, a dropped
 //! connection followed by reconnect and replay of exactly the unacked tail, and going idle.
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
 
 use std::collections::HashMap;
@@ -62,7 +64,18 @@ fn message(text: &str) -> MessageEvent {
     }
 }
 
+const HELP: &str = "\
+usage: demo
+
+Both roles over a real WebSocket on 127.0.0.1, printed as a transcript. Takes no flags
+but -h/--help (this text).
+Exit codes: 0 the demo ran to its end, 1 it did not (within 20 s), 64 usage error.
+";
+
 fn main() -> std::process::ExitCode {
+    if let Some(arg) = cli::args(HELP).first() {
+        return cli::usage_error("demo", HELP, &format!("unknown argument {arg}"));
+    }
     let _ = START.set(Instant::now());
     let _ = common::TAP.set(show_frame);
     let outcome = smol::block_on(run().or(async {
@@ -157,7 +170,7 @@ async fn run() -> Result<(), String> {
             GatewayEvent::GoingIdle { acked: false, .. } => {
                 return Err("going idle was not acknowledged".into());
             }
-            GatewayEvent::ConnectFailed(why) => return Err(format!("connect failed: {why:?}")),
+            GatewayEvent::ConnectFailed(why) => return Err(format!("connect failed: {why}")),
             _ => {}
         }
     }

@@ -4,12 +4,17 @@
 //! cargo run --example follow_up
 //! ```
 //!
+//! Exit codes: 0 the follow-up resolved with success, 1 it did not, 64 usage error.
+//!
 //! The connector strips the interaction token from the webhook body before forwarding it, and
 //! vaults it under the session key the gateway will derive for that interaction. The gateway
 //! converts the forward with `discord::interaction_event`, derives the key with
 //! `session_key::session_key`, and answers with a `follow_up` naming the key. The connector
 //! finds the token by that key and spends it. Both sides print the key: they must agree, or the
 //! follow-up names a session the vault never bound.
+
+#[path = "common/cli.rs"]
+mod cli;
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -178,10 +183,27 @@ fn take_string(object: &mut serde_json::Map<String, Value>, key: &str) -> String
     }
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
-    let outcome = run(&mut |who, what| println!("{who:<5} {what}"))?;
-    if outcome.connector_key != outcome.gateway_key || !outcome.success {
-        return Err("the follow-up did not resolve".into());
+const HELP: &str = "\
+usage: follow_up
+
+A Discord interaction answered with follow_up, both roles in memory (no network).
+Takes no flags but -h/--help (this text).
+Exit codes: 0 the follow-up resolved with success, 1 it did not, 64 usage error.
+";
+
+fn main() -> std::process::ExitCode {
+    if let Some(arg) = cli::args(HELP).first() {
+        return cli::usage_error("follow_up", HELP, &format!("unknown argument {arg}"));
     }
-    Ok(())
+    match run(&mut |who, what| println!("{who:<5} {what}")) {
+        Ok(o) if o.connector_key == o.gateway_key && o.success => std::process::ExitCode::SUCCESS,
+        Ok(_) => {
+            eprintln!("follow_up: the follow-up did not resolve");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("follow_up: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -10,15 +10,18 @@
 //! Without flags it takes the reference gateway's environment: `GATEWAY_RELAY_URL`,
 //! `GATEWAY_RELAY_PLATFORMS`, `GATEWAY_RELAY_BOT_IDS`, `GATEWAY_RELAY_ID`,
 //! `GATEWAY_RELAY_SECRET`. Prints one JSON line per event. Exit codes: 0 ok, 2 connect or
-//! handshake failed (4401 included), 3 a wait timed out, 4 going idle not acknowledged.
+//! handshake failed (4401 included), 3 a wait timed out, 4 going idle not acknowledged,
+//! 64 usage error (`--help` lists every flag).
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
 
 use std::time::{Duration, Instant};
 
 use relay_machine::gateway::{GatewayConfig, GatewayEvent, Identity, RelayMachine};
 use relay_machine::wire::SendAction;
-use serde_json::{Value, json};
+use serde_json::json;
 use smol::future::FutureExt as _;
 
 struct Options {
@@ -42,10 +45,7 @@ enum Exit {
 fn main() -> std::process::ExitCode {
     let options = match parse_args() {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("gateway: {e}");
-            return std::process::ExitCode::from(64);
-        }
+        Err(e) => return cli::usage_error("gateway", HELP, &e),
     };
     match smol::block_on(run(options)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -105,7 +105,7 @@ async fn stages(gw: &mut common::Gateway, o: &Options) -> Result<(), Exit> {
         ));
         let before = stage;
         match event {
-            GatewayEvent::ConnectFailed(why) => return Err(fail(&format!("{why:?}"))),
+            GatewayEvent::ConnectFailed(why) => return Err(fail(&why.to_string())),
             GatewayEvent::Revoked { reason } => return Err(fail(&reason)),
             GatewayEvent::HandshakeComplete { .. } if stage == Stage::Handshake => {
                 for i in 0..o.sends {
@@ -208,28 +208,41 @@ fn print_event(event: &GatewayEvent) {
     println!("{line}");
 }
 
+const HELP: &str = "\
+usage: gateway --url URL [--identity PLATFORM:BOTID]... [--gateway-id ID --secret S]
+    [--sends N] [--wait-inbound K] [--go-idle] [--timeout SECS] [--ping-interval S]
+    [--liveness-timeout S] [--dial-timeout S] [--close-timeout S] [--request-timeout S]
+    [--backoff-base S] [--backoff-cap S]
+
+  --url URL               the connector (http(s) or ws; default GATEWAY_RELAY_URL)
+  --identity P:BOT        a platform identity, repeatable; BOT may be empty (\"discord:\")
+                          (default GATEWAY_RELAY_PLATFORMS with GATEWAY_RELAY_BOT_IDS,
+                          a JSON object like {\"discord\": {\"botId\": \"111\"}})
+  --gateway-id ID         the upgrade token's gateway id (default GATEWAY_RELAY_ID)
+  --secret S              the upgrade token's secret; needs --gateway-id
+                          (default GATEWAY_RELAY_SECRET)
+  --sends N               send N messages to chat `demo` after the handshake
+  --wait-inbound K        wait for K inbound deliveries
+  --go-idle               go idle at the end instead of disconnecting
+  --timeout SECS          how long each stage may wait (default 30)
+  --ping-interval S, --liveness-timeout S, --dial-timeout S, --close-timeout S,
+  --request-timeout S, --backoff-base S, --backoff-cap S
+                          the machine's timers (0 disables the first four)
+  -h, --help              this text
+
+Seconds are between 0 and 86400. Prints one JSON line per event.
+Exit codes: 0 ok, 2 connect or handshake failed (4401 included), 3 a wait timed out,
+4 going idle not acknowledged, 64 usage error.
+";
+
 fn parse_args() -> Result<Options, String> {
-    let env = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    // Defaults from the reference gateway's environment (protocol.md Appendix A, §6.2).
-    let bot_ids: Value = env("GATEWAY_RELAY_BOT_IDS")
-        .and_then(|v| serde_json::from_str(&v).ok())
-        .unwrap_or_default();
-    let mut identities: Vec<Identity> = env("GATEWAY_RELAY_PLATFORMS")
-        .map(|list| {
-            list.split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(|p| Identity::new(p, bot_ids[p]["botId"].as_str().unwrap_or("")))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut url = env("GATEWAY_RELAY_URL");
-    let (mut id, mut secret) = (env("GATEWAY_RELAY_ID"), env("GATEWAY_RELAY_SECRET"));
+    let mut args = cli::args(HELP).into_iter();
+    let mut identities = cli::env_identities()?;
+    let mut url = cli::env("GATEWAY_RELAY_URL");
+    let (mut id, mut secret) = (
+        cli::env("GATEWAY_RELAY_ID"),
+        cli::env("GATEWAY_RELAY_SECRET"),
+    );
     let mut o = Options {
         url: String::new(),
         identities: Vec::new(),
@@ -240,50 +253,26 @@ fn parse_args() -> Result<Options, String> {
         timeout: Duration::from_secs(30),
         tuning: GatewayConfig::default(),
     };
-    // Seconds as a float: finite, not negative, at most a day (never a panic).
-    let seconds = |arg: &str, v: String| -> Result<Duration, String> {
-        let s: f64 = v.parse().map_err(|e| format!("{arg}: {e}"))?;
-        if !(s.is_finite() && (0.0..=86_400.0).contains(&s)) {
-            return Err(format!("{arg}: seconds between 0 and 86400"));
-        }
-        Ok(Duration::from_secs_f64(s))
-    };
     let mut flag_identities = Vec::new();
-    let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        let mut value = || cli::value(&arg, &mut args);
+        let timer = |v: String| cli::seconds(&arg, &v).map(|d| Some(d).filter(|d| !d.is_zero()));
         match arg.as_str() {
             "--url" => url = Some(value()?),
-            "--identity" => {
-                let v = value()?;
-                let (platform, bot) = v.split_once(':').unwrap_or((v.as_str(), ""));
-                flag_identities.push(Identity::new(platform, bot));
-            }
+            "--identity" => flag_identities.push(cli::identity(&value()?)?),
             "--gateway-id" => id = Some(value()?),
             "--secret" => secret = Some(value()?),
-            "--sends" => o.sends = value()?.parse().map_err(|e| format!("--sends: {e}"))?,
-            "--wait-inbound" => {
-                o.wait_inbound = value()?
-                    .parse()
-                    .map_err(|e| format!("--wait-inbound: {e}"))?
-            }
+            "--sends" => o.sends = cli::number(&arg, &value()?)?,
+            "--wait-inbound" => o.wait_inbound = cli::number(&arg, &value()?)?,
             "--go-idle" => o.go_idle = true,
-            "--timeout" => o.timeout = seconds(&arg, value()?)?,
-            "--ping-interval" => {
-                o.tuning.ping_interval = Some(seconds(&arg, value()?)?).filter(|d| !d.is_zero())
-            }
-            "--liveness-timeout" => {
-                o.tuning.liveness_timeout = Some(seconds(&arg, value()?)?).filter(|d| !d.is_zero())
-            }
-            "--dial-timeout" => {
-                o.tuning.dial_timeout = Some(seconds(&arg, value()?)?).filter(|d| !d.is_zero())
-            }
-            "--close-timeout" => {
-                o.tuning.close_timeout = Some(seconds(&arg, value()?)?).filter(|d| !d.is_zero())
-            }
-            "--request-timeout" => o.tuning.request_timeout = seconds(&arg, value()?)?,
-            "--backoff-base" => o.tuning.backoff.base = seconds(&arg, value()?)?,
-            "--backoff-cap" => o.tuning.backoff.cap = seconds(&arg, value()?)?,
+            "--timeout" => o.timeout = cli::seconds(&arg, &value()?)?,
+            "--ping-interval" => o.tuning.ping_interval = timer(value()?)?,
+            "--liveness-timeout" => o.tuning.liveness_timeout = timer(value()?)?,
+            "--dial-timeout" => o.tuning.dial_timeout = timer(value()?)?,
+            "--close-timeout" => o.tuning.close_timeout = timer(value()?)?,
+            "--request-timeout" => o.tuning.request_timeout = cli::seconds(&arg, &value()?)?,
+            "--backoff-base" => o.tuning.backoff.base = cli::seconds(&arg, &value()?)?,
+            "--backoff-cap" => o.tuning.backoff.cap = cli::seconds(&arg, &value()?)?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -292,8 +281,7 @@ fn parse_args() -> Result<Options, String> {
     }
     o.identities = identities;
     o.url = relay_machine::url::dial_url(&url.ok_or("--url (or GATEWAY_RELAY_URL) is required")?)
-        .map_err(|e| e.to_string())?;
-    // Either credential missing means an unauthenticated upgrade, as in the reference.
-    o.credentials = id.zip(secret);
+        .map_err(|e| format!("--url: {e}"))?;
+    o.credentials = cli::credentials(id, secret)?;
     Ok(o)
 }

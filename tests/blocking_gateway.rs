@@ -177,15 +177,15 @@ fn exits_2_when_the_connector_refuses_the_credential() {
     connector.join().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("Unauthorized"), "{stderr}");
+    assert!(stderr.contains("refused the credential"), "{stderr}");
 }
 
 #[test]
-fn exits_1_on_bad_arguments() {
-    assert_eq!(run_gateway(&[]).status.code(), Some(1));
+fn exits_64_on_bad_arguments() {
+    assert_eq!(run_gateway(&[]).status.code(), Some(64));
     assert_eq!(
         run_gateway(&["--url", "connector.example"]).status.code(),
-        Some(1)
+        Some(64)
     );
 }
 
