@@ -78,6 +78,8 @@
 //! assert_eq!(decoder.next_frame(), Some(Ok(ack)));
 //! ```
 #![forbid(unsafe_code)]
+// docs.rs builds with every feature and `--cfg docsrs`: each gated item says which feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 // Library code must not panic on peer input; tests and examples may.
 #![deny(
@@ -88,6 +90,7 @@
 )]
 
 #[cfg(feature = "auth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
 pub mod auth;
 mod bounded;
 pub mod codec;
@@ -95,6 +98,7 @@ mod conn_core;
 pub mod connector;
 pub mod discord;
 #[cfg(feature = "fuzzing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fuzzing")))]
 pub mod fuzzing;
 pub mod gateway;
 mod outputs;
@@ -102,6 +106,7 @@ mod pending;
 pub mod rng;
 pub mod session_key;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod transcript;
 mod transmit;
