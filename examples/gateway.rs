@@ -16,13 +16,14 @@
 #[path = "common/cli.rs"]
 mod cli;
 mod common;
+#[path = "common/stages.rs"]
+mod stages;
 
 use std::time::{Duration, Instant};
 
-use relay_machine::gateway::{GatewayConfig, GatewayEvent, Identity, RelayMachine};
-use relay_machine::wire::SendAction;
-use serde_json::json;
+use relay_machine::gateway::{GatewayConfig, Identity, RelayMachine};
 use smol::future::FutureExt as _;
+use stages::{Exit, Plan, Stages, fail};
 
 struct Options {
     url: String,
@@ -34,12 +35,6 @@ struct Options {
     timeout: Duration,
     /// The machine's timers and backoff, shortened by tests (`--ping-interval`, ...).
     tuning: GatewayConfig,
-}
-
-enum Exit {
-    Failed = 2,
-    TimedOut = 3,
-    NotIdle = 4,
 }
 
 fn main() -> std::process::ExitCode {
@@ -71,10 +66,15 @@ async fn run(o: Options) -> Result<(), Exit> {
 
 /// Walks the stages the flags ask for; each gets `--timeout` to see what it waits for.
 async fn stages(gw: &mut common::Gateway, o: &Options) -> Result<(), Exit> {
-    let (mut inbound, mut results, mut requests) = (0, 0, Vec::new());
-    let mut stage = Stage::Handshake;
-    let mut deadline = Instant::now() + o.timeout;
+    let plan = Plan {
+        sends: o.sends,
+        wait_inbound: o.wait_inbound,
+        go_idle: o.go_idle,
+        timeout: o.timeout,
+    };
+    let mut stages = Stages::new(plan, Instant::now());
     loop {
+        let deadline = stages.deadline;
         let event = async { Some(gw.next_event().await) }
             .or(async {
                 smol::Timer::at(deadline).await;
@@ -82,130 +82,15 @@ async fn stages(gw: &mut common::Gateway, o: &Options) -> Result<(), Exit> {
             })
             .await;
         let Some(event) = event else {
-            eprintln!("gateway: timed out waiting for {stage:?}");
-            return Err(if stage == Stage::Handshake {
-                Exit::Failed
-            } else {
-                Exit::TimedOut
-            });
+            return Err(stages.timed_out());
         };
-        // The machine is done and every output was carried out.
         let Some(event) = event else {
-            return if stage == Stage::Closing {
-                Ok(())
-            } else {
-                Err(fail("the connection ended"))
-            };
+            return stages.ended();
         };
-        let now = Instant::now();
-        print_event(&event);
-        inbound += usize::from(matches!(
-            event,
-            GatewayEvent::Inbound { .. } | GatewayEvent::Undeliverable { .. }
-        ));
-        let before = stage;
-        match event {
-            GatewayEvent::ConnectFailed(why) => return Err(fail(&why.to_string())),
-            GatewayEvent::Revoked { reason } => return Err(fail(&reason)),
-            GatewayEvent::HandshakeComplete { .. } if stage == Stage::Handshake => {
-                for i in 0..o.sends {
-                    let action = SendAction {
-                        chat_id: "demo".into(),
-                        content: format!("send {i}"),
-                        ..Default::default()
-                    };
-                    match gw.machine.send(now, action, None) {
-                        Ok(id) => requests.push(id),
-                        Err(e) => println!(
-                            "{}",
-                            json!({ "event": "send_failed", "error": e.to_string() })
-                        ),
-                    }
-                }
-                stage = Stage::Results;
-            }
-            GatewayEvent::Response { id, .. } if requests.contains(&id) => results += 1,
-            GatewayEvent::Inbound { buffer_id, .. }
-            | GatewayEvent::Passthrough { buffer_id, .. } => {
-                if let Some(id) = buffer_id {
-                    let _ = gw.machine.ack_inbound(now, &id);
-                }
-            }
-            GatewayEvent::Undeliverable { buffer_id, .. } => {
-                // Logged above; acked so the connector stops redelivering it.
-                let _ = gw.machine.ack_inbound(now, &buffer_id);
-            }
-            GatewayEvent::GoingIdle { acked: false, .. } => return Err(Exit::NotIdle),
-            GatewayEvent::GoingIdle { acked: true, .. } => {
-                gw.machine.disconnect(now, None);
-                stage = Stage::Closing;
-            }
-            _ => {}
-        }
-        // Move on once what this stage waits for has come.
-        if stage == Stage::Results && results == requests.len() {
-            stage = Stage::Inbound;
-        }
-        if stage == Stage::Inbound && inbound >= o.wait_inbound {
-            stage = if o.go_idle {
-                Stage::GoingIdle
-            } else {
-                Stage::Closing
-            };
-            if o.go_idle {
-                let _ = gw.machine.go_idle(now);
-            } else {
-                gw.machine.disconnect(now, None);
-            }
-        }
-        if stage != before {
-            deadline = now + o.timeout;
+        if let Some(done) = stages.on_event(&mut gw.machine, Instant::now(), event) {
+            return done;
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    Handshake,
-    Results,
-    Inbound,
-    GoingIdle,
-    Closing,
-}
-
-fn fail(why: &str) -> Exit {
-    eprintln!("gateway: connection failed: {why}");
-    Exit::Failed
-}
-
-fn print_event(event: &GatewayEvent) {
-    let line = match event {
-        GatewayEvent::Descriptor(d) => json!({ "event": "descriptor", "descriptor": d }),
-        GatewayEvent::Response { id, result: Ok(r) } => {
-            json!({ "event": "result", "requestId": id, "result": r })
-        }
-        GatewayEvent::Response { id, result: Err(e) } => {
-            json!({ "event": "result", "requestId": id, "error": e.to_string(), "ambiguous": e.is_ambiguous() })
-        }
-        GatewayEvent::Inbound { event, buffer_id } => {
-            json!({ "event": "inbound", "bufferId": buffer_id, "inbound": event })
-        }
-        GatewayEvent::Passthrough { forward, buffer_id } => {
-            json!({ "event": "passthrough", "bufferId": buffer_id,
-            "platform": forward.platform, "path": forward.path,
-            "body": match &forward.body { Ok(b) => json!(String::from_utf8_lossy(b)), Err(e) => json!({ "error": e.to_string() }) } })
-        }
-        GatewayEvent::Interrupt {
-            session_key,
-            chat_id,
-        } => json!({ "event": "interrupt", "session_key": session_key, "chat_id": chat_id }),
-        GatewayEvent::GoingIdle { acked, .. } => json!({ "event": "going_idle", "acked": acked }),
-        GatewayEvent::Undeliverable { buffer_id, error } => {
-            json!({ "event": "undeliverable", "bufferId": buffer_id, "error": error.to_string() })
-        }
-        other => json!({ "event": "status", "detail": other.to_string() }),
-    };
-    println!("{line}");
 }
 
 const HELP: &str = "\

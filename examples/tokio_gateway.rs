@@ -14,6 +14,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/stages.rs"]
+mod stages;
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -29,8 +31,7 @@ use relay_machine::auth;
 use relay_machine::gateway::{
     ConnectionCommand, GatewayConfig, GatewayEvent, GatewayState, Identity, Output, RelayMachine,
 };
-use relay_machine::wire::SendAction;
-use serde_json::json;
+use stages::{Exit, Plan, Stages, fail};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
@@ -45,12 +46,6 @@ struct Options {
     wait_inbound: usize,
     go_idle: bool,
     timeout: Duration,
-}
-
-enum Exit {
-    Failed = 2,
-    TimedOut = 3,
-    NotIdle = 4,
 }
 
 fn main() -> std::process::ExitCode {
@@ -92,109 +87,29 @@ async fn run(o: Options) -> Result<(), Exit> {
     result
 }
 
-/// The application: handshake, `--sends` results, `--wait-inbound` deliveries, then going
-/// idle or disconnecting.
+/// The application (`stages`), fed by this driver until it is over.
 async fn stages(gw: &mut Gateway, o: &Options) -> Result<(), Exit> {
     let _ = gw.machine.connect(Instant::now());
-    let (mut inbound, mut results, mut requests) = (0, 0, Vec::new());
-    let mut stage = Stage::Handshake;
-    // Each stage gets `--timeout` to see what it waits for.
-    let mut deadline = Instant::now() + o.timeout;
+    let plan = Plan {
+        sends: o.sends,
+        wait_inbound: o.wait_inbound,
+        go_idle: o.go_idle,
+        timeout: o.timeout,
+    };
+    let mut stages = Stages::new(plan, Instant::now());
     loop {
         let event = tokio::select! {
             biased;
             event = gw.next_event() => event,
-            () = sleep_until(deadline.into()) => {
-                eprintln!("gateway: timed out waiting for {stage:?}");
-                return Err(if stage == Stage::Handshake {
-                    Exit::Failed
-                } else {
-                    Exit::TimedOut
-                });
-            }
+            () = sleep_until(stages.deadline.into()) => return Err(stages.timed_out()),
         };
-        // The machine is done and every output was carried out.
         let Some(event) = event else {
-            return if stage == Stage::Closing {
-                Ok(())
-            } else {
-                Err(fail("the connection ended"))
-            };
+            return stages.ended();
         };
-        let now = Instant::now();
-        print_event(&event);
-        inbound += usize::from(matches!(
-            event,
-            GatewayEvent::Inbound { .. } | GatewayEvent::Undeliverable { .. }
-        ));
-        let before = stage;
-        match event {
-            GatewayEvent::ConnectFailed(why) => return Err(fail(&why.to_string())),
-            GatewayEvent::Revoked { reason } => return Err(fail(&reason)),
-            GatewayEvent::HandshakeComplete { .. } if stage == Stage::Handshake => {
-                for i in 0..o.sends {
-                    let action = SendAction {
-                        chat_id: "demo".into(),
-                        content: format!("send {i}"),
-                        ..Default::default()
-                    };
-                    match gw.machine.send(now, action, None) {
-                        Ok(id) => requests.push(id),
-                        Err(e) => println!(
-                            "{}",
-                            json!({ "event": "send_failed", "error": e.to_string() })
-                        ),
-                    }
-                }
-                stage = Stage::Results;
-            }
-            GatewayEvent::Response { id, .. } if requests.contains(&id) => results += 1,
-            GatewayEvent::Inbound { buffer_id, .. }
-            | GatewayEvent::Passthrough { buffer_id, .. } => {
-                if let Some(id) = buffer_id {
-                    let _ = gw.machine.ack_inbound(now, &id);
-                }
-            }
-            GatewayEvent::Undeliverable { buffer_id, .. } => {
-                // Logged above; acked so the connector stops redelivering it.
-                let _ = gw.machine.ack_inbound(now, &buffer_id);
-            }
-            GatewayEvent::GoingIdle { acked: false, .. } => return Err(Exit::NotIdle),
-            GatewayEvent::GoingIdle { acked: true, .. } => {
-                gw.machine.disconnect(now, None);
-                stage = Stage::Closing;
-            }
-            _ => {}
-        }
-        // Move on once what this stage waits for has come.
-        if stage == Stage::Results && results == requests.len() {
-            stage = Stage::Inbound;
-        }
-        if stage == Stage::Inbound && inbound >= o.wait_inbound {
-            stage = if o.go_idle {
-                Stage::GoingIdle
-            } else {
-                Stage::Closing
-            };
-            if o.go_idle {
-                let _ = gw.machine.go_idle(now);
-            } else {
-                gw.machine.disconnect(now, None);
-            }
-        }
-        if stage != before {
-            deadline = now + o.timeout;
+        if let Some(done) = stages.on_event(&mut gw.machine, Instant::now(), event) {
+            return done;
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    Handshake,
-    Results,
-    Inbound,
-    GoingIdle,
-    Closing,
 }
 
 /// The driver: dials when told, feeds messages and deadlines, writes frames. It only moves
@@ -417,41 +332,6 @@ fn os_seed() -> u64 {
     std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish()
-}
-
-fn fail(why: &str) -> Exit {
-    eprintln!("gateway: connection failed: {why}");
-    Exit::Failed
-}
-
-fn print_event(event: &GatewayEvent) {
-    let line = match event {
-        GatewayEvent::Descriptor(d) => json!({ "event": "descriptor", "descriptor": d }),
-        GatewayEvent::Response { id, result: Ok(r) } => {
-            json!({ "event": "result", "requestId": id, "result": r })
-        }
-        GatewayEvent::Response { id, result: Err(e) } => {
-            json!({ "event": "result", "requestId": id, "error": e.to_string(), "ambiguous": e.is_ambiguous() })
-        }
-        GatewayEvent::Inbound { event, buffer_id } => {
-            json!({ "event": "inbound", "bufferId": buffer_id, "inbound": event })
-        }
-        GatewayEvent::Passthrough { forward, buffer_id } => {
-            json!({ "event": "passthrough", "bufferId": buffer_id,
-            "platform": forward.platform, "path": forward.path,
-            "body": match &forward.body { Ok(b) => json!(String::from_utf8_lossy(b)), Err(e) => json!({ "error": e.to_string() }) } })
-        }
-        GatewayEvent::Interrupt {
-            session_key,
-            chat_id,
-        } => json!({ "event": "interrupt", "session_key": session_key, "chat_id": chat_id }),
-        GatewayEvent::GoingIdle { acked, .. } => json!({ "event": "going_idle", "acked": acked }),
-        GatewayEvent::Undeliverable { buffer_id, error } => {
-            json!({ "event": "undeliverable", "bufferId": buffer_id, "error": error.to_string() })
-        }
-        other => json!({ "event": "status", "detail": other.to_string() }),
-    };
-    println!("{line}");
 }
 
 const HELP: &str = "\
