@@ -91,12 +91,23 @@ impl TokenError {
 }
 
 /// The authenticated content of a token that passed [`verify_token`].
+///
+/// Displays as `gateway gw-1, expires at unix 1700000000` (or `..., never expires`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
     /// The gateway id the token was minted for.
     pub gateway_id: String,
     /// When the token stops being valid, in unix seconds; `None` if it never expires.
     pub expires_at: Option<u64>,
+}
+
+impl std::fmt::Display for VerifiedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.expires_at {
+            Some(exp) => write!(f, "gateway {}, expires at unix {exp}", self.gateway_id),
+            None => write!(f, "gateway {}, never expires", self.gateway_id),
+        }
+    }
 }
 
 /// Mints the upgrade bearer token for one dial (protocol.md §8.1).

@@ -19,6 +19,9 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 1 << 20;
 /// What an undecodable frame still says about the request or delivery it belongs to:
 /// enough for a machine to resolve the request or hand over the delivery, so a frame that
 /// fails validation neither strands a request until its timeout nor is redelivered forever.
+///
+/// Displays as the frame kind and the id it names: `outbound r-1`, `outbound_result r-1`,
+/// `delivery b-1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Salvage {
@@ -31,7 +34,20 @@ pub enum Salvage {
     Delivery(BufferId),
 }
 
+impl fmt::Display for Salvage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Salvage::Outbound(id) => write!(f, "outbound {id}"),
+            Salvage::OutboundResult(id) => write!(f, "outbound_result {id}"),
+            Salvage::Delivery(id) => write!(f, "delivery {id}"),
+        }
+    }
+}
+
 /// Why one line did not decode into a frame. The stream goes on with the next line.
+///
+/// An [`Error`](std::error::Error); displays as
+/// ``line 2, byte 40: invalid_frame (hello): missing field `botId` ``.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 #[error("line {line}, byte {offset}: {kind}{}: {message}", .frame_type.as_ref().map(|t| format!(" ({t})")).unwrap_or_default())]
@@ -53,6 +69,8 @@ pub struct DecodeError {
 }
 
 /// The kinds of [`DecodeError`].
+///
+/// Displays as its stable snake_case name ([`as_str`](Self::as_str)), e.g. `invalid_json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DecodeErrorKind {

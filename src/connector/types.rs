@@ -58,6 +58,11 @@ impl Default for ConnectorConfig {
 }
 
 /// Something the connector application should act on.
+///
+/// `ConnectorEvent` implements [`Display`](fmt::Display): one line naming the variant and
+/// its essentials, as the examples print and transcripts snapshot, for instance
+/// `Hello discord:111`, `Outbound r-1 as discord:111 {"op":"send",...}`, `Acked b-1` or
+/// `WentIdle`. It is meant for logs; match on the variants to act on an event.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ConnectorEvent {
@@ -97,6 +102,8 @@ pub enum ConnectorEvent {
 }
 
 /// Gateway behaviour that was tolerated.
+///
+/// Displays as a lower-case phrase, e.g. `outbound r-1 repeats an open request, ignored`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ConnectorDiagnostic {
@@ -175,6 +182,8 @@ pub enum ConnectorError {
 }
 
 /// An instruction for the driver about the socket.
+///
+/// Displays as `close 4401 "unauthorized"`, `ping` or `abort`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConnectorCommand {
@@ -192,8 +201,21 @@ pub enum ConnectorCommand {
     Abort,
 }
 
+impl fmt::Display for ConnectorCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectorCommand::Close { code, reason } => write!(f, "close {code} {reason:?}"),
+            ConnectorCommand::Ping => f.write_str("ping"),
+            ConnectorCommand::Abort => f.write_str("abort"),
+        }
+    }
+}
+
 /// One output of a [`ConnectorMachine`](super::ConnectorMachine), in the order the machine produced it. Carry each
 /// out before taking the next.
+///
+/// Displays as one log line: `transmit ` and the line without its `\n`, `command ` and
+/// the command, or `event ` and the event.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use = "every output must be carried out, in order"]
 #[non_exhaustive]
@@ -207,6 +229,16 @@ pub enum Output {
     Command(ConnectorCommand),
     /// Hand this to the application. It may call commands, which queue more outputs.
     Event(ConnectorEvent),
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Transmit(t) => write!(f, "transmit {t}"),
+            Output::Command(c) => write!(f, "command {c}"),
+            Output::Event(e) => write!(f, "event {e}"),
+        }
+    }
 }
 
 impl fmt::Display for ConnectorEvent {

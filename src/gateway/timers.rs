@@ -6,6 +6,9 @@ use std::time::Instant;
 
 /// Which deadline [`RelayMachine::poll_timeout`](super::RelayMachine::poll_timeout)
 /// reports.
+///
+/// Displays as its snake_case name: `handshake`, `go_idle`, `redial`, `drain`, `request`,
+/// `ping`, `liveness`, `dial`, `close`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum TimerKind {
@@ -27,6 +30,22 @@ pub enum TimerKind {
     Dial,
     /// The socket asked to close has not reported its end.
     Close,
+}
+
+impl std::fmt::Display for TimerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimerKind::Handshake => "handshake",
+            TimerKind::GoIdle => "go_idle",
+            TimerKind::Redial => "redial",
+            TimerKind::Drain => "drain",
+            TimerKind::Request => "request",
+            TimerKind::Ping => "ping",
+            TimerKind::Liveness => "liveness",
+            TimerKind::Dial => "dial",
+            TimerKind::Close => "close",
+        })
+    }
 }
 
 /// The kinds with a slot in [`Timers`], in slot order.

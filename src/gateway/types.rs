@@ -86,6 +86,8 @@ pub enum AckError {
 }
 
 /// Why a dial is requested.
+///
+/// Displays as a short phrase: `initial dial`, `backoff re-dial`, `re-dial with a fresh token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DialPurpose {
@@ -98,7 +100,19 @@ pub enum DialPurpose {
     FreshToken,
 }
 
+impl fmt::Display for DialPurpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DialPurpose::Initial => "initial dial",
+            DialPurpose::Backoff => "backoff re-dial",
+            DialPurpose::FreshToken => "re-dial with a fresh token",
+        })
+    }
+}
+
 /// An instruction for the driver about the socket.
+///
+/// Displays as `dial #3 (backoff re-dial)`, `close 1000 "bye"`, `ping` or `abort`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConnectionCommand {
@@ -127,7 +141,24 @@ pub enum ConnectionCommand {
     Abort,
 }
 
+impl fmt::Display for ConnectionCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectionCommand::Dial {
+                generation,
+                purpose,
+            } => write!(f, "dial #{generation} ({purpose})"),
+            ConnectionCommand::Close { code, reason } => write!(f, "close {code} {reason:?}"),
+            ConnectionCommand::Ping => f.write_str("ping"),
+            ConnectionCommand::Abort => f.write_str("abort"),
+        }
+    }
+}
+
 /// The machine's coarse state, for observability.
+///
+/// Displays in lower case, as in logs: `idle`, `dialing`, `awaiting descriptor`, `open`,
+/// `waiting`, `held`, `closing`, `closed`, `revoked`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GatewayState {
@@ -152,8 +183,27 @@ pub enum GatewayState {
     Revoked,
 }
 
+impl fmt::Display for GatewayState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GatewayState::Idle => "idle",
+            GatewayState::Dialing => "dialing",
+            GatewayState::AwaitingDescriptor => "awaiting descriptor",
+            GatewayState::Open => "open",
+            GatewayState::Waiting => "waiting",
+            GatewayState::Held => "held",
+            GatewayState::Closing => "closing",
+            GatewayState::Closed => "closed",
+            GatewayState::Revoked => "revoked",
+        })
+    }
+}
+
 /// Why the first connection attempt failed. The machine is `Idle` again; call
 /// `connect` to try anew.
+///
+/// An [`Error`](std::error::Error); displays as e.g. `the connector refused the credential
+/// (4401 "unauthorized")` or `no descriptor within the handshake timeout`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectFailure {
@@ -181,6 +231,9 @@ pub enum ConnectFailure {
 
 /// One output of a [`RelayMachine`](super::RelayMachine), in the order the machine
 /// produced it. Carry each out before taking the next.
+///
+/// Displays as one log line: `transmit {"type":"hello",...}` (the line without its `\n`),
+/// `command dial #1 (initial dial)`, or `event ` and the event's own display.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use = "every output must be carried out, in order"]
 #[non_exhaustive]
@@ -193,7 +246,23 @@ pub enum Output {
     Event(GatewayEvent),
 }
 
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Transmit(t) => write!(f, "transmit {t}"),
+            Output::Command(c) => write!(f, "command {c}"),
+            Output::Event(e) => write!(f, "event {e}"),
+        }
+    }
+}
+
 /// Something the application should know about.
+///
+/// `GatewayEvent` implements [`Display`](fmt::Display): one line naming the variant and
+/// its essentials, the form the examples print and transcripts snapshot, for instance
+/// `HandshakeComplete default=discord`, `Inbound discord:4455 "hi" buffer=b-1`,
+/// `Response 63cb… Ok({"success":true})`, `Disconnected 1006 "reset"` or `Closed`. It is
+/// meant for logs, stable across patch releases; match on the variants to act on an event.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum GatewayEvent {
@@ -289,6 +358,9 @@ pub enum GatewayEvent {
 }
 
 /// Peer behaviour that was tolerated. The connection carries on.
+///
+/// Displays as a lower-case phrase, e.g. `undecodable line: line 2, byte 40: invalid_json:
+/// ...` or `result for no pending request r-9`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Diagnostic {

@@ -421,6 +421,10 @@ pub const EGRESS_DECLINED: &str = "egress_declined";
 ///
 /// Op-specific extras the crate does not model (`chat_info`, top-level `name`/`type`,
 /// anything newer) are preserved in [`extra`](Self::extra).
+///
+/// Displays as the outcome in words: `ok`, `ok message m-1`, `ok message m-1 thread t-9`,
+/// `failed: missing permission`, `failed (egress_declined): blocked`; the extras are left
+/// out (the JSON has them).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ActionResult {
     /// The action was performed. Absent reads as `false`, as in the reference.
@@ -444,6 +448,30 @@ pub struct ActionResult {
     /// Every other key, verbatim.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl std::fmt::Display for ActionResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.success {
+            f.write_str("ok")?;
+            if let Some(id) = &self.message_id {
+                write!(f, " message {id}")?;
+            }
+            if let Some(thread) = &self.thread_id {
+                write!(f, " thread {thread}")?;
+            }
+            Ok(())
+        } else {
+            f.write_str("failed")?;
+            if let Some(code) = &self.code {
+                write!(f, " ({code})")?;
+            }
+            match &self.error {
+                Some(error) => write!(f, ": {error}"),
+                None => Ok(()),
+            }
+        }
+    }
 }
 
 impl ActionResult {

@@ -33,6 +33,10 @@ pub struct LoadToken(u64);
 
 /// One output of an [`Instance`], in the order it produced them. Carry each out before
 /// taking the next.
+///
+/// Displays as one log line led by the connection where there is one: `#1 transmit ...`,
+/// `#1 command close 4409 "superseded"`, `#1 event Hello discord:111`,
+/// `load 8 after b-3`, `acked b-3`, `wake needed`.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use = "every output must be carried out, in order"]
 #[non_exhaustive]
@@ -67,7 +71,25 @@ pub enum InstanceOutput {
     WakeNeeded,
 }
 
+impl fmt::Display for InstanceOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InstanceOutput::Transmit(c, t) => write!(f, "{c} transmit {t}"),
+            InstanceOutput::Command(c, command) => write!(f, "{c} command {command}"),
+            InstanceOutput::Event(c, e) => write!(f, "{c} event {e}"),
+            InstanceOutput::Load { after, limit, .. } => match after {
+                Some(after) => write!(f, "load {limit} after {after}"),
+                None => write!(f, "load {limit} from the oldest unacked"),
+            },
+            InstanceOutput::Acked(id) => write!(f, "acked {id}"),
+            InstanceOutput::WakeNeeded => f.write_str("wake needed"),
+        }
+    }
+}
+
 /// What became of a live delivery.
+///
+/// Displays as `sent live` or `not sent: buffer it`.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use = "a delivery handed back must be buffered, or it is lost"]
 pub enum Live {
