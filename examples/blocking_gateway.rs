@@ -3,12 +3,15 @@
 //!
 //! ```text
 //! cargo run --example blocking_gateway -- --url ws://HOST:PORT/relay [--identity PLATFORM:BOTID]...
+//!     [--gateway-id ID --secret S]
 //! ```
 //!
 //! Connects, completes the handshake, sends one `send` action to chat `demo`, prints the
 //! descriptors and the result as JSON lines, acks any buffered inbound that arrives
 //! meanwhile, disconnects cleanly and exits 0; exits 2 if the connection or handshake
-//! fails (and 64 on a usage error; `--help` lists every flag).
+//! fails, 4401 included (and 64 on a usage error; `--help` lists every flag). With
+//! `--gateway-id` and `--secret` every dial carries a freshly minted upgrade token, as the
+//! smol gateway's.
 
 #[path = "common/cli.rs"]
 mod cli;
@@ -28,8 +31,20 @@ use tungstenite::{Message, WebSocket};
 
 type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
+/// The flags.
+struct Options {
+    url: String,
+    identities: Vec<Identity>,
+    /// `(gateway id, secret)` for the upgrade bearer.
+    credentials: Option<(String, String)>,
+}
+
 fn main() -> ExitCode {
-    let (url, identities) = match parse_args() {
+    let Options {
+        url,
+        identities,
+        credentials,
+    } = match parse_args() {
         Ok(args) => args,
         Err(e) => return cli::usage_error("blocking_gateway", HELP, &e),
     };
@@ -80,7 +95,7 @@ fn main() -> ExitCode {
                 Output::Command(ConnectionCommand::Dial { generation, .. }) => {
                     // The dial (connect and upgrade) is bounded by the machine's deadline,
                     // its dial timeout: past it the machine abandons the dial itself.
-                    match dial(&url, until(gw.poll_timeout())) {
+                    match dial(&url, credentials.as_ref(), until(gw.poll_timeout())) {
                         Ok(ws) => {
                             socket = Some(ws);
                             gw.on_connected(now, generation);
@@ -213,9 +228,29 @@ fn until(deadline: Option<Instant>) -> Duration {
         .max(Duration::from_millis(1))
 }
 
-/// Connects and upgrades within `limit`.
-fn dial(url: &str, limit: Duration) -> Result<Socket, String> {
-    let uri: tungstenite::http::Uri = url.parse().map_err(|e| format!("{e}"))?;
+/// Connects and upgrades within `limit`, with a freshly minted upgrade token when there
+/// are credentials.
+fn dial(
+    url: &str,
+    credentials: Option<&(String, String)>,
+    limit: Duration,
+) -> Result<Socket, String> {
+    use tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    if let Some((id, secret)) = credentials {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let token =
+            relay_machine::auth::mint_token(id, secret, relay_machine::auth::DEFAULT_TTL_SECS, now);
+        let value = relay_machine::auth::authorization_header(&token)
+            .parse()
+            .map_err(|_| "bad token".to_owned())?;
+        request
+            .headers_mut()
+            .insert(relay_machine::auth::HEADER_NAME, value);
+    }
+    let uri = request.uri().clone();
     let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
     let port = uri.port_u16().unwrap_or(80);
     let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
@@ -226,9 +261,12 @@ fn dial(url: &str, limit: Duration) -> Result<Socket, String> {
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(limit));
     let _ = tcp.set_write_timeout(Some(limit));
-    let (ws, _) =
-        tungstenite::client::client_with_config(url, MaybeTlsStream::Plain(tcp), Some(ws_config()))
-            .map_err(|e| e.to_string())?;
+    let (ws, _) = tungstenite::client::client_with_config(
+        request,
+        MaybeTlsStream::Plain(tcp),
+        Some(ws_config()),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(ws)
 }
 
@@ -253,20 +291,25 @@ fn ws_config() -> tungstenite::protocol::WebSocketConfig {
 }
 
 const HELP: &str = "\
-usage: blocking_gateway --url URL [--identity PLATFORM:BOTID]...
+usage: blocking_gateway --url URL [--identity PLATFORM:BOTID]... [--gateway-id ID --secret S]
 
   --url URL               the connector (http(s) or ws)
   --identity P:BOT        a platform identity, repeatable; BOT may be empty (\"discord:\")
+  --gateway-id ID         the upgrade token's gateway id
+  --secret S              the upgrade token's secret (a token is minted for every dial);
+                          needs --gateway-id
   -h, --help              this text
 
 Handshake, one `send` to chat `demo`, then a clean disconnect; prints the descriptors and
 the result as JSON lines.
-Exit codes: 0 ok, 2 the connection or handshake failed, 64 usage error.
+Exit codes: 0 ok, 2 the connection or handshake failed (4401 included: the connector
+refused the credential), 64 usage error.
 ";
 
-fn parse_args() -> Result<(String, Vec<Identity>), String> {
+fn parse_args() -> Result<Options, String> {
     let mut url = None;
     let mut identities = Vec::new();
+    let (mut id, mut secret) = (None, None);
     let mut args = cli::args(HELP).into_iter();
     while let Some(arg) = args.next() {
         let mut value = || cli::value(&arg, &mut args);
@@ -277,8 +320,16 @@ fn parse_args() -> Result<(String, Vec<Identity>), String> {
                 )
             }
             "--identity" => identities.push(cli::identity(&value()?)?),
+            "--gateway-id" => id = Some(value()?),
+            "--secret" => secret = Some(value()?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    Ok((url.ok_or("--url is required")?, identities))
+    Ok(Options {
+        url: url.ok_or("--url is required")?,
+        identities,
+        // No environment here: the message names the flags only.
+        credentials: cli::credentials(id, secret)
+            .map_err(|_| "--secret needs --gateway-id".to_owned())?,
+    })
 }

@@ -2,13 +2,16 @@
 //!
 //! ```text
 //! cargo run --example connector -- [--listen ADDR] [--secret S] [--push-inbound K]
-//!     [--buffered-every M] [--passthrough P] [--once] [--store PATH|redis://HOST:PORT/]
+//!     [--buffered-every M] [--inbound-text TEXT] [--inbound-bytes N] [--interrupt-after N]
+//!     [--passthrough P] [--buffered-passthrough] [--once] [--store PATH|redis://HOST:PORT/]
 //! ```
 //!
 //! First output line: `{"listening":"ws://HOST:PORT/relay"}`; then one JSON line per
-//! protocol event. Answers every `hello` with a descriptor for that platform, every
-//! `outbound` with a success, `going_idle` with its ack. After the first handshake it
-//! pushes K inbound events (every M-th buffered) and P Discord-interaction forwards.
+//! protocol event. Answers every `hello` with a descriptor for that platform (its real
+//! label, length limit and unit: [`descriptor`]), every `outbound` with a success,
+//! `going_idle` with its ack. After the first handshake it pushes K inbound events from the
+//! first announced platform (every M-th buffered, an interrupt after every N-th) and P
+//! Discord-interaction forwards to the announced Discord bot.
 //! `--once`: exit when the first connection closes, 0 only if it was handshaken and every
 //! buffered delivery was acked, 1 otherwise (refused with 4401, closed before a
 //! handshake, or deliveries left unacked). 64 on a usage error (`--help` lists every flag).
@@ -34,8 +37,10 @@ use relay_machine::connector::{
     ConnId, ConnectorCommand, ConnectorConfig, ConnectorEvent, ConnectorMachine, Delivery,
     Instance, InstanceOutput, Live, Output,
 };
+use relay_machine::gateway::Identity;
+use relay_machine::session_key::{SessionKeyOptions, session_key};
 use relay_machine::wire::{
-    ActionResult, CapabilityDescriptor, MessageEvent, PassthroughForward, SessionSource,
+    ActionResult, CapabilityDescriptor, LenUnit, MessageEvent, PassthroughForward, SessionSource,
 };
 use serde_json::json;
 use smol::future::FutureExt as _;
@@ -48,6 +53,14 @@ struct Options {
     push_inbound: u32,
     buffered_every: u32,
     passthrough: u32,
+    /// `--buffered-passthrough`: the forwards go through the buffer (acked), not live.
+    buffered_passthrough: bool,
+    /// `--inbound-text`: the inbound text, `{i}` replaced by the message's number.
+    inbound_text: String,
+    /// `--inbound-bytes`: every inbound text made exactly this many bytes long.
+    inbound_bytes: Option<usize>,
+    /// `--interrupt-after`: an `interrupt_inbound` after every N-th inbound (0: none).
+    interrupt_after: u32,
     once: bool,
     /// `--store`: the SQLite file or the Redis URL of the buffers (in memory without it).
     store: Option<String>,
@@ -69,6 +82,9 @@ struct Tenant {
     mailboxes: HashMap<ConnId, smol::channel::Sender<ToSocket>>,
     /// The `--push-inbound` / `--passthrough` seeding was started by this process.
     seeded: bool,
+    /// The identities the gateway announced (one per platform, first = the default), for
+    /// the seeding's platform and the forwards' bot.
+    identities: Vec<Identity>,
 }
 
 /// What every task of the process shares: the instances by gateway id (`""` without
@@ -213,7 +229,7 @@ async fn connection(
             return None;
         }
         Err(command) => {
-            let command = format!("{command:?}");
+            let command = command_text(&command);
             println!(
                 "{}",
                 json!({ "event": "gave_up", "upgraded": false, "command": command })
@@ -257,6 +273,11 @@ async fn connection(
                 Incoming::Pong => tenant.instance.on_pong(now, conn),
                 Incoming::Timeout => tenant.instance.handle_timeout(now),
             }
+        });
+        // Read once the application has answered what this input brought (a hello's
+        // descriptor completes the handshake), so a socket that ends right after its
+        // handshake still counts as handshaken.
+        with_tenant(relay, &key, |tenant| {
             // Handshaken: no longer one of the pending sockets the cap may drop.
             if tenant
                 .instance
@@ -296,6 +317,7 @@ fn with_tenant<R>(relay: &Relay, key: &str, f: impl FnOnce(&mut Tenant) -> R) ->
         instance: Instance::new(relay.options.config.clone()),
         mailboxes: HashMap::new(),
         seeded: false,
+        identities: Vec::new(),
     });
     let result = f(tenant);
     while let Some(output) = tenant.instance.poll_output() {
@@ -313,9 +335,16 @@ fn application(relay: &Relay, key: &str, tenant: &mut Tenant, output: InstanceOu
     let now = Instant::now();
     let line = match output {
         InstanceOutput::Event(conn, ConnectorEvent::Hello { identity, .. }) => {
-            let descriptor =
-                CapabilityDescriptor::new(identity.platform.clone(), identity.platform.clone());
-            let _ = tenant.instance.send_descriptor(now, conn, descriptor);
+            let _ = tenant
+                .instance
+                .send_descriptor(now, conn, descriptor(&identity.platform));
+            if !tenant
+                .identities
+                .iter()
+                .any(|i| i.platform == identity.platform)
+            {
+                tenant.identities.push(identity.clone());
+            }
             if !std::mem::replace(&mut tenant.seeded, true) {
                 smol::spawn(seed(relay.clone(), key.to_owned())).detach();
             }
@@ -380,7 +409,8 @@ fn application(relay: &Relay, key: &str, tenant: &mut Tenant, output: InstanceOu
             .detach();
         }
         InstanceOutput::WakeNeeded => json!({ "event": "wake_needed" }),
-        other => json!({ "event": "other", "detail": format!("{other:?}") }),
+        InstanceOutput::Event(_, event) => json!({ "event": "other", "detail": event.to_string() }),
+        _ => json!({ "event": "other", "detail": "an output this example does not handle" }),
     };
     println!("{line}");
 }
@@ -403,16 +433,32 @@ async fn deliver(relay: &Relay, key: &str, delivery: Delivery) {
     }
 }
 
+/// One step of the seeding: a delivery (through the buffer or live), or an interrupt.
+enum Seed {
+    Deliver(Delivery, bool),
+    /// `--interrupt-after`: stop the turn of `session_key` (never buffered: an interrupt
+    /// only means something to the gateway connected now).
+    Interrupt {
+        session_key: String,
+        chat_id: String,
+    },
+}
+
 /// What the connector pushes after the first handshake, in order, unless the store says
 /// this instance was seeded before (by this process or one that shared the store). The
 /// buffered ones are persisted together with the marker, so that a connector killed
 /// meanwhile leaves all of them or none.
 async fn seed(relay: Relay, key: String) {
-    let deliveries = seed_deliveries(&relay.options);
-    let buffered: Vec<Delivery> = deliveries
+    // The gateway sends its hellos back to back: taken when the seeding starts, right
+    // after the first handshake (the first one is the default platform).
+    let identities = with_tenant(&relay, &key, |tenant| tenant.identities.clone());
+    let steps = seed_steps(&relay.options, &identities);
+    let buffered: Vec<Delivery> = steps
         .iter()
-        .filter(|(_, buffered)| *buffered)
-        .map(|(d, _)| d.clone())
+        .filter_map(|step| match step {
+            Seed::Deliver(d, true) => Some(d.clone()),
+            _ => None,
+        })
         .collect();
     let seeded = {
         let key = key.clone();
@@ -422,58 +468,219 @@ async fn seed(relay: Relay, key: String) {
         return;
     };
     let mut ids = ids.into_iter();
-    for (delivery, buffered) in deliveries {
-        if !buffered {
-            deliver(&relay, &key, delivery).await;
-        } else if let Some(id) = ids.next() {
-            with_tenant(&relay, &key, |tenant| {
-                tenant.instance.push_buffered(Instant::now(), id, delivery)
-            });
+    for step in steps {
+        match step {
+            Seed::Deliver(delivery, false) => deliver(&relay, &key, delivery).await,
+            Seed::Deliver(delivery, true) => {
+                if let Some(id) = ids.next() {
+                    with_tenant(&relay, &key, |tenant| {
+                        tenant.instance.push_buffered(Instant::now(), id, delivery)
+                    });
+                }
+            }
+            Seed::Interrupt {
+                session_key,
+                chat_id,
+            } => {
+                let sent = with_tenant(&relay, &key, |tenant| {
+                    tenant
+                        .instance
+                        .send_interrupt(Instant::now(), &session_key, &chat_id)
+                });
+                let line = match sent {
+                    Ok(()) => {
+                        json!({ "event": "interrupt_inbound", "session_key": session_key, "chat_id": chat_id })
+                    }
+                    Err(e) => {
+                        json!({ "event": "interrupt_not_sent", "session_key": session_key, "error": e.to_string() })
+                    }
+                };
+                println!("{line}");
+            }
         }
     }
 }
 
-/// The `--push-inbound` and `--passthrough` deliveries, each with whether it goes
-/// through the buffer (every `--buffered-every`-th inbound) rather than live.
-fn seed_deliveries(options: &Options) -> Vec<(Delivery, bool)> {
-    let mut deliveries = Vec::new();
+/// The `--push-inbound` events (each through the buffer when it is a `--buffered-every`-th
+/// one, an interrupt after each `--interrupt-after`-th), then the `--passthrough` forwards.
+/// The events come from the first announced platform, the forwards go to the announced
+/// Discord bot (`botId` and path `/interactions/discord/BOTID`, as protocol.md §2.12).
+fn seed_steps(options: &Options, identities: &[Identity]) -> Vec<Seed> {
+    let platform = identities
+        .first()
+        .map_or("discord", |i| i.platform.as_str());
+    let mut steps = Vec::new();
     for i in 1..=options.push_inbound {
         let buffered = options.buffered_every > 0 && i % options.buffered_every == 0;
-        let mut source = SessionSource::new("discord", "group", "4455");
+        let mut source = SessionSource::new(platform, "group", "4455");
         source.user_id = Some("77".into());
         source.scope_id = Some("1000".into());
         source.message_id = Some(format!("{}", 9000 + i));
+        let interrupt =
+            (options.interrupt_after > 0 && i % options.interrupt_after == 0).then(|| {
+                Seed::Interrupt {
+                    session_key: session_key(&source, &SessionKeyOptions::default()),
+                    chat_id: source.chat_id.clone(),
+                }
+            });
         let event = MessageEvent {
-            text: format!("message {i}"),
+            text: inbound_text(options, i),
             message_id: source.message_id.clone(),
             source,
             ..Default::default()
         };
-        deliveries.push((event.into(), buffered));
+        steps.push(Seed::Deliver(event.into(), buffered));
+        steps.extend(interrupt);
     }
+    let bot_id = identities
+        .iter()
+        .find(|i| i.platform == "discord")
+        .map_or("", |i| i.bot_id.as_str());
     for i in 1..=options.passthrough {
         let body = json!({ "type": 2, "id": format!("i{i}"), "channel_id": "4455", "guild_id": "1000",
             "data": { "name": "ping" }, "member": { "user": { "id": "77", "username": "alice" } } });
         let mut forward = PassthroughForward::new("discord", body.to_string().into_bytes());
+        forward.bot_id = bot_id.to_owned();
         forward.method = "POST".into();
-        forward.path = "/interactions".into();
+        forward.path = if bot_id.is_empty() {
+            "/interactions/discord".into()
+        } else {
+            format!("/interactions/discord/{bot_id}")
+        };
         forward.headers = vec![("content-type".into(), "application/json".into())];
-        deliveries.push((forward.into(), false));
+        steps.push(Seed::Deliver(forward.into(), options.buffered_passthrough));
     }
-    deliveries
+    steps
+}
+
+/// The text of the `i`-th inbound: `--inbound-text` with `{i}` replaced by `i`; with
+/// `--inbound-bytes N`, repeated and cut to exactly N bytes (a character the cut would
+/// split becomes `.`s, so the text stays valid UTF-8 of exactly N bytes).
+fn inbound_text(options: &Options, i: u32) -> String {
+    let text = options.inbound_text.replace("{i}", &i.to_string());
+    let Some(n) = options.inbound_bytes else {
+        return text;
+    };
+    if text.is_empty() {
+        return ".".repeat(n);
+    }
+    let mut out = String::with_capacity(n);
+    for c in text.chars().cycle() {
+        if out.len() + c.len_utf8() > n {
+            break;
+        }
+        out.push(c);
+    }
+    let pad = n - out.len();
+    out.push_str(&".".repeat(pad));
+    out
+}
+
+/// A descriptor for `platform`, as a connector fronting it would send. Telegram's 4096
+/// UTF-16 units (and its dialect and ops) are protocol.md §2.4's example; Discord's 2000
+/// code points are Discord's own message limit (the figure of protocol.md §3.2's
+/// examples). protocol.md gives no figure for any other platform, so 4096 code points,
+/// plain text and the legacy ops are this example's own choice there (the reference's
+/// default length, §3.1). The label is the platform's real name ([`label`]).
+fn descriptor(platform: &str) -> CapabilityDescriptor {
+    let mut d = CapabilityDescriptor::new(platform, label(platform));
+    match platform {
+        "discord" => {
+            d.max_message_length = 2000;
+            d.len_unit = LenUnit::Chars;
+            d.markdown_dialect = "discord".into();
+            d.supports_edit = true;
+            d.supports_threads = true;
+        }
+        "telegram" => {
+            d.max_message_length = 4096;
+            d.len_unit = LenUnit::Utf16;
+            d.markdown_dialect = "markdown_v2".into();
+            d.supports_draft_streaming = true;
+            d.supports_edit = true;
+            d.supports_threads = true;
+            d.supported_ops = ["send", "edit", "typing", "draft", "react"]
+                .map(String::from)
+                .to_vec();
+        }
+        // This example's own figures (CapabilityDescriptor::new's defaults).
+        _ => {}
+    }
+    d
+}
+
+/// The human name of a platform: the built-in ones of protocol.md §4.2 by their real
+/// names, any other id with its first letter capitalised.
+fn label(platform: &str) -> String {
+    let known = match platform {
+        "local" => "Local",
+        "telegram" => "Telegram",
+        "discord" => "Discord",
+        "whatsapp" => "WhatsApp",
+        "whatsapp_cloud" => "WhatsApp Cloud API",
+        "slack" => "Slack",
+        "signal" => "Signal",
+        "mattermost" => "Mattermost",
+        "matrix" => "Matrix",
+        "homeassistant" => "Home Assistant",
+        "email" => "Email",
+        "sms" => "SMS",
+        "dingtalk" => "DingTalk",
+        "api_server" => "API Server",
+        "webhook" => "Webhook",
+        "msgraph_webhook" => "Microsoft Graph",
+        "feishu" => "Feishu",
+        "wecom" => "WeCom",
+        "wecom_callback" => "WeCom Callback",
+        "weixin" => "Weixin",
+        "bluebubbles" => "BlueBubbles",
+        "qqbot" => "QQ Bot",
+        "yuanbao" => "Yuanbao",
+        "relay" => "Relay",
+        other => {
+            let mut chars = other.chars();
+            return chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect()
+            });
+        }
+    };
+    known.to_owned()
+}
+
+/// A connector command, for people.
+fn command_text(command: &ConnectorCommand) -> String {
+    match command {
+        ConnectorCommand::Close { code, reason } => format!("close {code} {reason}"),
+        ConnectorCommand::Ping => "ping".to_owned(),
+        ConnectorCommand::Abort => "abort".to_owned(),
+        _ => "another command".to_owned(),
+    }
 }
 
 const HELP: &str = "\
 usage: connector [--listen ADDR] [--secret S] [--push-inbound K] [--buffered-every M]
-    [--passthrough P] [--once] [--hello-timeout S] [--ping-interval S]
+    [--inbound-text TEXT] [--inbound-bytes N] [--interrupt-after N] [--passthrough P]
+    [--buffered-passthrough] [--once] [--hello-timeout S] [--ping-interval S]
     [--liveness-timeout S] [--max-pending N] [--store PATH|redis://HOST:PORT/]
 
   --listen ADDR           where to listen (default 127.0.0.1:0); the first output line is
                           {\"listening\":\"ws://HOST:PORT/relay\"}
   --secret S              require a valid upgrade token (else close 4401)
-  --push-inbound K        after the first handshake, push K inbound events
+  --push-inbound K        after the first handshake, push K inbound events, from the first
+                          announced platform (chat 4455, user 77)
   --buffered-every M      every M-th of them buffered (acked by the gateway)
-  --passthrough P         push P Discord-interaction forwards
+  --inbound-text TEXT     their text (any Unicode), {i} replaced by the event's number
+                          (default \"message {i}\")
+  --inbound-bytes N       make each text exactly N bytes of UTF-8: the text repeated and
+                          cut, a character the cut would split replaced by '.' (at most
+                          1000000, so that the frame fits the 1 MiB limit)
+  --interrupt-after N     after every N-th inbound event, an interrupt_inbound for its
+                          session and chat (sent on the current connection, never
+                          buffered; a buffered event may reach the gateway after it)
+  --passthrough P         push P Discord-interaction forwards, to the announced Discord
+                          bot: its botId, path /interactions/discord/BOTID (botId \"\" and
+                          path /interactions/discord when no Discord bot was announced)
+  --buffered-passthrough  the forwards go through the buffer (acked) instead of live
   --once                  exit when the first connection closes
   --hello-timeout S, --ping-interval S, --liveness-timeout S
                           the machine's timers, 0 to 86400 seconds (0 disables)
@@ -481,17 +688,25 @@ usage: connector [--listen ADDR] [--secret S] [--push-inbound K] [--buffered-eve
   --store PATH|URL        the buffers in an SQLite file or Redis streams (default memory)
   -h, --help              this text
 
+Descriptors: one per hello, with the platform's real name as label. Discord: 2000 chars;
+Telegram: 4096 utf16 (protocol.md's figures); any other platform: 4096 chars, plain
+text, legacy ops (this example's own figures: protocol.md gives none).
 Prints one JSON line per protocol event.
 Exit codes: 0 ok (with --once: every buffered delivery was acked), 1 with --once: some
 delivery left unacked, or the connection was refused (4401) or closed before a handshake;
 1 the store cannot be opened or the address cannot be listened on; 64 usage error.
 ";
 
+/// Most `--inbound-bytes`: the inbound frame, its envelope and escapes included, must fit
+/// one 1 MiB frame.
+const MAX_INBOUND_BYTES: usize = 1_000_000;
+
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
         listen: "127.0.0.1:0".into(),
         config: ConnectorConfig::default(),
         max_pending: 256,
+        inbound_text: "message {i}".into(),
         ..Options::default()
     };
     let mut args = cli::args(HELP).into_iter();
@@ -504,6 +719,10 @@ fn parse_args() -> Result<Options, String> {
             "--push-inbound" => o.push_inbound = cli::number(&arg, &value()?)?,
             "--buffered-every" => o.buffered_every = cli::number(&arg, &value()?)?,
             "--passthrough" => o.passthrough = cli::number(&arg, &value()?)?,
+            "--buffered-passthrough" => o.buffered_passthrough = true,
+            "--inbound-text" => o.inbound_text = value()?,
+            "--inbound-bytes" => o.inbound_bytes = Some(cli::number(&arg, &value()?)?),
+            "--interrupt-after" => o.interrupt_after = cli::number(&arg, &value()?)?,
             "--once" => o.once = true,
             "--store" => o.store = Some(value()?),
             "--hello-timeout" => o.config.hello_timeout = timer(value()?)?,
@@ -511,6 +730,15 @@ fn parse_args() -> Result<Options, String> {
             "--liveness-timeout" => o.config.liveness_timeout = timer(value()?)?,
             "--max-pending" => o.max_pending = cli::number::<usize>(&arg, &value()?)?.max(1),
             other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if let Some(n) = o.inbound_bytes {
+        // Escapes (a quote, a control character) grow the frame: checked on the text.
+        let escaped = serde_json::to_string(&inbound_text(&o, 1)).map_or(usize::MAX, |t| t.len());
+        if n > MAX_INBOUND_BYTES || escaped > MAX_INBOUND_BYTES + 2 {
+            return Err(format!(
+                "--inbound-bytes: at most {MAX_INBOUND_BYTES} bytes once escaped in JSON, got {n}"
+            ));
         }
     }
     Ok(o)

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use relay_machine::gateway::{GatewayEvent, RelayMachine};
+use relay_machine::gateway::{DialPurpose, GatewayEvent, RelayMachine};
 use relay_machine::wire::{RequestId, SendAction};
 use serde_json::json;
 
@@ -170,7 +170,7 @@ pub fn print_event(event: &GatewayEvent) {
         }
         GatewayEvent::Passthrough { forward, buffer_id } => {
             json!({ "event": "passthrough", "bufferId": buffer_id,
-            "platform": forward.platform, "path": forward.path,
+            "platform": forward.platform, "botId": forward.bot_id, "path": forward.path,
             "body": match &forward.body { Ok(b) => json!(String::from_utf8_lossy(b)), Err(e) => json!({ "error": e.to_string() }) } })
         }
         GatewayEvent::Interrupt {
@@ -181,7 +181,32 @@ pub fn print_event(event: &GatewayEvent) {
         GatewayEvent::Undeliverable { buffer_id, error } => {
             json!({ "event": "undeliverable", "bufferId": buffer_id, "error": error.to_string() })
         }
-        other => json!({ "event": "status", "detail": other.to_string() }),
+        other => json!({ "event": "status", "detail": status(other) }),
     };
     println!("{line}");
+}
+
+/// A `status` line's detail, for people: the event's name first (`Disconnected`, ...),
+/// then what it carries, every value in its `Display` form.
+fn status(event: &GatewayEvent) -> String {
+    match event {
+        GatewayEvent::ConnectFailed(why) => format!("ConnectFailed: {why}"),
+        GatewayEvent::Disconnected {
+            code: Some(code),
+            reason,
+        } => format!("Disconnected {code} {reason}"),
+        GatewayEvent::Disconnected { code: None, reason } => format!("Disconnected {reason}"),
+        GatewayEvent::Reconnecting { purpose, .. } => format!(
+            "Reconnecting ({})",
+            match purpose {
+                DialPurpose::Initial => "first dial",
+                DialPurpose::Backoff => "after the backoff wait",
+                DialPurpose::FreshToken => "at once, with a fresh token",
+                _ => "another reason",
+            }
+        ),
+        GatewayEvent::Revoked { reason } => format!("Revoked {reason}"),
+        GatewayEvent::Diagnostic(d) => format!("Diagnostic {d}"),
+        other => other.to_string(),
+    }
 }
