@@ -108,6 +108,7 @@ pub mod session_key;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+mod trace;
 pub mod transcript;
 mod transmit;
 pub mod url;

@@ -30,6 +30,7 @@ impl ConnectorMachine {
         {
             return Err(ConnectorError::NotAnnounced(descriptor.platform));
         }
+        crate::trace::debug!(platform = %descriptor.platform, first = !self.handshaken, "descriptor sent: identity handshaken");
         self.transmit(&Frame::Descriptor(Descriptor { descriptor }));
         self.handshaken = true;
         Ok(())
@@ -41,6 +42,7 @@ impl ConnectorMachine {
             .iter()
             .any(|i| i.platform == identity.platform);
         if repeated || self.identities.len() >= self.config.max_identities {
+            crate::trace::info!(platform = %identity.platform, repeated, "hello refused");
             return self.diagnostic(ConnectorDiagnostic::RefusedHello(identity.platform));
         }
         // The manifest is the application's, once; what the socket keeps is who it is.
@@ -54,6 +56,7 @@ impl ConnectorMachine {
                 .filter(|d| !d.is_zero())
                 .map(|t| now + t);
         }
+        crate::trace::debug!(platform = %identity.platform, bot_id = %identity.bot_id, "hello received");
         self.event(ConnectorEvent::Hello { identity });
     }
 }

@@ -194,11 +194,13 @@ impl ConnectorMachine {
         if self.hello_due.is_some_and(|at| at <= now) {
             self.hello_due = None;
             if self.identities.is_empty() {
+                crate::trace::warn!("hello timeout: no hello since the accept");
                 self.close(now, 1008, "hello timeout");
             }
         }
         if self.alive_until.is_some_and(|at| at <= now) {
             // A dead link cannot complete a close handshake: drop it.
+            crate::trace::warn!("liveness timeout: no sign of life, socket dropped");
             self.closed = true;
             self.deaf = true;
             self.core.outputs.discard(CONNECTION);
@@ -241,6 +243,7 @@ impl ConnectorMachine {
         match self.core.step() {
             None => return false,
             Some(Step::Frame(_, Ok(Frame::InboundAck(ack)))) => {
+                crate::trace::debug!(buffer_id = %ack.buffer_id, "ack received");
                 self.event(ConnectorEvent::Acked(ack.buffer_id));
             }
             // Closed by us: nothing else can be answered any more.
@@ -323,6 +326,7 @@ impl ConnectorMachine {
     /// [`TokenError::close_reason`](crate::auth::TokenError::close_reason): `expired` only
     /// when the token was genuine but too old).
     pub fn reject_auth(&mut self, now: Instant, reason: &str) {
+        crate::trace::warn!(reason, "credential refused (4401)");
         self.close(now, CLOSE_UNAUTHORIZED, reason);
         // An unauthenticated peer's frames, acks included, are never acted on.
         self.deaf = true;
@@ -335,6 +339,7 @@ impl ConnectorMachine {
             return;
         }
         self.closed = true;
+        crate::trace::debug!(code, reason, "close decided");
         let close = ConnectorCommand::Close {
             code,
             reason: reason.to_owned(),
@@ -352,6 +357,7 @@ impl ConnectorMachine {
                 reason: i.reason,
             }),
             Frame::GoingIdle => {
+                crate::trace::debug!("went idle");
                 self.idle = true;
                 self.transmit(&Frame::GoingIdleAck);
                 self.event(ConnectorEvent::WentIdle);
@@ -380,6 +386,7 @@ impl ConnectorMachine {
 
     pub(super) fn diagnostic(&mut self, diagnostic: ConnectorDiagnostic) {
         if self.core.admit_diagnostic() {
+            crate::trace::info!(diagnostic = %diagnostic, "diagnostic");
             self.event(ConnectorEvent::Diagnostic(diagnostic));
         }
     }

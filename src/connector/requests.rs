@@ -22,6 +22,7 @@ impl ConnectorMachine {
         if !self.open_requests.remove(request_id) {
             return Err(ConnectorError::UnknownRequest(request_id.clone()));
         }
+        crate::trace::debug!(request_id = %request_id, outcome = %result, "request resolved");
         self.transmit(&Frame::OutboundResult(OutboundResult {
             request_id: request_id.clone(),
             result,
@@ -37,6 +38,7 @@ impl ConnectorMachine {
         // answer for it would be a duplicate result.
         if let Some(Salvage::Outbound(id)) = &e.salvage {
             if !self.open_requests.contains(id) {
+                crate::trace::info!(request_id = %id, "request refused: undecodable outbound");
                 let error = format!("invalid outbound: {}", e.message);
                 self.transmit(&Frame::OutboundResult(OutboundResult {
                     request_id: id.clone(),
@@ -73,6 +75,7 @@ impl ConnectorMachine {
                 request_id: request_id.clone(),
                 result: ActionResult::failure(error, Some(UNKNOWN_IDENTITY)),
             }));
+            crate::trace::info!(request_id = %request_id, platform, bot_id, "request refused: identity not announced");
             return self.diagnostic(ConnectorDiagnostic::UnknownIdentity {
                 request_id,
                 platform,
@@ -84,8 +87,10 @@ impl ConnectorMachine {
                 request_id: request_id.clone(),
                 result: ActionResult::failure("connector busy: too many open requests", None),
             }));
+            crate::trace::warn!(request_id = %request_id, "request refused: too many open requests");
             return self.diagnostic(ConnectorDiagnostic::TooManyRequests(request_id));
         }
+        crate::trace::debug!(request_id = %request_id, platform = %identity.platform, "request received");
         self.open_requests.insert(request_id.clone());
         self.event(ConnectorEvent::Outbound {
             request_id,

@@ -253,6 +253,7 @@ impl RelayMachine {
         match self.connection.as_ref() {
             Some(connection) => {
                 let generation = connection.generation;
+                crate::trace::debug!(generation, buffer_id = %id, "ack written");
                 let frame = Frame::InboundAck(InboundAck {
                     buffer_id: id.clone(),
                 });
@@ -260,7 +261,10 @@ impl RelayMachine {
                     .outputs
                     .transmit(generation, &frame, Carries::Ack(id));
             }
-            None => self.handed.owe(id),
+            None => {
+                crate::trace::debug!(buffer_id = %id, "ack owed to the next connection");
+                self.handed.owe(id);
+            }
         }
     }
 }

@@ -133,6 +133,7 @@ impl RelayMachine {
 
     pub(super) fn diagnostic(&mut self, diagnostic: Diagnostic) {
         if self.core.admit_diagnostic() {
+            crate::trace::info!(generation = self.generation, diagnostic = %diagnostic, "diagnostic");
             self.event(GatewayEvent::Diagnostic(diagnostic));
         }
     }

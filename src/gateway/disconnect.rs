@@ -87,6 +87,7 @@ impl RelayMachine {
     /// The terminal event of a disconnect: the machine's last output.
     pub(super) fn terminate(&mut self) {
         self.timers = Timers::default();
+        crate::trace::debug!(generation = self.generation, "closed for good");
         self.event(GatewayEvent::Closed);
         self.terminal = true;
     }
@@ -120,6 +121,7 @@ impl RelayMachine {
             code: 1000,
             reason: reason.to_owned(),
         };
+        crate::trace::debug!(generation, code = 1000, reason, "close decided");
         self.core.outputs.command(Some(generation), close);
         if let (Some(timeout), Some(now)) = (self.config.close_timeout, now) {
             if self.socket == Some(generation) {
@@ -141,6 +143,7 @@ impl RelayMachine {
     /// The socket asked to close never reported its end: drop it.
     pub(super) fn on_close_timeout(&mut self, now: Instant) {
         if let Some((socket, after)) = self.closing_socket.take() {
+            crate::trace::info!(generation = socket, "close timeout: socket dropped");
             self.discard(socket);
             self.core.outputs.command(None, ConnectionCommand::Abort);
             self.socket = None;

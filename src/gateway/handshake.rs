@@ -58,6 +58,11 @@ impl RelayMachine {
             dormant_close: false,
         });
         self.state = State::Connected;
+        crate::trace::debug!(
+            generation = self.generation,
+            identities = self.config.identities.len(),
+            "connected: one hello per identity"
+        );
         for identity in self.config.identities.clone() {
             self.transmit(
                 &Frame::Hello(Identity {
@@ -107,10 +112,12 @@ impl RelayMachine {
             for id in self.handed.take_owed() {
                 self.write_ack(id);
             }
+            crate::trace::debug!(generation = self.generation, platform = %descriptor.platform, "handshake complete");
             self.event(GatewayEvent::HandshakeComplete {
                 platform: descriptor.platform.clone(),
             });
         }
+        crate::trace::debug!(generation = self.generation, platform = %descriptor.platform, bot_id = self.identity(&descriptor.platform).map(|i| i.bot_id.as_str()), first, "descriptor received: identity handshaken");
         self.event(GatewayEvent::Descriptor(Box::new(descriptor)));
     }
 
@@ -139,6 +146,10 @@ impl RelayMachine {
     /// No descriptor came in time: the connection is given up.
     pub(super) fn on_handshake_timeout(&mut self, now: Instant) {
         if self.state == State::Connected {
+            crate::trace::warn!(
+                generation = self.generation,
+                "handshake timeout: no descriptor in time"
+            );
             self.close_socket("handshake timeout", now);
             self.end_connection(now, End::HandshakeTimeout);
         }

@@ -122,6 +122,7 @@ impl RelayMachine {
             return;
         };
         self.timers.clear(TimerKind::Dial);
+        crate::trace::info!(generation = self.generation, purpose = %purpose, code, reason, "dial failed");
         let refused = code == Some(CLOSE_UNAUTHORIZED);
         let fail_fast = !self.config.retry_first_dial || refused;
         if purpose == DialPurpose::Initial && fail_fast {
@@ -153,6 +154,12 @@ impl RelayMachine {
     }
 
     pub(super) fn revoke(&mut self, reason: &str) {
+        crate::trace::warn!(
+            generation = self.generation,
+            strike = 2,
+            reason,
+            "auth strike 2 of 2: credential revoked"
+        );
         self.state = State::Revoked;
         self.timers = Timers::default();
         self.event(GatewayEvent::Revoked {
@@ -194,6 +201,7 @@ impl RelayMachine {
             End::HandshakeTimeout => (None, "handshake timeout".to_owned()),
             End::Dormant => (Some(1000), "dormant".to_owned()),
         };
+        crate::trace::info!(generation = connection.generation, code, reason = %reason, lived = ?lived, "connection ended");
         self.event(GatewayEvent::Disconnected {
             code,
             reason: reason.clone(),
@@ -216,6 +224,7 @@ impl RelayMachine {
                 End::Closed { code, reason } => ConnectFailure::Closed { code, reason },
                 End::Dormant => ConnectFailure::Closed { code, reason },
             };
+            crate::trace::warn!(generation = connection.generation, failure = %failure, "first connection failed");
             self.event(GatewayEvent::ConnectFailed(failure));
             return;
         }
@@ -224,6 +233,7 @@ impl RelayMachine {
                 return self.revoke(&reason);
             }
             // First strike: re-dial at once with a fresh token, no backoff.
+            crate::trace::warn!(generation = connection.generation, strike = 1, reason = %reason, "auth strike 1 of 2: re-dialling with a fresh token");
             self.auth_retry_pending = true;
             self.event(GatewayEvent::Reconnecting {
                 at: now,
@@ -256,6 +266,7 @@ impl RelayMachine {
         let at = now + wait;
         self.state = State::Waiting;
         self.timers.set(TimerKind::Redial, at);
+        crate::trace::debug!(generation = self.generation, delay = ?wait, purpose = %DialPurpose::Backoff, attempt = self.ladder.attempt, "reconnect scheduled");
         self.event(GatewayEvent::Reconnecting {
             at,
             purpose: DialPurpose::Backoff,
@@ -274,6 +285,7 @@ impl RelayMachine {
             self.timers.set(TimerKind::Dial, now + timeout);
         }
         self.generation += 1;
+        crate::trace::debug!(generation = self.generation, purpose = %purpose, "dial requested");
         self.state = State::Dialing(purpose);
         self.core.outputs.command(
             Some(self.generation),
@@ -343,6 +355,7 @@ impl RelayMachine {
     /// The dial took too long: abandon it and count it as failed.
     pub(super) fn on_dial_timeout(&mut self, now: Instant) {
         if let State::Dialing(_) = self.state {
+            crate::trace::warn!(generation = self.generation, "dial timeout");
             self.core.outputs.command(None, ConnectionCommand::Abort);
             self.dial_failed(now, None, "dial timeout");
         }
@@ -368,6 +381,10 @@ impl RelayMachine {
         let Some(generation) = self.connection.as_ref().map(|c| c.generation) else {
             return;
         };
+        crate::trace::warn!(
+            generation,
+            "liveness timeout: no sign of life, socket dropped"
+        );
         self.discard(generation);
         self.core.outputs.command(None, ConnectionCommand::Abort);
         self.socket = None;

@@ -77,6 +77,7 @@ impl RelayMachine {
         id: RequestId,
         result: Result<crate::wire::ActionResult, RequestFailure>,
     ) {
+        crate::trace::debug!(generation = self.generation, request_id = %id, outcome = %crate::trace::Outcome(&result), "request resolved");
         self.event(GatewayEvent::Response { id, result });
         self.finish_close_if_drained();
     }
@@ -84,6 +85,7 @@ impl RelayMachine {
     /// Requests whose result did not come in time resolve as ambiguous.
     pub(super) fn expire_requests(&mut self, now: Instant) {
         while let Some(id) = self.pending.pop_expired(now) {
+            crate::trace::warn!(generation = self.generation, request_id = %id, "request timeout");
             self.resolve(id, Err(RequestFailure::Timeout));
         }
     }

@@ -257,7 +257,9 @@ impl Instance {
         self.next_connection += 1;
         self.connections
             .insert(conn, ConnectorMachine::new(self.config.clone(), now));
+        crate::trace::debug!(conn = conn.0, "connection accepted");
         if let Some(old) = self.current.replace(conn) {
+            crate::trace::info!(conn = old.0, by = conn.0, "connection superseded");
             if let Some(machine) = self.connections.get_mut(&old) {
                 machine.close(now, CLOSE_SUPERSEDED, REASON_SUPERSEDED);
             }
@@ -316,6 +318,7 @@ impl Instance {
         let Some(mut machine) = self.connections.remove(&conn) else {
             return;
         };
+        crate::trace::debug!(conn = conn.0, code, reason, "connection closed");
         machine.on_closed(now, code, reason);
         self.outputs.retain(|output| match output {
             InstanceOutput::Transmit(c, _) | InstanceOutput::Command(c, _) => *c != conn,
