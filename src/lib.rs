@@ -62,7 +62,9 @@
 //!   with the default `auth` feature, [`auth`] (upgrade-token mint and verify).
 //!
 //! Features: `auth` (default: upgrade tokens), `testing` (the in-memory pair harness and
-//! transcript helpers), `fuzzing` (the fuzz-target bodies).
+//! transcript helpers), `fuzzing` (the fuzz-target bodies), `tracing` (off by default:
+//! `tracing` events at both machines' protocol decisions; without it the trace points
+//! compile to nothing; docs/tracing.md lists them).
 //!
 //! ```
 //! use relay_machine::codec::{FrameDecoder, encode};

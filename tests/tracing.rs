@@ -1,5 +1,5 @@
 //! The `tracing` feature: both machines emit events at their protocol decisions, with the
-//! fields the docs promise (src/trace.rs lists them).
+//! fields docs/tracing.md lists.
 //!
 //! Off by default, so a plain `cargo test` compiles this file to nothing (and the crate
 //! without `tracing`); `.ci/run` runs it with `cargo test --features tracing --test tracing`.
