@@ -229,7 +229,7 @@ async fn connection(
             return None;
         }
         Err(command) => {
-            let command = command_text(&command);
+            let command = command.to_string();
             println!(
                 "{}",
                 json!({ "event": "gave_up", "upgraded": false, "command": command })
@@ -409,8 +409,7 @@ fn application(relay: &Relay, key: &str, tenant: &mut Tenant, output: InstanceOu
             .detach();
         }
         InstanceOutput::WakeNeeded => json!({ "event": "wake_needed" }),
-        InstanceOutput::Event(_, event) => json!({ "event": "other", "detail": event.to_string() }),
-        _ => json!({ "event": "other", "detail": "an output this example does not handle" }),
+        other => json!({ "event": "other", "detail": other.to_string() }),
     };
     println!("{line}");
 }
@@ -645,16 +644,6 @@ fn label(platform: &str) -> String {
         }
     };
     known.to_owned()
-}
-
-/// A connector command, for people.
-fn command_text(command: &ConnectorCommand) -> String {
-    match command {
-        ConnectorCommand::Close { code, reason } => format!("close {code} {reason}"),
-        ConnectorCommand::Ping => "ping".to_owned(),
-        ConnectorCommand::Abort => "abort".to_owned(),
-        _ => "another command".to_owned(),
-    }
 }
 
 const HELP: &str = "\

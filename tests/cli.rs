@@ -104,8 +104,67 @@ fn help_prints_usage_flags_and_exit_codes_to_stdout() {
         "--liveness-timeout",
         "--max-pending",
         "--store",
+        "--inbound-text",
+        "--inbound-bytes",
+        "--interrupt-after",
+        "--buffered-passthrough",
     ] {
         assert!(help.contains(flag), "{flag}: {help}");
+    }
+    let help = String::from_utf8(run("blocking_gateway", &["-h"], &[]).stdout).unwrap();
+    for flag in ["--url", "--identity", "--gateway-id", "--secret"] {
+        assert!(help.contains(flag), "{flag}: {help}");
+    }
+}
+
+/// The flags an example's source matches on (`"--flag" =>`).
+fn parsed_flags(name: &str) -> Vec<String> {
+    let path = format!("{}/examples/{name}.rs", env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(path).unwrap();
+    source
+        .lines()
+        .filter_map(|line| {
+            let flag = line.trim().strip_prefix('"')?.split_once("\" =>")?.0;
+            flag.starts_with("--").then(|| flag.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn every_flag_an_example_parses_is_in_its_help() {
+    for name in EXAMPLES {
+        let help = String::from_utf8(run(name, &["--help"], &[]).stdout).unwrap();
+        for flag in parsed_flags(name) {
+            // Listed as a flag, not just mentioned inside another one's name.
+            let listed = help
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .any(|word| word == flag);
+            assert!(
+                listed,
+                "{name}: {flag} is parsed but not in --help:\n{help}"
+            );
+        }
+    }
+    assert!(parsed_flags("connector").contains(&"--interrupt-after".to_owned()));
+}
+
+#[test]
+fn the_connectors_new_flags_refuse_bad_values() {
+    for (args, problem) in [
+        (
+            &["--inbound-bytes", "1000001"][..],
+            "--inbound-bytes: at most 1000000",
+        ),
+        (&["--inbound-bytes", "-1"], "--inbound-bytes"),
+        // Escapes count: 600000 quotes are 1200000 bytes of JSON.
+        (
+            &["--inbound-bytes", "600000", "--inbound-text", "\""],
+            "--inbound-bytes: at most",
+        ),
+        (&["--interrupt-after", "often"], "--interrupt-after"),
+        (&["--inbound-text"], "--inbound-text needs a value"),
+    ] {
+        usage_error("connector", args, &[], problem);
     }
 }
 
@@ -164,6 +223,12 @@ fn no_duration_panics() {
 
 #[test]
 fn a_secret_without_a_gateway_id_is_refused() {
+    usage_error(
+        "blocking_gateway",
+        &["--url", "ws://x", "--secret", "s"],
+        &[],
+        "--secret needs --gateway-id",
+    );
     for name in ["gateway", "tokio_gateway"] {
         usage_error(
             name,
@@ -234,6 +299,21 @@ fn a_refused_credential_is_told_for_people_and_fails_a_once_connector() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains("refused the credential"), "{stderr}");
         assert!(!stderr.contains("Unauthorized {"), "{stderr}");
+        // The status line says it for people too, not as a Debug value.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let failed = stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|l| {
+                l["event"] == "status"
+                    && l["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.starts_with("ConnectFailed"))
+            })
+            .unwrap_or_else(|| panic!("{stdout}"));
+        let detail = failed["detail"].as_str().unwrap();
+        assert!(detail.contains("refused the credential"), "{detail}");
+        assert!(!detail.contains('{'), "{detail}");
         assert_eq!(connector.finish(SOON).code(), Some(1), "{name}");
     }
 }

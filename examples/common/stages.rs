@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use relay_machine::gateway::{DialPurpose, GatewayEvent, RelayMachine};
+use relay_machine::gateway::{GatewayEvent, RelayMachine};
 use relay_machine::wire::{RequestId, SendAction};
 use serde_json::json;
 
@@ -196,15 +196,7 @@ fn status(event: &GatewayEvent) -> String {
             reason,
         } => format!("Disconnected {code} {reason}"),
         GatewayEvent::Disconnected { code: None, reason } => format!("Disconnected {reason}"),
-        GatewayEvent::Reconnecting { purpose, .. } => format!(
-            "Reconnecting ({})",
-            match purpose {
-                DialPurpose::Initial => "first dial",
-                DialPurpose::Backoff => "after the backoff wait",
-                DialPurpose::FreshToken => "at once, with a fresh token",
-                _ => "another reason",
-            }
-        ),
+        GatewayEvent::Reconnecting { purpose, .. } => format!("Reconnecting ({purpose})"),
         GatewayEvent::Revoked { reason } => format!("Revoked {reason}"),
         GatewayEvent::Diagnostic(d) => format!("Diagnostic {d}"),
         other => other.to_string(),
