@@ -33,6 +33,13 @@ fn gateway(url: &str, identities: &[&str], wait_inbound: usize) -> Process {
     Process::spawn("gateway", &args)
 }
 
+/// The gateway ends cleanly, then the `--once` connector (every buffered delivery acked).
+fn both_exit_0(gw: &mut Process, connector: &mut Process) {
+    assert_eq!(gw.finish(WAIT).code(), Some(0), "{:#?}", gw.seen);
+    let code = connector.finish(WAIT).code();
+    assert_eq!(code, Some(0), "{:#?}", connector.seen);
+}
+
 fn event(kind: &'static str) -> impl Fn(&Value) -> bool {
     move |line| line["event"] == kind
 }
@@ -140,13 +147,7 @@ fn a_unicode_inbound_text_round_trips_exactly() {
     let inbound = gw.wait_for("the inbound", WAIT, event("inbound"));
     assert_eq!(inbound["inbound"]["text"], text);
     assert_eq!(inbound["inbound"]["source"]["platform"], "telegram");
-    assert_eq!(gw.finish(WAIT).code(), Some(0), "{:#?}", gw.seen);
-    assert_eq!(
-        connector.finish(WAIT).code(),
-        Some(0),
-        "{:#?}",
-        connector.seen
-    );
+    both_exit_0(&mut gw, &mut connector);
 }
 
 #[test]
@@ -198,14 +199,8 @@ fn an_inbound_of_200000_bytes_arrives_intact() {
     assert!(got.ends_with("😀1ab."), "{:?}", got.get(got.len() - 8..));
     assert!(got == sized("ab😀1", 200_000), "the text differs");
     assert!(inbound["bufferId"].is_string());
-    assert_eq!(gw.finish(WAIT).code(), Some(0), "{:#?}", gw.seen);
     // Buffered and acked: a clean --once exit.
-    assert_eq!(
-        connector.finish(WAIT).code(),
-        Some(0),
-        "{:#?}",
-        connector.seen
-    );
+    both_exit_0(&mut gw, &mut connector);
 }
 
 /// Runs `blocking_gateway` against `url` with these credentials; its exit code, stdout
