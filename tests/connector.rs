@@ -2,6 +2,10 @@
 //! request and auth refusal on one connection ([`ConnectorMachine`]); the ack-gated replay
 //! window, superseding and going idle on one gateway instance ([`Instance`]) over a
 //! [`MemoryStore`] that the test drives as the application would.
+// The pair harness needs the `testing` feature. The repository's self dev-dependency
+// turns it on for `cargo test`, and tests/features.rs fails there should it ever be off;
+// the published package runs these with `--features testing`.
+#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Instant;

@@ -1,5 +1,9 @@
 //! `examples/follow_up.rs`: the connector and the gateway derive the same session key for a
 //! Discord interaction, and the gateway's `follow_up` spends the vaulted token.
+// The pair harness needs the `testing` feature. The repository's self dev-dependency
+// turns it on for `cargo test`, and tests/features.rs fails there should it ever be off;
+// the published package runs these with `--features testing`.
+#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[allow(dead_code)]

@@ -1,5 +1,9 @@
 //! Edge cases of the gateway's connection handling found in review: a 4401 refusing a dial,
 //! frames that share a message with a dormant ack, descriptors outliving their connection.
+// The pair harness needs the `testing` feature. The repository's self dev-dependency
+// turns it on for `cargo test`, and tests/features.rs fails there should it ever be off;
+// the published package runs these with `--features testing`.
+#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,10 @@
 //! Memory and liveness under attack (docs/limits.md): each test floods one limit, checks
 //! that memory stays bounded and the machine keeps its promises, then checks that
 //! well-formed traffic still works. Time is an input, so nothing here sleeps.
+// The pair harness needs the `testing` feature. The repository's self dev-dependency
+// turns it on for `cargo test`, and tests/features.rs fails there should it ever be off;
+// the published package runs these with `--features testing`.
+#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};

@@ -1,4 +1,8 @@
 //! Both roles against each other through the in-memory pair harness.
+// The pair harness needs the `testing` feature. The repository's self dev-dependency
+// turns it on for `cargo test`, and tests/features.rs fails there should it ever be off;
+// the published package runs these with `--features testing`.
+#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};

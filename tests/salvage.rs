@@ -1,5 +1,9 @@
 //! A frame that fails validation still resolves the request or delivery it names: nothing
 //! waits for a timeout and nothing is redelivered forever.
+// The pair harness needs the `testing` feature. The repository's self dev-dependency
+// turns it on for `cargo test`, and tests/features.rs fails there should it ever be off;
+// the published package runs these with `--features testing`.
+#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Instant;
