@@ -2,69 +2,160 @@
 //!
 //! A hosted AI-agent gateway has no public address: it dials *out* over one WebSocket to a
 //! connector, which owns the chat-platform bots and relays their traffic over that socket
-//! as newline-delimited JSON frames. This crate implements that protocol as pure data and
-//! pure functions: it consumes received bytes, the caller's clock and the caller's
-//! commands, and produces frames to write, events and the next deadline. It owns no
-//! socket, spawns no thread and reads no clock, so it runs under any runtime, or none.
+//! as newline-delimited JSON frames (`docs/protocol.md` is the reference). This crate is that
+//! protocol as pure state machines: they consume received bytes, the caller's clock and the
+//! caller's commands, and produce frames to write, events and the next deadline. They own
+//! no socket, spawn no thread and read no clock, so they run under any runtime, or none.
 //!
-//! Two roles, each a pure state machine:
-//! - [`gateway::RelayMachine`]: the gateway, which dials out, handshakes, correlates
-//!   requests, acknowledges buffered deliveries and reconnects;
-//! - [`connector::ConnectorMachine`]: one gateway connection on the connector, which answers
-//!   hellos, executes outbound actions once each and replays the buffered backlog.
+//! # The two roles
+//!
+//! - **Gateway**: [`gateway::RelayMachine`] dials out, handshakes (`hello` / `descriptor`),
+//!   correlates requests by `requestId`, routes replies to the right platform identity,
+//!   acknowledges buffered deliveries and reconnects with the reference's backoff and
+//!   auth-strike policy.
+//! - **Connector**: [`connector::ConnectorMachine`] is one gateway connection: it answers
+//!   hellos, hands each outbound action to the application and takes its answer exactly
+//!   once. [`connector::Instance`] is one gateway *instance* across its connections: the
+//!   ack-gated replay of its durable buffer, superseding, acks from any connection. It never
+//!   touches the store; it asks for deliveries and reports acks through its outputs.
 //!
 //! # The run loop
 //!
-//! Both machines have one ordered output stream. After every input, take `poll_output()`
-//! until it returns `None`, carrying out each output before taking the next; then wait for
-//! the socket, the timer (`poll_timeout()`) or a command:
+//! Every machine has one ordered output stream. Feed it an input (received bytes, the
+//! time, the socket's fate or a command), then take [`poll_output`] until it returns
+//! `None`, carrying out each output before taking the next; then sleep until the next
+//! socket message, [`poll_timeout`] or command. The gateway on a blocking socket
+//! (`examples/blocking_gateway.rs` is this loop in full, with tungstenite):
 //!
-//! ```text
+//! ```no_run
+//! use std::time::Instant;
+//! use relay_machine::gateway::{
+//!     ConnectionCommand, GatewayConfig, GatewayEvent, GatewayState, Identity, Output, RelayMachine,
+//! };
+//! # struct Socket;
+//! # enum Wake { Message(Vec<u8>), Closed(Option<u16>, String), Deadline }
+//! # impl Socket {
+//! #     fn dial(_url: &str) -> std::io::Result<Socket> { unimplemented!() }
+//! #     fn write(&mut self, _text: &str) {}
+//! #     fn close(&mut self, _code: u16, _reason: &str) {}
+//! #     fn ping(&mut self) {}
+//! # }
+//! # /// Blocks until a message on `socket`, its end, or `deadline`.
+//! # fn wait(_socket: Option<&mut Socket>, _deadline: Option<Instant>) -> Wake { unimplemented!() }
+//!
+//! let identities = vec![Identity::new("discord", "1122")];
+//! let config = GatewayConfig { identities, ..GatewayConfig::default() };
+//! let seed = 0x5eed; // the only randomness (request ids, jitter): one per process, from the OS
+//! let mut gw = RelayMachine::new(config, seed)?;
+//! gw.connect(Instant::now())?;
+//! let mut socket: Option<Socket> = None;
 //! loop {
-//!     while let Some(output) = machine.poll_output() {
+//!     // 1. Carry out every output, in order, until there is none.
+//!     while let Some(output) = gw.poll_output() {
+//!         let now = Instant::now();
 //!         match output {
-//!             Output::Transmit(t) => write t as one WebSocket text message,
-//!             Output::Command(c)  => dial / close the socket (after the frames before it),
-//!             Output::Event(e)    => hand e to the application (it may call commands),
+//!             Output::Transmit(line) => {
+//!                 if let Some(s) = &mut socket { s.write(line.as_str()) }
+//!             }
+//!             Output::Command(ConnectionCommand::Dial { generation, .. }) => {
+//!                 match Socket::dial("ws://127.0.0.1:8080/relay") {
+//!                     Ok(s) => {
+//!                         socket = Some(s);
+//!                         gw.on_connected(now, generation);
+//!                     }
+//!                     Err(e) => gw.on_dial_failed(now, generation, &e.to_string()),
+//!                 }
+//!             }
+//!             Output::Command(ConnectionCommand::Close { code, reason }) => {
+//!                 // After the frames before it; its end is reported in step 2.
+//!                 if let Some(s) = &mut socket { s.close(code, &reason) }
+//!             }
+//!             Output::Command(ConnectionCommand::Ping) => {
+//!                 if let Some(s) = &mut socket { s.ping() }
+//!             }
+//!             Output::Command(_) => socket = None, // Abort: drop it, no handshake
+//!             // The application: it may call commands (send, ack_inbound, disconnect, ...),
+//!             // whose outputs follow in this same stream.
+//!             Output::Event(GatewayEvent::Inbound { event, buffer_id }) => {
+//!                 println!("{}: {}", event.source.chat_id, event.text);
+//!                 if let Some(id) = buffer_id {
+//!                     let _ = gw.ack_inbound(now, &id); // once it is durably ours
+//!                 }
+//!             }
+//!             Output::Event(event) => println!("{event}"),
+//!             _ => {}
 //!         }
 //!     }
-//!     wait for a socket message (handle_input), the deadline (handle_timeout),
-//!     the socket's fate (on_connected / on_dial_failed / on_closed) or a command.
+//!     // The terminal event was the last output.
+//!     if matches!(gw.state(), GatewayState::Closed | GatewayState::Revoked) {
+//!         break;
+//!     }
+//!     // 2. Sleep until a message, the socket's end or the deadline, and feed what came.
+//!     match wait(socket.as_mut(), gw.poll_timeout()) {
+//!         Wake::Message(bytes) => gw.handle_input(Instant::now(), &bytes),
+//!         Wake::Closed(code, reason) => {
+//!             socket = None;
+//!             gw.on_closed(Instant::now(), code, &reason);
+//!         }
+//!         Wake::Deadline => gw.handle_timeout(Instant::now()), // may fire late, never early
+//!     }
 //! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! What that loop can rely on:
-//! - **Causal order.** Outputs come in the order the machine produced them: a frame queued
-//!   before a close is written before it; the gateway's terminal event (`Closed`,
-//!   `Revoked`) is its last output.
-//! - **Connection scoping.** Nothing produced for one connection is written on another:
-//!   what was not taken when a connection ended is discarded and accounted for (a request
-//!   resolves as definitely not sent, an ack is owed to the next connection).
-//! - **Exactly once to the application.** Every request resolves once; a buffered delivery
-//!   is handed to the application once, and a redelivery of one it acked is acked again by
-//!   the machine.
-//! - **Nothing read from the environment.** Time, randomness (the gateway's seed) and
-//!   bytes are arguments; the same inputs give the same outputs.
+//! The connector roles loop the same way ([`connector::ConnectorMachine::poll_output`],
+//! [`connector::Instance::poll_output`]); each machine's rustdoc has a runnable example.
 //!
-//! The rustdoc of each machine has a runnable example; `examples/` has drivers on smol,
-//! tokio and a plain blocking loop.
+//! [`poll_output`]: gateway::RelayMachine::poll_output
+//! [`poll_timeout`]: gateway::RelayMachine::poll_timeout
+//!
+//! # Guarantees
+//!
+//! - **Ordered outputs.** Outputs come in the order the machine produced them: a frame
+//!   queued before a close is written before it; the gateway's terminal event (`Closed`,
+//!   `Revoked`) is its last output.
+//! - **Nothing lost.** Nothing produced for one connection is written on another, and what
+//!   a connection had not had taken when it ended is accounted for: a request resolves as
+//!   definitely not sent ([`gateway::RequestFailure::NotWritten`]), an ack is owed to the
+//!   next connection, an unsent interrupt is reported. Every request resolves exactly once;
+//!   a buffered delivery reaches the application once and is replayed until acked.
+//! - **No panics on peer input.** Any bytes, in any chunking, are survivable: a bad line
+//!   becomes a typed diagnostic and the connection carries on; every limit is bounded
+//!   (`docs/limits.md`). Fuzzed (`fuzz/`), and no `unwrap` on a path peer input reaches.
+//! - **Typed errors.** Refusals and failures are enums ([`gateway::SendError`],
+//!   [`gateway::ConnectFailure`], [`codec::DecodeError`], ...) that implement
+//!   [`std::error::Error`]; every outcome type also implements `Display` for logs.
+//! - **No IO.** No socket, thread, clock, randomness or store inside: time, the seed and
+//!   bytes are arguments, so the same inputs give the same outputs (tests run on a virtual
+//!   clock; `testing::Pair` joins both roles in memory).
+//!
+//! # Features
+//!
+//! - `auth` (default): upgrade-token mint and verify ([`auth`]).
+//! - `testing`: the in-memory pair harness (`testing::Pair`: both roles on a virtual clock,
+//!   with knobs to split, delay and drop traffic) for testing applications.
+//! - `fuzzing`: the fuzz-target bodies (`fuzzing`), shared by `fuzz/` and the corpus replay.
+//! - `tracing` (optional, off by default): spans/events at protocol decisions (handshake
+//!   done, request resolved, ack, reconnect scheduled, strike; `docs/tracing.md`). Without
+//!   it the trace points compile to nothing and `tracing` is not a dependency.
+//!
+//! # Examples
+//!
+//! In `examples/`: `demo` (both roles over a real WebSocket, printed as a transcript),
+//! `gateway` and `tokio_gateway` (a gateway client on smol and on tokio),
+//! `blocking_gateway` (the loop above with tungstenite, no runtime), `connector` (a
+//! multi-tenant connector server with memory, SQLite or Redis buffers), `follow_up` (a
+//! Discord interaction answered through `testing::Pair`) and `decode` (a capture
+//! inspector). `cargo run --example NAME -- --help` lists each one's flags.
 //!
 //! # Layers
 //!
-//! From the bottom:
-//! - [`wire`]: every frame as typed data ([`wire::Frame`]).
-//! - [`codec`]: bytes ⇄ frames, incremental and bounded ([`codec::FrameDecoder`],
-//!   [`codec::encode`]); [`Transmit`], a frame ready to write.
-//! - Pure helpers: [`url::dial_url`] (dial-URL normalisation),
-//!   [`session_key::session_key`] (the session key the gateway derives for an event, which a
-//!   connector needs to bind capabilities such as a Discord interaction token),
-//!   [`discord::interaction_event`] (a forwarded Discord interaction as a message event) and,
-//!   with the default `auth` feature, [`auth`] (upgrade-token mint and verify).
-//!
-//! Features: `auth` (default: upgrade tokens), `testing` (the in-memory pair harness and
-//! transcript helpers), `fuzzing` (the fuzz-target bodies), `tracing` (off by default:
-//! `tracing` events at both machines' protocol decisions; without it the trace points
-//! compile to nothing; docs/tracing.md lists them).
+//! Below the machines: [`wire`] (every frame as typed data, [`wire::Frame`]); [`codec`]
+//! (bytes ⇄ frames, incremental and bounded: [`codec::FrameDecoder`], [`codec::encode`];
+//! [`Transmit`], a line ready to write); and pure helpers: [`url::dial_url`],
+//! [`session_key::session_key`] (the session key the gateway derives for an event, to bind
+//! capabilities such as a Discord interaction token on the connector) and
+//! [`discord::interaction_event`].
 //!
 //! ```
 //! use relay_machine::codec::{FrameDecoder, encode};
@@ -117,3 +208,9 @@ pub mod url;
 pub mod wire;
 
 pub use transmit::Transmit;
+
+// The README's Rust blocks are compiled and run as doc tests (`cargo test --doc`), so the
+// front page cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
