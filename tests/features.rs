@@ -1,7 +1,7 @@
 //! Guards against silently skipped tests.
 //!
 //! Some test files compile to nothing without a feature (`#![cfg(feature = "testing")]`,
-//! `fuzzing`, `auth`), so that the published package, which has no self dev-dependency,
+//! `fuzzing`, `auth`, `tracing`), so that the published package, which has no self dev-dependency,
 //! still builds its tests with any feature set. In the repository the self dev-dependency
 //! in Cargo.toml turns those features on for every test target, so a plain `cargo test`
 //! runs everything. Should that ever stop (the dev-dependency removed or its features
@@ -24,6 +24,7 @@ fn every_test_gating_feature_is_on_in_the_repository() {
         ("testing", cfg!(feature = "testing")),
         ("fuzzing", cfg!(feature = "fuzzing")),
         ("auth", cfg!(feature = "auth")),
+        ("tracing", cfg!(feature = "tracing")),
     ];
     let off: Vec<&str> = gates
         .iter()

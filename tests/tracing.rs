@@ -1,8 +1,9 @@
 //! The `tracing` feature: both machines emit events at their protocol decisions, with the
 //! fields docs/tracing.md lists.
 //!
-//! Off by default, so a plain `cargo test` compiles this file to nothing (and the crate
-//! without `tracing`); `.ci/run` runs it with `cargo test --features tracing --test tracing`.
+//! The feature is off by default; the repository's self dev-dependency turns it on for the
+//! tests (tests/features.rs fails if it does not), so a plain `cargo test` runs this file.
+//! From the published package it compiles to nothing unless `--features tracing,testing`.
 //! The subscriber is written here on `tracing`'s own `Subscriber` trait: it records every
 //! event, so no subscriber crate is needed.
 #![cfg(all(feature = "tracing", feature = "testing"))]
