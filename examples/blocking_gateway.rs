@@ -64,10 +64,8 @@ fn main() -> ExitCode {
     };
     let mut gw = match RelayMachine::new(config, seed) {
         Ok(gw) => gw,
-        Err(e) => {
-            eprintln!("blocking_gateway: {e}");
-            return ExitCode::from(1);
-        }
+        // Only the flags vary the config (a platform twice): a usage error.
+        Err(e) => return cli::usage_error("blocking_gateway", HELP, &e.to_string()),
     };
     let _ = gw.connect(Instant::now());
     let mut socket: Option<Socket> = None;

@@ -395,5 +395,12 @@ fn parse_args() -> Result<Options, String> {
     o.url = relay_machine::url::dial_url(&url.ok_or("--url (or GATEWAY_RELAY_URL) is required")?)
         .map_err(|e| format!("--url: {e}"))?;
     o.credentials = cli::credentials(id, secret)?;
+    // What the machine would refuse (a platform twice, too many identities) is the flags'
+    // fault: a usage error, not a failed connection.
+    let config = GatewayConfig {
+        identities: o.identities.clone(),
+        ..GatewayConfig::default()
+    };
+    config.validate().map_err(|e| e.to_string())?;
     Ok(o)
 }

@@ -267,6 +267,26 @@ fn an_identity_needs_its_colon_but_not_a_bot_id() {
 }
 
 #[test]
+fn a_platform_configured_twice_is_a_usage_error() {
+    let url = dead_url();
+    for name in GATEWAYS {
+        usage_error(
+            name,
+            &[
+                "--url",
+                &url,
+                "--identity",
+                "discord:1",
+                "--identity",
+                "discord:2",
+            ],
+            &[],
+            "platform \"discord\" is configured twice",
+        );
+    }
+}
+
+#[test]
 fn a_malformed_environment_value_is_refused_by_name() {
     for name in ["gateway", "tokio_gateway"] {
         usage_error(
