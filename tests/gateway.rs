@@ -4,8 +4,8 @@
 //!
 //! Every scenario snapshots its whole transcript (`tests/gateway/snapshots/`) and also
 //! asserts its key facts explicitly, so a blindly accepted snapshot cannot hide a
-//! regression. The driver in `tests/gateway/driver.rs` checks the cross-scenario invariants after
-//! every step.
+//! regression. Every scenario runs on the harness's `SoloGateway` seat (through the thin
+//! layer in `tests/gateway/driver.rs`), which checks the protocol invariants after every step.
 
 #[path = "gateway/driver.rs"]
 mod driver;
@@ -14,6 +14,8 @@ mod driver;
 mod acks;
 #[path = "gateway/backoff.rs"]
 mod backoff;
+#[path = "gateway/determinism.rs"]
+mod determinism;
 #[path = "gateway/handshake.rs"]
 mod handshake;
 #[path = "gateway/hostile.rs"]

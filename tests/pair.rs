@@ -39,7 +39,7 @@ fn send(pair: &mut Pair, chat: &str) -> relay_machine::wire::RequestId {
         content: "hi".into(),
         ..SendAction::default()
     };
-    pair.gateway.send(pair.now, action, None).unwrap()
+    pair.send(action, None).unwrap()
 }
 
 fn inbound_texts(pair: &Pair) -> Vec<(String, Option<BufferId>)> {
@@ -57,7 +57,8 @@ fn inbound_texts(pair: &Pair) -> Vec<(String, Option<BufferId>)> {
 /// The texts of the buffered `inbound` frames the connector wrote, from transcript line
 /// `from` on: what it replayed on the wire, whether or not the gateway handed it over.
 fn wire_inbound(pair: &Pair, from: usize) -> Vec<String> {
-    pair.transcript
+    pair.log
+        .transcript
         .render()
         .lines()
         .skip(from)
@@ -76,7 +77,7 @@ fn wire_inbound(pair: &Pair, from: usize) -> Vec<String> {
 }
 
 fn transcript_len(pair: &Pair) -> usize {
-    pair.transcript.render().lines().count()
+    pair.log.transcript.render().lines().count()
 }
 
 fn responses(pair: &Pair) -> Vec<(relay_machine::wire::RequestId, bool, bool)> {

@@ -51,7 +51,7 @@ fn row02_row03_upgrade_accepted_writes_hellos_and_accepts_requests() {
     assert_eq!(d.frames_of(m, "hello").len(), 3);
     assert_eq!(d.state(), GatewayState::AwaitingDescriptor);
     let (at, _) = d.gw().next_timer().unwrap();
-    assert_eq!(at - d.now, Duration::from_secs(30));
+    assert_eq!(at - d.now(), Duration::from_secs(30));
     // A report for a socket that was not asked for changes nothing.
     let m = d.mark();
     d.connected();

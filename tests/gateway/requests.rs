@@ -223,7 +223,7 @@ fn drain_grace_numbers() {
     d.send_text("42", "x").unwrap();
     d.disconnect(Some(ms(10_000)));
     let (at, _) = d.gw().next_timer().unwrap();
-    assert_eq!(at - d.now, ms(5_000));
+    assert_eq!(at - d.now(), ms(5_000));
 }
 
 #[test]

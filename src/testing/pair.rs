@@ -1,26 +1,27 @@
-//! An in-memory pair harness: a [`RelayMachine`] and a [`ConnectorMachine`] joined on a
-//! virtual clock, for testing applications built on either role (feature `testing`).
+//! The pair seat: a [`RelayMachine`] and a [`ConnectorMachine`] (in an [`Instance`])
+//! joined in memory on a virtual clock.
 //!
 //! The harness plays the socket between the two machines and, unless told otherwise, a
 //! minimal connector application: it answers every `hello` with a default descriptor and
 //! every `outbound` with a success. Knobs cut every message at arbitrary byte offsets,
 //! coalesce several frames into one message, delay delivery, and drop the connection.
-//! Every frame and event goes into a [`Transcript`].
+//! Every output goes into the [`Log`] and past the [`Invariants`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::Transmit;
+use super::{Invariants, Log};
 use crate::connector::{
-    self, ConnId, ConnectorCommand, ConnectorConfig, ConnectorEvent, ConnectorMachine, Delivery,
+    ConnId, ConnectorCommand, ConnectorConfig, ConnectorEvent, ConnectorMachine, Delivery,
     DeliveryStore, Instance, InstanceOutput, Live, MemoryStore,
 };
-use crate::gateway::{self, ConnectionCommand, GatewayEvent, RelayMachine};
-use crate::transcript::Transcript;
-use crate::wire::BufferId;
+use crate::gateway::{
+    self, ConnectionCommand, GatewayEvent, GatewayState, RelayMachine, SendError,
+};
 use crate::wire::{ActionResult, CapabilityDescriptor};
+use crate::wire::{BufferId, OutboundAction, RequestId};
 
 /// How the harness carries messages.
 #[derive(Debug, Clone, Default)]
@@ -66,12 +67,17 @@ enum Side {
 
 /// A gateway and a connector joined in memory.
 ///
+/// Send requests with [`send`](Self::send) (so the checker knows every id the gateway
+/// minted); read and call the gateway's other methods on [`gateway`](Self::gateway), then
+/// [`drive_until_idle`](Self::drive_until_idle). Time passes only by [`step`](Self::step)
+/// and [`advance`](Self::advance).
+///
 /// The connector side is an [`Instance`] over the durable `store`, played by the harness as
 /// a connector application would: it persists what it buffers, answers each
 /// [`InstanceOutput::Load`] from the store and makes each ack durable.
 #[derive(Debug)]
 pub struct Pair<S: DeliveryStore = MemoryStore> {
-    /// The gateway.
+    /// The gateway. Send through [`send`](Self::send), not on it directly.
     pub gateway: RelayMachine,
     /// The gateway instance on the connector.
     pub instance: Instance,
@@ -85,8 +91,10 @@ pub struct Pair<S: DeliveryStore = MemoryStore> {
     pub app: ConnectorApp,
     /// The virtual clock.
     pub now: Instant,
-    /// Everything that happened.
-    pub transcript: Transcript,
+    /// Everything that happened: typed outputs and the transcript.
+    pub log: Log,
+    /// The invariants, checked after every round.
+    pub check: Invariants,
     /// Every gateway event so far, in order.
     pub gateway_events: Vec<GatewayEvent>,
     /// Every connector event so far, in order (an ack as [`ConnectorEvent::Acked`]).
@@ -123,7 +131,8 @@ impl<S: DeliveryStore> Pair<S> {
             knobs: Knobs::default(),
             app: ConnectorApp::default(),
             now: start,
-            transcript: Transcript::new(start),
+            log: Log::new(start),
+            check: Invariants::new().across_the_link(),
             gateway_events: Vec::new(),
             connector_events: Vec::new(),
             wakes: 0,
@@ -152,46 +161,98 @@ impl<S: DeliveryStore> Pair<S> {
             }
         };
         let id = self.store.append(delivery.clone());
+        self.check.pushed(&id);
         self.instance.push_buffered(self.now, id.clone(), delivery);
         Some(id)
+    }
+
+    /// The application sends `action` through the gateway (to `platform`, if given).
+    pub fn send(
+        &mut self,
+        action: impl Into<OutboundAction>,
+        platform: Option<&str>,
+    ) -> Result<RequestId, SendError> {
+        let r = self.gateway.send(self.now, action.into(), platform);
+        if let Ok(id) = &r {
+            self.check.sent(id);
+        }
+        r
+    }
+
+    /// The gateway application acks buffered delivery `id`.
+    pub fn ack(&mut self, id: &BufferId) -> Result<(), gateway::AckError> {
+        let r = self.gateway.ack_inbound(self.now, id);
+        if r.is_ok() {
+            self.check.app_acked(id);
+        }
+        r
     }
 
     /// Processes everything that is due now until nothing moves. Time does not advance.
     pub fn drive_until_idle(&mut self) -> Result<(), NotConverged> {
         for _ in 0..MAX_STEPS {
-            if !self.step() {
+            if !self.round() {
+                self.check.gateway_step(&self.gateway);
+                self.check.unacked_kept(&self.store);
+                self.check.spurious_timeout(self.now, &mut self.gateway);
                 return Ok(());
             }
         }
         Err(NotConverged(MAX_STEPS))
     }
 
-    /// Advances the clock by `by`, firing every deadline and delivering every message due
-    /// on the way, in time order.
+    /// The next instant anything is due: either side's deadline or a message in flight.
+    pub fn next_due(&self) -> Option<Instant> {
+        let next_wire = self.wire.iter().map(|(at, _, _)| *at).min();
+        [
+            self.gateway.poll_timeout(),
+            self.instance.poll_timeout(),
+            next_wire,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// One step of the clock: settles what is due now, then moves to the earlier deadline
+    /// of the two sides (or the next message due), fires it and settles again. `Ok(false)`
+    /// when nothing is pending at all.
+    pub fn step(&mut self) -> Result<bool, NotConverged> {
+        self.drive_until_idle()?;
+        let Some(at) = self.next_due() else {
+            return Ok(false);
+        };
+        self.fire_at(at)?;
+        Ok(true)
+    }
+
+    fn fire_at(&mut self, at: Instant) -> Result<(), NotConverged> {
+        self.now = self.now.max(at);
+        self.gateway.handle_timeout(self.now);
+        self.instance.handle_timeout(self.now);
+        self.drive_until_idle()?;
+        self.check
+            .after_timeout(self.now, self.gateway.poll_timeout());
+        self.check
+            .after_timeout(self.now, self.instance.poll_timeout());
+        Ok(())
+    }
+
+    /// Advances the clock by `by`, stepping through every deadline and message due on the
+    /// way, in time order.
     pub fn advance(&mut self, by: Duration) -> Result<(), NotConverged> {
         let end = self.now + by;
         self.drive_until_idle()?;
-        loop {
-            let next_wire = self.wire.iter().map(|(at, _, _)| *at).min();
-            let next = [
-                self.gateway.poll_timeout(),
-                self.instance.poll_timeout(),
-                next_wire,
-            ]
-            .into_iter()
-            .flatten()
-            .filter(|at| *at <= end)
-            .min();
-            let Some(at) = next else { break };
-            self.now = self.now.max(at);
-            self.gateway.handle_timeout(self.now);
-            self.instance.handle_timeout(self.now);
-            self.drive_until_idle()?;
+        while let Some(at) = self.next_due().filter(|at| *at <= end) {
+            self.fire_at(at)?;
         }
-        self.now = end;
-        self.gateway.handle_timeout(self.now);
-        self.instance.handle_timeout(self.now);
-        self.drive_until_idle()
+        self.fire_at(end)
+    }
+
+    /// Checks what can only be checked on demand: every request the gateway minted has
+    /// resolved exactly once (call when none should be open).
+    pub fn assert_all_resolved(&self) {
+        self.check.all_resolved();
     }
 
     /// Drops the connection as a network failure would: both sides learn it at once, with
@@ -201,18 +262,23 @@ impl<S: DeliveryStore> Pair<S> {
         if let Some(conn) = self.conn.take() {
             self.instance
                 .on_closed(self.now, conn, None, "socket ended");
-            self.transcript.note(self.now, "net", "connection dropped");
+            self.log
+                .transcript
+                .note(self.now, "net", "connection dropped");
+            self.check.socket_ended();
+            self.check.connection_ended(Some(conn));
             self.gateway.on_closed(self.now, None, "connection reset");
         }
     }
 
     /// One round: the gateway's outputs in order, then the connector's, then the messages
     /// due now. `false` when nothing moved.
-    fn step(&mut self) -> bool {
+    fn round(&mut self) -> bool {
         let mut moved = false;
         while let Some(output) = self.gateway.poll_output() {
             moved = true;
-            self.transcript.gateway_output(self.now, &output);
+            self.check.gateway_output(&output);
+            self.log.gateway_output(self.now, &output);
             match output {
                 gateway::Output::Transmit(line) => self.staged.push(line.into_bytes()),
                 gateway::Output::Command(command) => {
@@ -241,6 +307,9 @@ impl<S: DeliveryStore> Pair<S> {
                 }
                 self.wire.clear();
                 self.conn = Some(self.instance.accept(self.now));
+                if self.gateway.state() == GatewayState::Dialing {
+                    self.check.socket_opened();
+                }
                 self.gateway.on_connected(self.now, generation);
             }
             // The in-memory link is alive as long as the pair is: a ping is answered at once.
@@ -269,7 +338,8 @@ impl<S: DeliveryStore> Pair<S> {
         let mut moved = false;
         while let Some(output) = self.instance.poll_output() {
             moved = true;
-            self.transcript.instance_output(self.now, &output);
+            self.check.instance_output(&output);
+            self.log.instance_output(self.now, &output);
             match output {
                 InstanceOutput::Transmit(conn, line) => {
                     // A superseded connection's socket is gone in this harness.
@@ -288,6 +358,7 @@ impl<S: DeliveryStore> Pair<S> {
                         self.conn = None;
                         self.instance
                             .on_closed(self.now, conn, None, "socket ended");
+                        self.check.socket_ended();
                         self.gateway.on_closed(self.now, Some(code), &reason);
                     } else {
                         self.instance
@@ -303,6 +374,7 @@ impl<S: DeliveryStore> Pair<S> {
                     if Some(conn) == self.conn {
                         self.conn = None;
                         self.wire.clear();
+                        self.check.socket_ended();
                         self.gateway.on_closed(self.now, None, "connection reset");
                     }
                 }
@@ -403,62 +475,4 @@ impl<S: DeliveryStore> Pair<S> {
             Side::ToGateway => self.gateway.handle_input(self.now, bytes),
         }
     }
-}
-
-/// Every output a machine had, sorted by kind, each kind in its order: for tests that
-/// assert on one kind at a time. (A driver never sorts: it carries outputs out in order.)
-#[derive(Debug, Clone, PartialEq)]
-pub struct Split<C, E> {
-    /// The frames, in order.
-    pub transmits: Vec<Transmit>,
-    /// The socket commands, in order.
-    pub commands: Vec<C>,
-    /// The events, in order.
-    pub events: Vec<E>,
-}
-
-impl<C, E> Split<C, E> {
-    /// The frames as JSON values.
-    pub fn frames(&self) -> Vec<serde_json::Value> {
-        self.transmits
-            .iter()
-            .map(|t| serde_json::from_str(t.as_str()).unwrap_or(serde_json::Value::Null))
-            .collect()
-    }
-}
-
-/// Takes every output of `gateway`, sorted by kind.
-pub fn split_gateway(gateway: &mut RelayMachine) -> Split<ConnectionCommand, GatewayEvent> {
-    let mut split = Split {
-        transmits: Vec::new(),
-        commands: Vec::new(),
-        events: Vec::new(),
-    };
-    while let Some(output) = gateway.poll_output() {
-        match output {
-            gateway::Output::Transmit(t) => split.transmits.push(t),
-            gateway::Output::Command(c) => split.commands.push(c),
-            gateway::Output::Event(e) => split.events.push(e),
-        }
-    }
-    split
-}
-
-/// Takes every output of `connector`, sorted by kind.
-pub fn split_connector(
-    connector: &mut ConnectorMachine,
-) -> Split<ConnectorCommand, ConnectorEvent> {
-    let mut split = Split {
-        transmits: Vec::new(),
-        commands: Vec::new(),
-        events: Vec::new(),
-    };
-    while let Some(output) = connector.poll_output() {
-        match output {
-            connector::Output::Transmit(t) => split.transmits.push(t),
-            connector::Output::Command(c) => split.commands.push(c),
-            connector::Output::Event(e) => split.events.push(e),
-        }
-    }
-    split
 }

@@ -1,0 +1,421 @@
+//! The connector alone, the gateway scripted by the test: one [`ConnectorMachine`]
+//! ([`SoloConnector`]) or an [`Instance`] with its durable store ([`SoloInstance`]).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{Invariants, Log};
+use crate::connector::{
+    self, ConnId, ConnectorCommand, ConnectorConfig, ConnectorDiagnostic, ConnectorError,
+    ConnectorEvent, ConnectorMachine, Delivery, DeliveryStore, Instance, InstanceOutput, Live,
+    MemoryStore,
+};
+use crate::wire::{BufferId, CapabilityDescriptor, MessageEvent};
+
+/// The `hello` the scripted gateway says by default: discord, bot `1`.
+pub const HELLO: &str = r#"{"type":"hello","platform":"discord","botId":"1"}"#;
+
+fn newline(line: &str) -> Vec<u8> {
+    format!("{line}\n").into_bytes()
+}
+
+/// One [`ConnectorMachine`] on a virtual clock whose gateway the test plays. Call the
+/// machine's application methods on [`machine`](Self::machine) and then
+/// [`settle`](Self::settle), which records and checks every output.
+#[derive(Debug)]
+pub struct SoloConnector {
+    /// The machine; after calling it directly, [`settle`](Self::settle).
+    pub machine: ConnectorMachine,
+    /// The virtual clock's origin.
+    pub start: Instant,
+    /// The virtual clock.
+    pub now: Instant,
+    /// Every output and the transcript.
+    pub log: Log,
+    /// The invariants checked after every step.
+    pub check: Invariants,
+}
+
+impl SoloConnector {
+    /// A machine built from `config`, its socket accepted at a fresh virtual start.
+    pub fn new(config: ConnectorConfig) -> Self {
+        let start = Instant::now();
+        Self {
+            machine: ConnectorMachine::new(config, start),
+            start,
+            now: start,
+            log: Log::new(start),
+            check: Invariants::new(),
+        }
+    }
+
+    /// A machine past its handshake: [`HELLO`], answered with a descriptor.
+    pub fn handshaken(config: ConnectorConfig) -> Result<Self, ConnectorError> {
+        let mut run = Self::new(config);
+        run.line(HELLO);
+        run.descriptor("discord")?;
+        Ok(run)
+    }
+
+    /// Milliseconds since the start.
+    pub fn ms(&self) -> u64 {
+        self.log.ms(self.now)
+    }
+
+    /// Takes every output, records and checks each.
+    pub fn settle(&mut self) {
+        while let Some(output) = self.machine.poll_output() {
+            self.check.connector_output(&output);
+            self.log.connector_output(self.now, &output);
+        }
+    }
+
+    /// The gateway writes raw bytes as one WebSocket message.
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        self.log.transcript.frame(self.now, "gw→conn", bytes);
+        self.machine.handle_input(self.now, bytes);
+        self.settle();
+    }
+
+    /// The gateway writes one line (a newline is added).
+    pub fn line(&mut self, line: &str) {
+        self.bytes(&newline(line));
+    }
+
+    /// The gateway writes `bytes` in one message; `label` stands for them.
+    pub fn input(&mut self, label: &str, bytes: &[u8]) {
+        self.log.transcript.note(self.now, "gw→conn", label);
+        self.machine.handle_input(self.now, bytes);
+        self.settle();
+    }
+
+    /// A Pong came back.
+    pub fn pong(&mut self) {
+        self.log.transcript.note(self.now, "socket", "pong");
+        self.machine.on_pong(self.now);
+        self.settle();
+    }
+
+    /// The application answers the `hello` with a descriptor for `platform`.
+    pub fn descriptor(&mut self, platform: &str) -> Result<(), ConnectorError> {
+        let descriptor = CapabilityDescriptor::new(platform, platform);
+        let result = self.machine.send_descriptor(self.now, descriptor);
+        let outcome = match &result {
+            Ok(()) => String::new(),
+            Err(e) => format!(": refused ({e})"),
+        };
+        self.log.transcript.note(
+            self.now,
+            "app",
+            format_args!("descriptor {platform}{outcome}"),
+        );
+        self.settle();
+        result
+    }
+
+    /// Lets `by` pass, firing every deadline on the way.
+    pub fn advance(&mut self, by: Duration) {
+        let end = self.now + by;
+        while self.machine.poll_timeout().is_some_and(|at| at <= end) {
+            self.step();
+        }
+        self.now = end;
+    }
+
+    /// Moves the clock to the next deadline and handles it; `false` when none is pending.
+    pub fn step(&mut self) -> bool {
+        let Some(at) = self.machine.poll_timeout() else {
+            return false;
+        };
+        self.now = self.now.max(at);
+        self.log.transcript.note(self.now, "test", "timeout");
+        self.machine.handle_timeout(self.now);
+        self.settle();
+        self.check
+            .after_timeout(self.now, self.machine.poll_timeout());
+        true
+    }
+
+    /// The frames written so far, in order.
+    pub fn frames(&self) -> Vec<String> {
+        self.log
+            .connector
+            .iter()
+            .filter_map(|r| match &r.output {
+                connector::Output::Transmit(t) => Some(t.as_str().to_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The socket commands so far, in order.
+    pub fn commands(&self) -> Vec<ConnectorCommand> {
+        self.log
+            .connector
+            .iter()
+            .filter_map(|r| match &r.output {
+                connector::Output::Command(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The events so far, in order.
+    pub fn events(&self) -> Vec<ConnectorEvent> {
+        self.log
+            .connector
+            .iter()
+            .filter_map(|r| match &r.output {
+                connector::Output::Event(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The diagnostics so far, in order.
+    pub fn diagnostics(&self) -> Vec<ConnectorDiagnostic> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                ConnectorEvent::Diagnostic(d) => Some(d),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// An [`Instance`] and the connector application's durable store on a virtual clock, the
+/// gateway played by the test. The seat plays the application's driver: it answers every
+/// load from the store and makes every ack durable. Transcript lines name the connection
+/// (`#0→gw`).
+#[derive(Debug)]
+pub struct SoloInstance<S: DeliveryStore = MemoryStore> {
+    /// The instance; after calling it directly, [`pump`](Self::pump).
+    pub instance: Instance,
+    /// The application's durable store.
+    pub store: S,
+    /// The virtual clock.
+    pub now: Instant,
+    /// Every output and the transcript.
+    pub log: Log,
+    /// The invariants checked after every step.
+    pub check: Invariants,
+    texts: usize,
+}
+
+impl SoloInstance {
+    /// An instance built from `config` over an empty [`MemoryStore`] (epoch 0).
+    pub fn new(config: ConnectorConfig) -> Self {
+        Self::with_store(config, MemoryStore::with_epoch(0))
+    }
+
+    /// An instance whose replay window is `window`, the rest default.
+    pub fn with_window(window: usize) -> Self {
+        Self::new(ConnectorConfig {
+            replay_window: window,
+            ..ConnectorConfig::default()
+        })
+    }
+}
+
+impl<S: DeliveryStore> SoloInstance<S> {
+    /// An instance built from `config` over `store`.
+    pub fn with_store(config: ConnectorConfig, store: S) -> Self {
+        let now = Instant::now();
+        let mut log = Log::new(now);
+        log.per_connection = true;
+        Self {
+            instance: Instance::new(config),
+            store,
+            now,
+            log,
+            check: Invariants::new(),
+            texts: 0,
+        }
+    }
+
+    /// Carries out every output: each is recorded and checked, loads answered from the
+    /// store, acks made durable.
+    pub fn pump(&mut self) {
+        while let Some(output) = self.instance.poll_output() {
+            self.check.instance_output(&output);
+            self.log.instance_output(self.now, &output);
+            match output {
+                InstanceOutput::Load {
+                    token,
+                    after,
+                    limit,
+                } => {
+                    let deliveries = self.store.unacked_after(after.as_ref(), limit);
+                    self.instance.offer(self.now, token, deliveries);
+                }
+                InstanceOutput::Acked(id) => {
+                    self.store.ack(&id);
+                }
+                _ => {}
+            }
+        }
+        self.check.unacked_kept(&self.store);
+    }
+
+    /// A socket is accepted.
+    pub fn accept(&mut self) -> ConnId {
+        let conn = self.instance.accept(self.now);
+        self.log
+            .transcript
+            .note(self.now, "net", format_args!("accept {conn}"));
+        self.pump();
+        conn
+    }
+
+    /// Accepts a connection, reads its [`HELLO`] and answers with a descriptor.
+    pub fn handshake(&mut self) -> Result<ConnId, ConnectorError> {
+        let conn = self.accept();
+        self.line(conn, HELLO);
+        self.log
+            .transcript
+            .note(self.now, "app", "descriptor discord");
+        self.instance
+            .send_descriptor(self.now, conn, CapabilityDescriptor::new("discord", "D"))?;
+        self.pump();
+        Ok(conn)
+    }
+
+    /// The gateway writes one line on `conn` (a newline is added).
+    pub fn line(&mut self, conn: ConnId, line: &str) {
+        let bytes = newline(line);
+        self.log
+            .transcript
+            .frame(self.now, &format!("gw→{conn}"), &bytes);
+        self.instance.handle_input(self.now, conn, &bytes);
+        self.pump();
+    }
+
+    /// The gateway acks `id` on `conn`.
+    pub fn ack(&mut self, conn: ConnId, id: &BufferId) {
+        self.line(
+            conn,
+            &format!(r#"{{"type":"inbound_ack","bufferId":"{id}"}}"#),
+        );
+    }
+
+    /// `conn`'s socket ended.
+    pub fn closed(&mut self, conn: ConnId, reason: &str) {
+        self.log
+            .transcript
+            .note(self.now, "net", format_args!("{conn} ended: {reason}"));
+        self.check.connection_ended(Some(conn));
+        self.instance.on_closed(self.now, conn, None, reason);
+        self.pump();
+    }
+
+    /// Lets `by` pass, firing every deadline on the way.
+    pub fn advance(&mut self, by: Duration) {
+        let end = self.now + by;
+        while let Some(at) = self.instance.poll_timeout().filter(|at| *at <= end) {
+            self.now = self.now.max(at);
+            self.log.transcript.note(self.now, "test", "timeout");
+            self.instance.handle_timeout(self.now);
+            self.pump();
+            self.check
+                .after_timeout(self.now, self.instance.poll_timeout());
+        }
+        self.now = end;
+    }
+
+    fn next_delivery(&mut self) -> Delivery {
+        self.texts += 1;
+        Delivery::from(MessageEvent {
+            text: format!("m{}", self.texts),
+            ..Default::default()
+        })
+    }
+
+    /// Persists `n` deliveries (texts `m1`, `m2`, …) and hands each to the instance.
+    pub fn buffer(&mut self, n: usize) -> Vec<BufferId> {
+        (0..n)
+            .map(|_| {
+                let delivery = self.next_delivery();
+                let id = self.store.append(delivery.clone());
+                self.check.pushed(&id);
+                self.log
+                    .transcript
+                    .note(self.now, "app", format_args!("buffer {id}"));
+                self.instance.push_buffered(self.now, id.clone(), delivery);
+                self.pump();
+                id
+            })
+            .collect()
+    }
+
+    /// Offers the next delivery live; returns what became of it.
+    pub fn live(&mut self) -> Live {
+        let delivery = self.next_delivery();
+        let live = self.instance.push_live(self.now, delivery);
+        self.log
+            .transcript
+            .note(self.now, "app", format_args!("push live: {live}"));
+        self.pump();
+        live
+    }
+
+    fn frames_on(&self, conn: ConnId) -> impl Iterator<Item = Value> + '_ {
+        self.log
+            .instance
+            .iter()
+            .filter_map(move |r| match &r.output {
+                InstanceOutput::Transmit(c, t) if *c == conn => {
+                    serde_json::from_str(t.as_str()).ok()
+                }
+                _ => None,
+            })
+    }
+
+    /// The buffer ids written on `conn`, in order.
+    pub fn sent(&self, conn: ConnId) -> Vec<BufferId> {
+        self.frames_on(conn)
+            .filter_map(|f| f["bufferId"].as_str().map(BufferId::from))
+            .collect()
+    }
+
+    /// The frame types written on `conn`, in order.
+    pub fn frame_types(&self, conn: ConnId) -> Vec<String> {
+        self.frames_on(conn)
+            .filter_map(|f| f["type"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The socket commands for `conn`, in order.
+    pub fn commands(&self, conn: ConnId) -> Vec<ConnectorCommand> {
+        self.log
+            .instance
+            .iter()
+            .filter_map(|r| match &r.output {
+                InstanceOutput::Command(c, command) if *c == conn => Some(command.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The deliveries the gateway acked, in order.
+    pub fn acked(&self) -> Vec<BufferId> {
+        self.log
+            .instance
+            .iter()
+            .filter_map(|r| match &r.output {
+                InstanceOutput::Acked(id) => Some(id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How many times the instance asked for a wake-up.
+    pub fn wakes(&self) -> usize {
+        self.log
+            .instance
+            .iter()
+            .filter(|r| matches!(r.output, InstanceOutput::WakeNeeded))
+            .count()
+    }
+}
