@@ -31,7 +31,7 @@ use std::time::Instant;
 
 pub use check::Invariants;
 pub use pair::{ConnectorApp, Knobs, MAX_STEPS, NotConverged, Pair};
-pub use solo_connector::{SoloConnector, SoloInstance};
+pub use solo_connector::{HELLO, SoloConnector, SoloInstance};
 pub use solo_gateway::SoloGateway;
 
 use crate::Transmit;

@@ -137,6 +137,33 @@ impl SoloConnector {
         true
     }
 
+    /// A position in the output log, for the `*_since` queries.
+    pub fn mark(&self) -> usize {
+        self.log.connector.len()
+    }
+
+    /// The frames written since `mark`, parsed.
+    pub fn frames_since(&self, mark: usize) -> Vec<Value> {
+        self.log.connector[mark.min(self.log.connector.len())..]
+            .iter()
+            .filter_map(|r| match &r.output {
+                connector::Output::Transmit(t) => serde_json::from_str(t.as_str()).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The events since `mark`.
+    pub fn events_since(&self, mark: usize) -> Vec<ConnectorEvent> {
+        self.log.connector[mark.min(self.log.connector.len())..]
+            .iter()
+            .filter_map(|r| match &r.output {
+                connector::Output::Event(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The frames written so far, in order.
     pub fn frames(&self) -> Vec<String> {
         self.log
@@ -201,6 +228,11 @@ pub struct SoloInstance<S: DeliveryStore = MemoryStore> {
     pub log: Log,
     /// The invariants checked after every step.
     pub check: Invariants,
+    /// Answer each load from the store as soon as it comes out (the default); when
+    /// `false`, loads wait in [`loads`](Self::loads) until [`answer_loads`](Self::answer_loads).
+    pub eager_loads: bool,
+    /// Loads not answered yet.
+    pub loads: Vec<InstanceOutput>,
     texts: usize,
 }
 
@@ -231,6 +263,8 @@ impl<S: DeliveryStore> SoloInstance<S> {
             now,
             log,
             check: Invariants::new(),
+            eager_loads: true,
+            loads: Vec::new(),
             texts: 0,
         }
     }
@@ -242,21 +276,60 @@ impl<S: DeliveryStore> SoloInstance<S> {
             self.check.instance_output(&output);
             self.log.instance_output(self.now, &output);
             match output {
-                InstanceOutput::Load {
-                    token,
-                    after,
-                    limit,
-                } => {
-                    let deliveries = self.store.unacked_after(after.as_ref(), limit);
-                    self.instance.offer(self.now, token, deliveries);
-                }
+                load @ InstanceOutput::Load { .. } => self.loads.push(load),
                 InstanceOutput::Acked(id) => {
                     self.store.ack(&id);
                 }
                 _ => {}
             }
+            if self.eager_loads {
+                self.answer_pending();
+            }
         }
         self.check.unacked_kept(&self.store);
+    }
+
+    /// Answers every pending load from the store, then pumps.
+    pub fn answer_loads(&mut self) {
+        self.answer_pending();
+        self.pump();
+    }
+
+    fn answer_pending(&mut self) {
+        for load in std::mem::take(&mut self.loads) {
+            if let InstanceOutput::Load {
+                token,
+                after,
+                limit,
+            } = load
+            {
+                let deliveries = self.store.unacked_after(after.as_ref(), limit);
+                self.instance.offer(self.now, token, deliveries);
+            }
+        }
+    }
+
+    /// A position in the output log, for [`since`](Self::since).
+    pub fn mark(&self) -> usize {
+        self.log.instance.len()
+    }
+
+    /// The outputs since `mark`.
+    pub fn since(&self, mark: usize) -> &[super::Record<InstanceOutput>] {
+        &self.log.instance[mark.min(self.log.instance.len())..]
+    }
+
+    /// Persists `delivery` and hands it to the instance, as the application does.
+    pub fn push(&mut self, delivery: impl Into<Delivery>) -> BufferId {
+        let delivery = delivery.into();
+        let id = self.store.append(delivery.clone());
+        self.check.pushed(&id);
+        self.log
+            .transcript
+            .note(self.now, "app", format_args!("buffer {id}"));
+        self.instance.push_buffered(self.now, id.clone(), delivery);
+        self.pump();
+        id
     }
 
     /// A socket is accepted.
@@ -272,6 +345,12 @@ impl<S: DeliveryStore> SoloInstance<S> {
     /// Accepts a connection, reads its [`HELLO`] and answers with a descriptor.
     pub fn handshake(&mut self) -> Result<ConnId, ConnectorError> {
         let conn = self.accept();
+        self.greet(conn)?;
+        Ok(conn)
+    }
+
+    /// Reads [`HELLO`] on the accepted `conn` and answers with a descriptor.
+    pub fn greet(&mut self, conn: ConnId) -> Result<(), ConnectorError> {
         self.line(conn, HELLO);
         self.log
             .transcript
@@ -279,7 +358,7 @@ impl<S: DeliveryStore> SoloInstance<S> {
         self.instance
             .send_descriptor(self.now, conn, CapabilityDescriptor::new("discord", "D"))?;
         self.pump();
-        Ok(conn)
+        Ok(())
     }
 
     /// The gateway writes one line on `conn` (a newline is added).
@@ -337,14 +416,7 @@ impl<S: DeliveryStore> SoloInstance<S> {
         (0..n)
             .map(|_| {
                 let delivery = self.next_delivery();
-                let id = self.store.append(delivery.clone());
-                self.check.pushed(&id);
-                self.log
-                    .transcript
-                    .note(self.now, "app", format_args!("buffer {id}"));
-                self.instance.push_buffered(self.now, id.clone(), delivery);
-                self.pump();
-                id
+                self.push(delivery)
             })
             .collect()
     }
@@ -376,6 +448,14 @@ impl<S: DeliveryStore> SoloInstance<S> {
     pub fn sent(&self, conn: ConnId) -> Vec<BufferId> {
         self.frames_on(conn)
             .filter_map(|f| f["bufferId"].as_str().map(BufferId::from))
+            .collect()
+    }
+
+    /// The texts of the `inbound` frames written on `conn`, in order.
+    pub fn texts(&self, conn: ConnId) -> Vec<String> {
+        self.frames_on(conn)
+            .filter(|f| f["type"] == "inbound")
+            .filter_map(|f| f["event"]["text"].as_str().map(str::to_owned))
             .collect()
     }
 

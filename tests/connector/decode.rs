@@ -6,16 +6,16 @@ use relay_machine::connector::{
 };
 use serde_json::Value;
 
-use crate::harness::{Conn, snap};
+use relay_machine::testing::SoloConnector;
 
 #[test]
 fn a_bad_outbound_naming_its_request_is_answered_invalid_action_and_the_next_frame_handled() {
-    let mut run = Conn::handshaken(ConnectorConfig::default());
+    let mut run = SoloConnector::handshaken(ConnectorConfig::default()).unwrap();
     // `typing` without its chat_id, then a good request.
     run.line(r#"{"type":"outbound","requestId":"bad","action":{"op":"typing"}}"#);
     run.line(r#"{"type":"outbound","requestId":"good","action":{"op":"typing","chat_id":"c"}}"#);
     let results: Vec<Value> = run
-        .frames
+        .frames()
         .iter()
         .map(|f| serde_json::from_str::<Value>(f).unwrap())
         .filter(|f| f["type"] == "outbound_result")
@@ -29,16 +29,20 @@ fn a_bad_outbound_naming_its_request_is_answered_invalid_action_and_the_next_fra
         [ConnectorDiagnostic::Decode(_)]
     ));
     // The connection survives: the next frame reached the application.
-    assert!(!run.m.is_closed());
-    assert!(run.commands.is_empty());
+    assert!(!run.machine.is_closed());
+    assert!(run.commands().is_empty());
     assert!(matches!(
-        run.events.last(),
+        run.events().last(),
         Some(ConnectorEvent::Outbound { request_id, .. }) if request_id.0 == "good"
     ));
-    assert_eq!(run.m.in_flight(), 1);
+    assert_eq!(run.machine.in_flight(), 1);
     // A line that is not JSON at all names nothing: a diagnostic only.
     run.line("not json");
     assert_eq!(run.diagnostics().len(), 2);
-    assert_eq!(run.frames.len(), 2, "descriptor and the one salvage answer");
-    snap!(run.transcript);
+    assert_eq!(
+        run.frames().len(),
+        2,
+        "descriptor and the one salvage answer"
+    );
+    insta::assert_snapshot!(run.log.transcript.render());
 }
