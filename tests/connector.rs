@@ -2,8 +2,8 @@
 #![allow(clippy::wildcard_enum_match_arm)]
 //! Scenario tests of the connector role (`ConnectorMachine`, `connector::Instance`) on a
 //! virtual clock, one module per concern of `src/connector/`: the handshake, requests,
-//! decoding, the replay window, the instance across connections, going idle and the
-//! timers. The gateway is scripted by each test through the harness's `SoloConnector` and
+//! decoding, the replay window, the instance across connections, going idle, the
+//! timers and the output contract. The gateway is scripted by each test through the harness's `SoloConnector` and
 //! `SoloInstance` seats, which record every output, render the transcript and check the
 //! protocol invariants after every step (time is an input: nothing sleeps). Snapshots live
 //! in `tests/connector/snapshots/`.
@@ -21,6 +21,8 @@ mod idle;
 mod instance;
 #[path = "connector/liveness.rs"]
 mod liveness;
+#[path = "connector/outputs.rs"]
+mod outputs;
 #[path = "connector/replay.rs"]
 mod replay;
 #[path = "connector/requests.rs"]

@@ -14,19 +14,27 @@ mod driver;
 mod acks;
 #[path = "gateway/backoff.rs"]
 mod backoff;
+#[path = "gateway/config.rs"]
+mod config;
+#[path = "gateway/decode.rs"]
+mod decode;
 #[path = "gateway/determinism.rs"]
 mod determinism;
 #[path = "gateway/handshake.rs"]
 mod handshake;
-#[path = "gateway/hostile.rs"]
-mod hostile;
 #[path = "gateway/idle.rs"]
 mod idle;
+#[path = "gateway/linked.rs"]
+mod linked;
 #[path = "gateway/liveness.rs"]
 mod liveness;
+#[path = "gateway/outputs.rs"]
+mod outputs;
 #[path = "gateway/reconnect.rs"]
 mod reconnect;
 #[path = "gateway/requests.rs"]
 mod requests;
 #[path = "gateway/routing.rs"]
 mod routing;
+#[path = "gateway/unauthorized.rs"]
+mod unauthorized;

@@ -25,6 +25,8 @@ pub struct SoloGateway {
     pub log: Log,
     /// The invariants checked after every step.
     pub check: Invariants,
+    /// Outputs stay queued in the machine until [`release`](Self::release).
+    held: bool,
 }
 
 impl SoloGateway {
@@ -39,6 +41,7 @@ impl SoloGateway {
             now: start,
             log: Log::new(start),
             check,
+            held: false,
         })
     }
 
@@ -161,6 +164,18 @@ impl SoloGateway {
         self.settle();
     }
 
+    /// From now on the seat takes no output (a driver busy elsewhere): the inputs and
+    /// commands that follow all happen in one pass, until [`release`](Self::release).
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
+    /// Takes every output queued since [`hold`](Self::hold), in order, checking each.
+    pub fn release(&mut self) {
+        self.held = false;
+        self.settle();
+    }
+
     /// Runs an application command, notes it with its return value, and settles.
     /// (`send` and `ack_inbound` go through [`send`](Self::send) and [`ack`](Self::ack),
     /// so the checker learns their results.)
@@ -237,6 +252,9 @@ impl SoloGateway {
 
     /// Takes every output, records and checks each, then checks the machine.
     fn settle(&mut self) {
+        if self.held {
+            return;
+        }
         while let Some(output) = self.gateway.poll_output() {
             self.check.gateway_output(&output);
             self.log.gateway_output(self.now, &output);

@@ -8,6 +8,8 @@ use serde_json::Value;
 
 use relay_machine::testing::SoloConnector;
 
+use crate::fixtures::HELLO;
+
 #[test]
 fn a_bad_outbound_naming_its_request_is_answered_invalid_action_and_the_next_frame_handled() {
     let mut run = SoloConnector::handshaken(ConnectorConfig::default()).unwrap();
@@ -45,4 +47,23 @@ fn a_bad_outbound_naming_its_request_is_answered_invalid_action_and_the_next_fra
         "descriptor and the one salvage answer"
     );
     insta::assert_snapshot!(run.log.transcript.render());
+}
+
+/// Before any descriptor, too: an outbound that does not decode but names its request is
+/// answered (failed, `invalid_action`) instead of being dropped.
+#[test]
+fn the_connector_answers_an_undecodable_outbound_instead_of_dropping_it() {
+    let mut run = SoloConnector::new(ConnectorConfig::default());
+    run.line(HELLO);
+    let m = run.mark();
+    run.line(
+        r#"{"type":"outbound","requestId":"r-1","action":{"op":"send","chat_id":5,"content":"x"}}"#,
+    );
+    let out = run.frames_since(m);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0]["type"], "outbound_result");
+    assert_eq!(out[0]["requestId"], "r-1");
+    assert_eq!(out[0]["result"]["success"], false);
+    assert_eq!(out[0]["result"]["code"], INVALID_ACTION);
+    assert_eq!(run.machine.in_flight(), 0);
 }

@@ -2,11 +2,15 @@
 //! Scenarios 3 and 5: buffered replay, acks and passthrough forwards (protocol.md §2.5,
 //! §2.6, §2.12, §6.4, §6.5; design.md §3 principle 8, §4 items 11 and 12).
 
-use relay_machine::gateway::{AckError, GatewayConfig, GatewayEvent};
+use std::time::Duration;
+
+use relay_machine::connector::DeliveryStore;
+use relay_machine::gateway::{AckError, GatewayConfig, GatewayEvent, GatewayState};
 use relay_machine::wire::{Base64Error, BufferId};
 use serde_json::{Value, json};
 
 use crate::driver::*;
+use crate::linked;
 
 fn inbound_buffer_ids(events: &[GatewayEvent]) -> Vec<Option<BufferId>> {
     events
@@ -302,4 +306,55 @@ fn passthrough_with_a_bad_body_is_delivered_with_the_error_and_ackable() {
     assert_eq!(d.ack("pb-8"), Ok(()));
     assert!(d.diagnostics_since(m).is_empty());
     insta::assert_snapshot!(d.transcript());
+}
+
+/// The unacked tail, exactly, in order; nothing acked is ever delivered again. The replay
+/// is the connector's, on the wire: the gateway remembers what it handed over, so the
+/// application gets each delivery once and acks it whichever connection is up.
+#[test]
+fn reconnect_replays_exactly_the_unacked_tail() {
+    let mut pair = linked::pair();
+    for i in 1..=6 {
+        pair.push(linked::event("c1", &format!("m{i}")), true)
+            .unwrap();
+    }
+    pair.drive_until_idle().unwrap();
+    let first = linked::inbound_texts(&pair);
+    assert_eq!(first.len(), 6);
+    // The application owns m1, m2 and m4 durably; m3, m5, m6 are still its to lose.
+    for (text, id) in &first {
+        if ["m1", "m2", "m4"].contains(&text.as_str()) {
+            pair.ack(id.as_ref().unwrap()).unwrap();
+        }
+    }
+    pair.drive_until_idle().unwrap();
+    assert_eq!(pair.store.unacked_len(), 3);
+    assert_eq!(pair.gateway.unacked(), 3);
+    pair.gateway_events.clear();
+    let mark = linked::transcript_len(&pair);
+    pair.drop_connection();
+    pair.advance(Duration::from_secs(1)).unwrap();
+    assert_eq!(pair.gateway.state(), GatewayState::Open);
+    assert_eq!(linked::wire_inbound(&pair, mark), ["m3", "m5", "m6"]);
+    // The application still holds those three from the first connection: not handed over
+    // a second time.
+    assert!(linked::inbound_texts(&pair).is_empty());
+    assert_eq!(pair.gateway.unacked(), 3);
+    // Ack everything now (with the ids the first connection brought): a third connection
+    // replays nothing.
+    for (text, id) in &first {
+        if ["m3", "m5", "m6"].contains(&text.as_str()) {
+            pair.ack(id.as_ref().unwrap()).unwrap();
+        }
+    }
+    pair.drive_until_idle().unwrap();
+    assert_eq!(pair.store.unacked_len(), 0);
+    assert_eq!(pair.gateway.unacked(), 0);
+    pair.gateway_events.clear();
+    let mark = linked::transcript_len(&pair);
+    pair.drop_connection();
+    pair.advance(Duration::from_secs(2)).unwrap();
+    assert_eq!(pair.gateway.state(), GatewayState::Open);
+    assert!(linked::wire_inbound(&pair, mark).is_empty());
+    assert!(linked::inbound_texts(&pair).is_empty());
 }

@@ -277,6 +277,16 @@ impl Driver {
         self.solo.batch(label, ends_socket, f);
     }
 
+    /// Takes no output until [`release`](Self::release): what follows is one pass.
+    pub fn hold(&mut self) {
+        self.solo.hold();
+    }
+
+    /// Takes every output queued since [`hold`](Self::hold).
+    pub fn release(&mut self) {
+        self.solo.release();
+    }
+
     pub fn connect(&mut self) -> Result<(), SendError> {
         self.cmd("connect", |m, now| m.connect(now))
     }
@@ -381,6 +391,15 @@ pub fn config1() -> GatewayConfig {
     GatewayConfig {
         identities: vec![Identity::new("telegram", "701")],
         ..reference()
+    }
+}
+
+/// One discord identity (bot `1`) with the library's defaults otherwise: keepalive, dial
+/// and close bounds on (the edge cases found in review run on it, seed 0).
+pub fn discord1() -> GatewayConfig {
+    GatewayConfig {
+        identities: vec![Identity::new("discord", "1")],
+        ..GatewayConfig::default()
     }
 }
 

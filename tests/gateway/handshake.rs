@@ -203,3 +203,13 @@ fn unauthorized_before_the_first_descriptor_fails_at_once() {
     assert_eq!(d.state(), GatewayState::Idle);
     insta::assert_snapshot!(d.transcript());
 }
+
+#[test]
+fn descriptors_do_not_outlive_their_connection() {
+    let mut d = Driver::open_seeded(discord1(), 0);
+    assert!(d.gw().default_descriptor().is_some());
+    d.closed(1001, "going away");
+    assert!(d.gw().default_descriptor().is_none());
+    assert!(d.gw().descriptor("discord").is_none());
+    assert!(d.gw().chat_descriptor("any").is_none());
+}

@@ -2,9 +2,13 @@
 //! Scenarios 6, 7 and 10: going idle, dormant mode and the redial hold (protocol.md §6.7,
 //! §6.8, §7.4, §7.6 rows 13–17; §11.2 item 8).
 
+use std::time::Duration;
+
 use relay_machine::gateway::{
-    Diagnostic, DialPurpose, GatewayEvent, GatewayState, RequestFailure, SendError,
+    ConnectionCommand, Diagnostic, DialPurpose, GatewayEvent, GatewayState, RequestFailure,
+    SendError,
 };
+use relay_machine::wire::SendAction;
 use serde_json::json;
 
 use crate::driver::*;
@@ -290,4 +294,42 @@ fn dormant_with_a_hold_sleeps_until_released() {
     d.feed(&descriptor("telegram"));
     assert_eq!(d.state(), GatewayState::Open);
     insta::assert_snapshot!(d.transcript());
+}
+
+/// A result the connector wrote before its dormant ack, in the same message, resolves its
+/// request instead of being failed as lost.
+#[test]
+fn frames_before_a_dormant_ack_in_the_same_message_are_processed() {
+    let mut d = Driver::open_seeded(discord1(), 0);
+    let id = d.send(SendAction::default(), None).unwrap();
+    d.go_dormant().unwrap();
+    let m = d.mark();
+    let message = format!(
+        "{{\"type\":\"going_idle_ack\"}}\n{{\"type\":\"outbound_result\",\"requestId\":\"{id}\",\"result\":{{\"success\":true}}}}\n"
+    );
+    d.feed_bytes("going_idle_ack, outbound_result", message.as_bytes());
+    let events = d.events_since(m);
+    let response = events.iter().find_map(|e| match e {
+        GatewayEvent::Response { id: rid, result } if *rid == id => Some(result.clone()),
+        _ => None,
+    });
+    assert!(response.unwrap().unwrap().success);
+    assert!(events.contains(&going_idle(true, true)));
+    assert!(matches!(
+        d.commands_since(m).as_slice(),
+        [ConnectionCommand::Close { .. }]
+    ));
+    assert!(d.gw().is_dormant());
+    assert_eq!(d.state(), GatewayState::Waiting);
+    // The redial waits for the socket being closed to end (the close timeout bounds it).
+    assert_eq!(
+        d.gw().poll_timeout(),
+        Some(d.now() + Duration::from_secs(10))
+    );
+    d.closed(1000, "dormant");
+    // The dormant cadence: one second, not the ladder.
+    assert_eq!(
+        d.gw().poll_timeout(),
+        Some(d.now() + Duration::from_secs(1))
+    );
 }

@@ -11,6 +11,7 @@ use relay_machine::wire::RequestId;
 use serde_json::json;
 
 use crate::driver::*;
+use crate::linked;
 
 #[test]
 fn results_are_matched_by_request_id() {
@@ -331,4 +332,28 @@ fn interrupts_go_out_and_come_in() {
         Err(SendError::NotConnected)
     );
     insta::assert_snapshot!(d.transcript());
+}
+
+#[test]
+fn a_connection_dropped_mid_request_fails_it_as_ambiguous_and_reconnects() {
+    let mut pair = linked::pair();
+    pair.app.auto_respond = false;
+    let id = linked::send(&mut pair, "c1");
+    pair.drive_until_idle().unwrap();
+    assert_eq!(pair.connection().unwrap().in_flight(), 1);
+    pair.drop_connection();
+    pair.drive_until_idle().unwrap();
+    let resolved = linked::responses(&pair);
+    assert_eq!(resolved, vec![(id, false, true)]);
+    assert_eq!(pair.gateway.state(), GatewayState::Waiting);
+    // Reconnects after the first backoff step (at most 1 s) and handshakes again.
+    pair.app.auto_respond = true;
+    pair.advance(Duration::from_secs(1)).unwrap();
+    assert_eq!(pair.gateway.state(), GatewayState::Open);
+    let handshakes = pair
+        .gateway_events
+        .iter()
+        .filter(|e| matches!(e, GatewayEvent::HandshakeComplete { .. }))
+        .count();
+    assert_eq!(handshakes, 2);
 }

@@ -175,3 +175,30 @@ fn the_latest_inbound_of_a_chat_decides_and_follow_ups_name_their_platform() {
     assert_eq!(frame["botId"], "1122334455");
     insta::assert_snapshot!(d.transcript());
 }
+
+/// A reply to a chat on a platform this socket never announced is not tagged with it (the
+/// connector would have to refuse the tag); the tenant metadata still rides along.
+#[test]
+fn a_chat_on_an_unannounced_platform_is_not_tagged_with_it() {
+    let mut d = Driver::open_seeded(discord1(), 0);
+    d.feed(
+        r#"{"type":"inbound","event":{"source":{"platform":"slack","chat_id":"C1","chat_type":"group","scope_id":"T1","user_id":"U1"}}}"#,
+    );
+    let m = d.mark();
+    d.send(
+        SendAction {
+            chat_id: "C1".into(),
+            ..SendAction::default()
+        },
+        None,
+    )
+    .unwrap();
+    let frames = d.frames_since(m);
+    let [frame] = frames.as_slice() else {
+        panic!("one outbound expected: {frames:?}")
+    };
+    assert!(frame.get("platform").is_none(), "{frame}");
+    assert!(frame.get("botId").is_none(), "{frame}");
+    assert_eq!(frame["action"]["metadata"]["scope_id"], "T1");
+    assert_eq!(frame["action"]["metadata"]["user_id"], "U1");
+}

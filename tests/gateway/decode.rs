@@ -1,12 +1,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Scenario 11: hostile frames never kill the connection (protocol.md §1.5, §11.2 items
-//! 1, 4, 5; design.md §3 principles 5 and 6).
+//! Decoding on the gateway. Scenario 11: hostile frames never kill the connection
+//! (protocol.md §1.5, §11.2 items 1, 4, 5; design.md §3 principles 5 and 6). Salvage: a
+//! frame that fails validation still resolves the request or delivery it names, so nothing
+//! waits for a timeout and nothing is redelivered forever. And the same events however the
+//! bytes are cut or merged on the link.
 
-use relay_machine::codec::DecodeErrorKind;
-use relay_machine::gateway::{Diagnostic, GatewayEvent, GatewayState};
+use relay_machine::codec::{DecodeErrorKind, Salvage};
+use relay_machine::gateway::{
+    AckError, Diagnostic, GatewayConfig, GatewayEvent, GatewayState, RequestFailure, TimerKind,
+};
+use relay_machine::wire::{BufferId, SendAction};
 use serde_json::json;
 
 use crate::driver::*;
+use crate::linked;
 
 /// What one hostile line must be reported as.
 #[derive(Debug)]
@@ -143,4 +150,158 @@ fn frames_split_and_coalesced_across_messages() {
     d.feed_bytes("<newline>", b"\r\n");
     assert!(d.response(&c).is_ok());
     insta::assert_snapshot!(d.transcript());
+}
+
+// ----- salvage: a frame that fails validation still resolves what it names ----------
+
+fn salvaging(auto_ack: bool) -> Driver {
+    Driver::open_seeded(
+        GatewayConfig {
+            auto_ack,
+            ..discord1()
+        },
+        0,
+    )
+}
+
+#[test]
+fn an_undecodable_result_resolves_its_request_at_once_as_ambiguous() {
+    let mut d = salvaging(false);
+    let id = d.send(SendAction::default(), None).unwrap();
+    let m = d.mark();
+    d.feed(&format!(
+        "{{\"type\":\"outbound_result\",\"requestId\":\"{id}\",\"result\":{{\"success\":\"yes\"}}}}"
+    ));
+    let events = d.events_since(m);
+    let resolved: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            GatewayEvent::Response { id: rid, result } => Some((rid.clone(), result.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].0, id);
+    let failure = resolved[0].1.clone().unwrap_err();
+    assert!(matches!(failure, RequestFailure::InvalidResult(_)));
+    assert!(failure.is_ambiguous());
+    assert_eq!(d.gw().in_flight(), 0);
+    assert!(
+        d.gw()
+            .next_timer()
+            .is_none_or(|(_, kind)| kind != TimerKind::Request),
+        "no deadline left for the resolved request"
+    );
+    // The diagnostic still says what was wrong.
+    assert!(events.iter().any(|e| matches!(e, GatewayEvent::Diagnostic(Diagnostic::Decode(d)) if d.salvage == Some(Salvage::OutboundResult(id.clone())))));
+}
+
+#[test]
+fn an_undecodable_result_for_an_unknown_id_changes_nothing() {
+    let mut d = salvaging(false);
+    d.send(SendAction::default(), None).unwrap();
+    let m = d.mark();
+    d.feed(r#"{"type":"outbound_result","requestId":"other","result":[]}"#);
+    assert!(
+        !d.events_since(m)
+            .iter()
+            .any(|e| matches!(e, GatewayEvent::Response { .. }))
+    );
+    assert_eq!(d.gw().in_flight(), 1);
+}
+
+#[test]
+fn an_undecodable_buffered_delivery_can_be_acked_to_drop_it() {
+    const LINE: &str = r#"{"type":"inbound","event":{"text":5},"bufferId":"b-9"}"#;
+    let mut d = salvaging(false);
+    let m = d.mark();
+    d.feed(LINE);
+    // Handed over as a delivery of its own (not a diagnostic), with why it did not decode.
+    assert!(matches!(
+        d.events_since(m).as_slice(),
+        [GatewayEvent::Undeliverable { buffer_id, error }]
+            if *buffer_id == BufferId::from("b-9")
+                && error.salvage == Some(Salvage::Delivery(BufferId::from("b-9")))
+    ));
+    assert!(
+        d.frames_since(m).is_empty(),
+        "never acked on the machine's own initiative"
+    );
+    assert_eq!(d.gw().unacked(), 1);
+    let m = d.mark();
+    d.ack("b-9").unwrap();
+    let acks = d.frames_since(m);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0]["type"], "inbound_ack");
+    assert_eq!(acks[0]["bufferId"], "b-9");
+    assert_eq!(d.ack("b-9"), Err(AckError::Unknown(BufferId::from("b-9"))));
+    // A redelivery of the same line (the ack was lost) is not handed over again: the
+    // machine acks it again by itself.
+    let m = d.mark();
+    d.feed(LINE);
+    assert!(d.events_since(m).is_empty(), "{:?}", d.events_since(m));
+    assert_eq!(
+        d.frames_since(m),
+        [json!({"type": "inbound_ack", "bufferId": "b-9"})]
+    );
+    assert_eq!(d.gw().unacked(), 0);
+}
+
+#[test]
+fn auto_ack_drops_an_undecodable_buffered_delivery_but_never_a_live_one() {
+    let mut d = salvaging(true);
+    let m = d.mark();
+    d.feed_bytes(
+        "a bad buffered passthrough, a bad live inbound",
+        b"{\"type\":\"passthrough_forward\",\"forward\":{\"headers\":[1]},\"bufferId\":\"p-1\"}\n{\"type\":\"inbound\",\"event\":{\"text\":5}}\n",
+    );
+    let acks = d.frames_since(m);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0]["bufferId"], "p-1");
+    // The buffered one is handed over as undeliverable (and acked at once); the live one
+    // is only a diagnostic, with nothing to ack.
+    let events = d.events_since(m);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [
+                GatewayEvent::Undeliverable { buffer_id, .. },
+                GatewayEvent::Diagnostic(Diagnostic::Decode(d)),
+            ] if *buffer_id == BufferId::from("p-1") && d.salvage.is_none()
+        ),
+        "{events:?}"
+    );
+    assert_eq!(d.gw().unacked(), 0);
+}
+
+// ----- both roles: framing across messages -------------------------------------------
+/// The same traffic gives the same events however the bytes are cut or merged.
+#[test]
+fn byte_split_and_coalesced_delivery_give_the_same_events() {
+    let mut outcomes = Vec::new();
+    for (split, coalesce) in [
+        (None, false),
+        (Some(1), false),
+        (Some(7), true),
+        (None, true),
+    ] {
+        let mut pair = linked::pair();
+        pair.knobs.split = split;
+        pair.knobs.coalesce = coalesce;
+        for i in 0..5 {
+            // Even ones buffered, odd ones live (sent at once: the gateway is not idle).
+            let buffered = i % 2 == 0;
+            let id = pair.push(linked::event("c1", &format!("caf\u{e9} {i} 🚀")), buffered);
+            assert_eq!(id.is_some(), buffered);
+        }
+        let ids: Vec<_> = (0..3).map(|_| linked::send(&mut pair, "c1")).collect();
+        pair.drive_until_idle().unwrap();
+        let texts = linked::inbound_texts(&pair);
+        assert_eq!(texts.len(), 5, "split {split:?} coalesce {coalesce}");
+        assert!(linked::responses(&pair).iter().all(|(_, ok, _)| *ok));
+        assert_eq!(linked::responses(&pair).len(), ids.len());
+        let events: Vec<String> = texts.iter().map(|(t, b)| format!("{t} {b:?}")).collect();
+        outcomes.push(events);
+    }
+    assert!(outcomes.windows(2).all(|w| w[0] == w[1]), "{outcomes:#?}");
 }
