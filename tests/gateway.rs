@@ -24,6 +24,8 @@ mod determinism;
 mod handshake;
 #[path = "gateway/idle.rs"]
 mod idle;
+#[path = "gateway/invariants.rs"]
+mod invariants;
 #[path = "gateway/linked.rs"]
 mod linked;
 #[path = "gateway/liveness.rs"]

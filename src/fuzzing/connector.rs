@@ -1,5 +1,6 @@
 //! The `connector_ops` target: arbitrary sequences of gateway frames, application commands,
-//! overlapping connections and store answers on one [`Instance`] over a [`MemoryStore`].
+//! overlapping connections and store answers on one [`Instance`] over a [`MemoryStore`],
+//! checked by the test harness's one checker ([`Invariants`]) and this target's model.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -12,6 +13,7 @@ use crate::connector::{
     ConnId, ConnectorConfig, ConnectorDiagnostic, ConnectorEvent, Delivery, DeliveryStore,
     Instance, InstanceOutput, Live, LoadToken, MemoryStore,
 };
+use crate::testing::{Invariants, SoloInstance};
 use crate::wire::{
     ActionResult, BufferId, CapabilityDescriptor, Frame, Identity, InboundAck, Interrupt,
     MessageEvent, Outbound, PassthroughForward, RequestId, SendAction,
@@ -114,8 +116,6 @@ struct ConnectionModel {
     handshaken: bool,
     /// Closed by the application (`Close`): its machine refuses further writes.
     closed: bool,
-    /// The driver took this connection's `Close`: nothing of it may follow.
-    close_taken: bool,
 }
 
 struct Model {
@@ -132,6 +132,7 @@ struct Model {
     acked: BTreeSet<BufferId>,
     /// Every buffered delivery written on any connection, for acks by index.
     delivered: Vec<BufferId>,
+    check: Invariants,
 }
 
 /// Operation sequences on an [`Instance`] over a [`MemoryStore`] that the harness plays as
@@ -143,12 +144,14 @@ struct Model {
 /// garbage) cut anywhere, every application command, socket ends, and answers to the
 /// instance's loads, in order but at any later point (so some are stale).
 ///
-/// Invariants, after every operation:
+/// Invariants, after every operation: every connector promise of [`Invariants`] (an
+/// acked delivery is never written again, none twice on one connection, nothing after a
+/// connection's close, an `outbound` handed out once while open, nothing unacked lost from
+/// the store), and this target's model besides:
 /// - per connection, never more `outbound_result`s for an id than `outbound`s given for
 ///   it; `respond` succeeds exactly for open requests of a connection not closed;
-/// - an acked delivery is never written again, on any connection; no delivery is written
-///   twice on one connection; those written on the current connection and not acked never
-///   exceed `replay_window`; nothing of a connection is written after its close;
+/// - those written on the current connection and not acked never exceed `replay_window`;
+///   every delivery written was appended;
 /// - the store's unacked count is what was appended minus what was acked;
 /// - every connection's `open_requests() <= max_open_requests`,
 ///   `identities().len() <= max_identities`, `buffered_len() <= max_frame_len`; every
@@ -174,6 +177,7 @@ pub fn connector_ops(data: &[u8]) {
         appended: BTreeSet::new(),
         acked: BTreeSet::new(),
         delivered: Vec::new(),
+        check: Invariants::new(),
     };
     for _ in 0..MAX_OPS {
         let Ok(op) = Op::arbitrary(&mut u) else {
@@ -202,6 +206,7 @@ impl Model {
                 if self.connections.len() >= 8 {
                     if let Some(oldest) = self.connections.keys().next().copied() {
                         self.instance.on_closed(now, oldest, None, "socket ended");
+                        self.check.connection_ended(Some(oldest));
                         self.connections.remove(&oldest);
                     }
                 }
@@ -290,7 +295,8 @@ impl Model {
                 };
                 if let Some(delivery) = delivery {
                     let id = self.store.append(delivery.clone());
-                    assert!(self.appended.insert(id.clone()), "store reused {id}");
+                    self.check.pushed(&id);
+                    self.appended.insert(id.clone());
                     self.instance.push_buffered(now, id, delivery);
                 }
             }
@@ -310,6 +316,7 @@ impl Model {
             Op::SocketClosed(which) => {
                 let Some(conn) = self.pick(which) else { return };
                 self.instance.on_closed(now, conn, None, "socket ended");
+                self.check.connection_ended(Some(conn));
                 self.connections.remove(&conn);
             }
             Op::AnswerLoad => {
@@ -412,21 +419,13 @@ impl Model {
     /// Takes every output, checking each, as a driver and its application would.
     fn drain(&mut self) {
         while let Some(output) = self.instance.poll_output() {
+            self.check.instance_output(&output);
             match output {
                 InstanceOutput::Transmit(conn, line) => {
-                    let model = self.connections.entry(conn).or_default();
-                    assert!(
-                        !model.close_taken,
-                        "a frame of {conn} polled after its close"
-                    );
                     let frame = transmitted_frame(line.as_bytes());
                     self.on_transmit(conn, frame);
                 }
-                InstanceOutput::Command(conn, _) => {
-                    let model = self.connections.entry(conn).or_default();
-                    assert!(!model.close_taken, "two closes for {conn}");
-                    model.close_taken = true;
-                }
+                InstanceOutput::Command(..) => {}
                 InstanceOutput::Event(conn, event) => self.on_event(conn, event),
                 InstanceOutput::Load {
                     token,
@@ -471,13 +470,7 @@ impl Model {
     fn on_event(&mut self, conn: ConnId, event: ConnectorEvent) {
         let model = self.connections.entry(conn).or_default();
         match event {
-            ConnectorEvent::Outbound { request_id, .. } => {
-                assert!(
-                    !model.open.contains(&request_id),
-                    "{request_id} handed out twice while open"
-                );
-                model.open.push(request_id);
-            }
+            ConnectorEvent::Outbound { request_id, .. } => model.open.push(request_id),
             ConnectorEvent::Diagnostic(ConnectorDiagnostic::TooManyRequests(_)) => {
                 assert!(model.open.len() >= self.config.max_open_requests);
             }
@@ -487,15 +480,14 @@ impl Model {
 
     fn on_delivery(&mut self, conn: ConnId, id: Option<BufferId>) {
         let Some(id) = id else { return };
-        assert!(!self.acked.contains(&id), "acked delivery {id} sent again");
         assert!(self.appended.contains(&id), "{id} was never appended");
         let model = self.connections.entry(conn).or_default();
-        assert!(!model.sent.contains(&id), "{id} sent twice on {conn}");
         model.sent.push(id.clone());
         self.delivered.push(id);
     }
 
     fn check(&self) {
+        self.check.unacked_kept(&self.store);
         if let Some(current) = self.instance.current() {
             let sent = self.connections.get(&current).map(|m| m.sent.as_slice());
             let outstanding = sent
@@ -541,52 +533,27 @@ impl Model {
             ..ConnectorConfig::default()
         };
         let pending: Vec<BufferId> = self.appended.difference(&self.acked).cloned().collect();
-        let mut instance = Instance::new(config);
-        let now = self.now;
-        let conn = instance.accept(now);
-        let hello = encode(&Frame::Hello(Identity {
-            platform: "discord".to_owned(),
-            bot_id: String::new(),
-            command_manifest: None,
-        }));
-        instance.handle_input(now, conn, &hello);
-        let descriptor = CapabilityDescriptor::new("discord", "Discord");
-        assert!(instance.send_descriptor(now, conn, descriptor).is_ok());
-        let mut received = Vec::new();
+        // The harness's instance seat plays that gateway: it answers every load from the
+        // store and checks the invariants on the way.
+        let mut seat = SoloInstance::with_store(config, self.store);
+        seat.now = self.now;
+        let conn = seat
+            .handshake()
+            .unwrap_or_else(|e| panic!("a healthy handshake was refused: {e}"));
         for _ in 0..=pending.len() + 1 {
-            let mut acks = Vec::new();
-            while let Some(output) = instance.poll_output() {
-                match output {
-                    InstanceOutput::Transmit(_, line) => {
-                        let id = match transmitted_frame(line.as_bytes()) {
-                            Frame::Inbound(inbound) => inbound.buffer_id,
-                            Frame::PassthroughForward(p) => p.buffer_id,
-                            _ => None,
-                        };
-                        if let Some(id) = id {
-                            received.push(id.clone());
-                            acks.extend_from_slice(&encode(&Frame::InboundAck(InboundAck {
-                                buffer_id: id,
-                            })));
-                        }
-                    }
-                    InstanceOutput::Load {
-                        token,
-                        after,
-                        limit,
-                    } => {
-                        let deliveries = self.store.unacked_after(after.as_ref(), limit);
-                        assert!(instance.offer(now, token, deliveries));
-                    }
-                    InstanceOutput::Acked(id) => assert!(self.store.ack(&id), "ack of {id}"),
-                    _ => {}
-                }
-            }
-            if acks.is_empty() {
+            let sent = seat.sent(conn);
+            let unacked: Vec<BufferId> = sent
+                .into_iter()
+                .filter(|id| !seat.acked().contains(id))
+                .collect();
+            if unacked.is_empty() {
                 break;
             }
-            instance.handle_input(now, conn, &acks);
+            for id in &unacked {
+                seat.ack(conn, id);
+            }
         }
+        let received = seat.sent(conn);
         let seq = |id: &BufferId| {
             id.0.rsplit('-')
                 .next()
@@ -596,6 +563,6 @@ impl Model {
         let mut expected = pending;
         expected.sort_by_key(seq);
         assert_eq!(received, expected, "the last connection's replay");
-        assert_eq!(self.store.unacked_len(), 0, "the store did not drain");
+        assert_eq!(seat.store.unacked_len(), 0, "the store did not drain");
     }
 }

@@ -1,8 +1,7 @@
 //! The `gateway_ops` target: arbitrary sequences of inputs, commands and time advances on
 //! a [`RelayMachine`], driven the way a driver would, with the machine's promises checked
-//! after every step.
+//! after every step by the test harness's one checker ([`Invariants`]).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -10,9 +9,9 @@ use arbitrary::{Arbitrary, Unstructured};
 use super::transmitted_frame;
 use crate::codec::encode;
 use crate::gateway::{
-    BackoffConfig, ConnectionCommand, GatewayConfig, GatewayEvent, GatewayState, Output,
-    RelayMachine, RequestFailure,
+    BackoffConfig, GatewayConfig, GatewayEvent, GatewayState, Output, RelayMachine,
 };
+use crate::testing::Invariants;
 use crate::wire::{
     ActionResult, BufferId, CapabilityDescriptor, Descriptor, FollowUpAction, Frame, Identity,
     Inbound, InboundAck, InterruptInbound, MessageEvent, Outbound, OutboundAction, OutboundResult,
@@ -168,23 +167,14 @@ enum PeerFrame {
     Garbage(Vec<u8>),
 }
 
-/// What the harness has seen, to check the machine against.
+/// What the runner has seen, to pick its inputs from, and the one invariant checker.
 struct Model {
-    config: GatewayConfig,
     now: Instant,
-    /// Every id `send` returned, with how many `Response`s it got.
-    requests: BTreeMap<RequestId, u32>,
-    /// In send order, for peer frames that refer to requests by index.
+    /// The request ids `send` returned, in send order, for peer frames that refer to
+    /// requests by index.
     sent: Vec<RequestId>,
     deliveries: Vec<BufferId>,
-    last_generation: u64,
-    terminal: Option<GatewayState>,
-    /// The driver holds an open socket that no `Close` or report ended: frames may come.
-    writable: bool,
-    /// Requests whose `outbound` the driver took to write.
-    written: BTreeSet<RequestId>,
-    /// The terminal event was taken: nothing may follow it.
-    terminal_event: bool,
+    check: Invariants,
 }
 
 /// Operation sequences on a [`RelayMachine`].
@@ -193,17 +183,15 @@ struct Model {
 /// every input and command of the machine, peer frames (valid, invalid and unexpected, cut
 /// anywhere), raw bytes, and time advances. Outputs are drained after each operation.
 ///
-/// Invariants, after every operation:
-/// - each id `send` returned resolves at most once, and only ids it returned resolve; a
-///   failure after `send` succeeded is always ambiguous, an immediate `send` failure never;
-/// - `in_flight() <= max_in_flight`, `unacked() <= delivery_memory`,
-///   `buffered_len() <= max_frame_len`;
-/// - every transmit is one well-formed frame;
+/// Invariants, after every operation: every promise of [`Invariants`] (exactly-once
+/// resolution, nothing acked handed over again, frames only on an open socket, the bounds,
+/// terminal states, the dial generation), and besides:
+/// - every transmit is a fixed point of decode → encode;
 /// - after `handle_timeout(now)`, `poll_timeout()` is `None` or later than `now` unless the
 ///   call queued output, and a few more calls at the same `now` settle it; a call before
 ///   the deadline does nothing at all;
-/// - dial generations increase; `Closed` and `Revoked` stay as they are, dial nothing, and
-///   refuse `connect` and `send`.
+/// - `Closed` and `Revoked` refuse `connect` and `send`; a failed `send` changes nothing;
+///   a stale dial's answer changes nothing.
 ///
 /// At the end, `disconnect` and the drain deadline resolve every request exactly once and
 /// leave the machine terminal with no deadline.
@@ -219,16 +207,10 @@ pub fn gateway_ops(data: &[u8]) {
     // The virtual clock's origin; only differences from it matter.
     let start = Instant::now();
     let mut model = Model {
-        config,
         now: start,
-        requests: BTreeMap::new(),
         sent: Vec::new(),
         deliveries: Vec::new(),
-        last_generation: 0,
-        terminal: None,
-        writable: false,
-        written: BTreeSet::new(),
-        terminal_event: false,
+        check: Invariants::for_gateway(&config),
     };
     for _ in 0..MAX_OPS {
         let Ok(op) = Op::arbitrary(&mut u) else {
@@ -244,15 +226,17 @@ impl Model {
         let now = self.now;
         match op {
             Op::Connect => {
+                let terminal = is_terminal(gw);
                 let result = gw.connect(now);
-                if self.terminal.is_some() {
+                if terminal {
                     assert!(result.is_err(), "connect succeeded on a terminal machine");
                 }
             }
             Op::Connected => {
-                let dialing = gw.state() == GatewayState::Dialing;
+                if gw.state() == GatewayState::Dialing {
+                    self.check.socket_opened();
+                }
                 gw.on_connected(now, gw.generation());
-                self.writable |= dialing;
             }
             Op::StaleConnected => {
                 let state = gw.state();
@@ -269,8 +253,8 @@ impl Model {
                     Close::UnauthorizedExpired => (Some(4401), "expired"),
                     Close::Other(code) => (Some(code), ""),
                 };
+                self.check.socket_ended();
                 gw.on_closed(now, code, reason);
-                self.writable = false;
             }
             Op::Peer(frames, cut) => {
                 let mut stream = Vec::new();
@@ -313,14 +297,11 @@ impl Model {
                 };
                 let platform = platform.map(|p| PLATFORMS[usize::from(p) % PLATFORMS.len()]);
                 let in_flight = gw.in_flight();
+                let terminal = is_terminal(gw);
                 match gw.send(now, action, platform) {
                     Ok(id) => {
-                        assert!(
-                            self.terminal.is_none(),
-                            "send succeeded on a terminal machine"
-                        );
-                        let fresh = self.requests.insert(id.clone(), 0).is_none();
-                        assert!(fresh, "request id {id} reused");
+                        assert!(!terminal, "send succeeded on a terminal machine");
+                        self.check.sent(&id);
                         self.sent.push(id);
                         assert_eq!(gw.in_flight(), in_flight + 1);
                     }
@@ -339,7 +320,9 @@ impl Model {
                     .get(usize::from(which))
                     .cloned()
                     .unwrap_or_else(|| BufferId(format!("b-{which}")));
-                let _ = gw.ack_inbound(now, &id);
+                if gw.ack_inbound(now, &id).is_ok() {
+                    self.check.app_acked(&id);
+                }
             }
             Op::GoIdle => {
                 let _ = gw.go_idle(now);
@@ -482,17 +465,7 @@ impl Model {
         let now = self.now;
         let due = gw.poll_timeout().is_some_and(|at| at <= now);
         if !due {
-            let before = gw.poll_timeout();
-            gw.handle_timeout(now);
-            assert!(
-                !self.drain(gw),
-                "handle_timeout before the deadline produced output"
-            );
-            assert_eq!(
-                gw.poll_timeout(),
-                before,
-                "a spurious handle_timeout moved a deadline"
-            );
+            self.check.spurious_timeout(now, gw);
             return;
         }
         // Each round either settles the deadlines or produces output (a dial, an event):
@@ -507,7 +480,7 @@ impl Model {
                         "deadline {at:?} <= now after handle_timeout, no output"
                     );
                 }
-                _ => return,
+                next => return self.check.after_timeout(now, next),
             }
         }
         panic!("handle_timeout at one instant did not settle in 8 rounds");
@@ -518,115 +491,27 @@ impl Model {
         let mut any = false;
         while let Some(output) = gw.poll_output() {
             any = true;
-            assert!(!self.terminal_event, "{output:?} after the terminal event");
+            self.check.gateway_output(&output);
             match output {
-                Output::Command(command) => self.on_command(command),
                 Output::Transmit(line) => {
-                    assert!(
-                        self.writable,
-                        "a frame polled after its connection's close or the next dial"
-                    );
-                    if let Frame::Outbound(outbound) = transmitted_frame(line.as_bytes()) {
-                        self.written.insert(outbound.request_id);
+                    transmitted_frame(line.as_bytes());
+                }
+                Output::Event(
+                    GatewayEvent::Inbound {
+                        buffer_id: Some(id),
+                        ..
                     }
-                }
-                Output::Event(event) => self.on_event(event),
+                    | GatewayEvent::Passthrough {
+                        buffer_id: Some(id),
+                        ..
+                    }
+                    | GatewayEvent::Undeliverable { buffer_id: id, .. },
+                ) => self.deliveries.push(id),
+                _ => {}
             }
         }
-        self.check(gw);
+        self.check.gateway_step(gw);
         any
-    }
-
-    fn on_command(&mut self, command: ConnectionCommand) {
-        // A close, an abort or a dial for the next socket ends the one the driver holds.
-        if !matches!(command, ConnectionCommand::Ping) {
-            self.writable = false;
-        }
-        if let ConnectionCommand::Dial { generation, .. } = command {
-            assert!(self.terminal.is_none(), "a terminal machine dialled");
-            assert!(
-                generation > self.last_generation,
-                "dial generation went back"
-            );
-            self.last_generation = generation;
-        }
-    }
-
-    fn on_event(&mut self, event: GatewayEvent) {
-        match event {
-            GatewayEvent::Response { id, result } => {
-                let count = self
-                    .requests
-                    .get_mut(&id)
-                    .unwrap_or_else(|| panic!("a response for {id}, never sent"));
-                *count += 1;
-                assert_eq!(*count, 1, "request {id} resolved twice");
-                match result {
-                    Err(RequestFailure::NotWritten) => assert!(
-                        !self.written.contains(&id),
-                        "{id} was written, yet failed as not written"
-                    ),
-                    Err(failure) => assert!(
-                        failure.is_ambiguous(),
-                        "a request that was sent failed as {failure}"
-                    ),
-                    Ok(_) => {}
-                }
-            }
-            GatewayEvent::Inbound {
-                buffer_id: Some(id),
-                ..
-            }
-            | GatewayEvent::Passthrough {
-                buffer_id: Some(id),
-                ..
-            }
-            | GatewayEvent::Undeliverable { buffer_id: id, .. } => self.deliveries.push(id),
-            GatewayEvent::Closed | GatewayEvent::Revoked { .. } => self.terminal_event = true,
-            _ => {}
-        }
-    }
-
-    fn check(&mut self, gw: &RelayMachine) {
-        assert!(
-            gw.in_flight() <= self.config.max_in_flight,
-            "in_flight over the limit"
-        );
-        assert!(
-            gw.unacked() <= self.config.delivery_memory,
-            "unacked over the limit"
-        );
-        assert!(
-            gw.buffered_len() <= self.config.max_frame_len,
-            "input buffer over the limit"
-        );
-        assert!(
-            gw.descriptors().count() <= self.config.max_identities,
-            "descriptors over the limit"
-        );
-        let unresolved = self.requests.values().filter(|&&n| n == 0).count();
-        assert_eq!(
-            gw.in_flight(),
-            unresolved,
-            "in_flight disagrees with open requests"
-        );
-        let state = gw.state();
-        if let Some(terminal) = self.terminal {
-            assert_eq!(state, terminal, "left a terminal state");
-        } else if matches!(state, GatewayState::Closed | GatewayState::Revoked) {
-            self.terminal = Some(state);
-        }
-        if self.terminal.is_some() {
-            assert_eq!(
-                gw.in_flight(),
-                0,
-                "a terminal machine has requests in flight"
-            );
-        }
-        if self.terminal_event {
-            // Before its terminal event a closed machine may still wait for its socket.
-            assert_eq!(gw.poll_timeout(), None, "a terminal machine has a deadline");
-        }
     }
 
     /// Disconnect and run the clock out: every request must have resolved exactly once.
@@ -640,14 +525,16 @@ impl Model {
             self.now = self.now.max(at);
             self.timeout(gw);
         }
-        let state = gw.state();
         assert!(
-            matches!(state, GatewayState::Closed | GatewayState::Revoked),
-            "disconnect did not end in a terminal state: {state:?}"
+            is_terminal(gw),
+            "disconnect did not end in a terminal state: {:?}",
+            gw.state()
         );
-        for (id, count) in &self.requests {
-            assert_eq!(*count, 1, "request {id} resolved {count} times");
-        }
+        self.check.all_resolved();
         assert_eq!(gw.poll_timeout(), None);
     }
+}
+
+fn is_terminal(gw: &RelayMachine) -> bool {
+    matches!(gw.state(), GatewayState::Closed | GatewayState::Revoked)
 }

@@ -54,8 +54,8 @@ struct Handed {
 /// What one connector connection (or a lone `ConnectorMachine`, keyed `None`) did.
 #[derive(Debug, Default)]
 struct ConnLog {
-    /// Requests handed to the application, and how many results went out for each.
-    outbound: BTreeMap<String, u32>,
+    /// Requests handed to the application and not answered yet.
+    open: BTreeSet<String>,
     /// Buffer ids written on this connection.
     sent: BTreeSet<String>,
     closed: bool,
@@ -77,8 +77,8 @@ struct ConnLog {
 ///   decreases; the configured bounds hold.
 ///
 /// Connector side (from `connector::Output`s or `InstanceOutput`s):
-/// - every `outbound` handed to the application is answered at most once on its
-///   connection, and no frame follows a connection's close;
+/// - an `outbound` is handed to the application at most once while it is open (until its
+///   answer is written), and nothing follows a connection's close or abort;
 /// - a delivery the gateway acked is never written again, and none is written twice on one
 ///   connection;
 /// - **nothing unacked is lost**: [`unacked_kept`](Self::unacked_kept) checks that every
@@ -398,14 +398,11 @@ impl Invariants {
                 }
             }
         }
+        // The answer closes the request: a second answer for it would need a new
+        // `outbound` (one the machine answers itself never reaches the application).
         if frame["type"] == "outbound_result" {
             if let Some(id) = frame["requestId"].as_str() {
-                if let Some(n) = log.outbound.get_mut(id) {
-                    *n += 1;
-                    if *n > 1 {
-                        violated(format_args!("outbound {id} answered twice"));
-                    }
-                }
+                log.open.remove(id);
             }
         }
     }
@@ -415,14 +412,16 @@ impl Invariants {
         if log.closed {
             violated(format_args!("{command:?} after {conn:?}'s close"));
         }
-        log.closed |= matches!(command, ConnectorCommand::Close { .. });
+        log.closed |= !matches!(command, ConnectorCommand::Ping);
     }
 
     fn conn_event(&mut self, conn: Option<ConnId>, event: &ConnectorEvent) {
         if let ConnectorEvent::Outbound { request_id, .. } = event {
             let log = self.conns.entry(conn).or_default();
-            if log.outbound.insert(request_id.0.clone(), 0).is_some() {
-                violated(format_args!("outbound {request_id} handed out twice"));
+            if !log.open.insert(request_id.0.clone()) {
+                violated(format_args!(
+                    "outbound {request_id} handed out twice while open"
+                ));
             }
         }
     }
