@@ -26,13 +26,15 @@ mod check;
 mod pair;
 mod solo_connector;
 mod solo_gateway;
+mod solo_instance;
 
 use std::time::Instant;
 
 pub use check::Invariants;
 pub use pair::{ConnectorApp, Knobs, MAX_STEPS, NotConverged, Pair};
-pub use solo_connector::{HELLO, SoloConnector, SoloInstance};
+pub use solo_connector::{HELLO, SoloConnector};
 pub use solo_gateway::SoloGateway;
+pub use solo_instance::SoloInstance;
 
 use crate::Transmit;
 use crate::connector::{self, ConnectorCommand, ConnectorEvent, ConnectorMachine, InstanceOutput};
