@@ -14,6 +14,25 @@ use crate::fixtures::HELLO;
 /// [`HELLO`] as one message, its newline included.
 const HELLO_LINE: &[u8] = b"{\"type\":\"hello\",\"platform\":\"discord\",\"botId\":\"1\"}\n";
 
+/// What a socket whose hello never came is told: one close, 1008.
+fn hello_timeout() -> [ConnectorCommand; 1] {
+    [ConnectorCommand::Close {
+        code: 1008,
+        reason: "hello timeout".into(),
+    }]
+}
+
+/// A link past its hello, answered with a descriptor (noted as the hello alone).
+fn open() -> SoloConnector {
+    let mut run = SoloConnector::new(ConnectorConfig::default());
+    run.input("hello", HELLO_LINE);
+    run.machine
+        .send_descriptor(run.now, CapabilityDescriptor::new("discord", "Discord"))
+        .unwrap();
+    run.settle();
+    run
+}
+
 #[test]
 fn a_socket_without_a_complete_hello_is_closed_at_10s_with_1008_never_4401() {
     let mut run = SoloConnector::new(ConnectorConfig::default());
@@ -23,13 +42,7 @@ fn a_socket_without_a_complete_hello_is_closed_at_10s_with_1008_never_4401() {
     run.advance(Duration::from_millis(5_999));
     assert!(run.commands().is_empty());
     run.advance(Duration::from_millis(1));
-    assert_eq!(
-        run.commands(),
-        [ConnectorCommand::Close {
-            code: 1008,
-            reason: "hello timeout".into()
-        }]
-    );
+    assert_eq!(run.commands(), hello_timeout());
     assert!(
         !run.commands().iter().any(|c| matches!(
             c,
@@ -48,13 +61,7 @@ fn a_socket_that_never_says_hello_is_closed_at_10s_with_1008() {
     run.advance(Duration::from_millis(9_999));
     assert!(run.commands().is_empty());
     run.advance(Duration::from_millis(1));
-    assert_eq!(
-        run.commands(),
-        [ConnectorCommand::Close {
-            code: 1008,
-            reason: "hello timeout".into()
-        }]
-    );
+    assert_eq!(run.commands(), hello_timeout());
     insta::assert_snapshot!(run.log.transcript.render());
 }
 
@@ -73,12 +80,7 @@ fn a_hello_in_time_stops_the_hello_timer() {
 
 #[test]
 fn a_link_that_goes_silent_is_pinged_then_dropped_at_60s() {
-    let mut run = SoloConnector::new(ConnectorConfig::default());
-    run.input("hello", HELLO_LINE);
-    run.machine
-        .send_descriptor(run.now, CapabilityDescriptor::new("discord", "Discord"))
-        .unwrap();
-    run.settle();
+    let mut run = open();
     run.advance(Duration::from_millis(60_000));
     assert_eq!(
         run.commands(),
@@ -156,12 +158,7 @@ fn no_ping_is_asked_before_the_hello() {
 
 #[test]
 fn a_link_that_goes_silent_mid_request_is_dropped_and_the_late_answer_refused() {
-    let mut run = SoloConnector::new(ConnectorConfig::default());
-    run.input("hello", HELLO_LINE);
-    run.machine
-        .send_descriptor(run.now, CapabilityDescriptor::new("discord", "Discord"))
-        .unwrap();
-    run.settle();
+    let mut run = open();
     run.advance(Duration::from_millis(1_000));
     run.input(
         "outbound r1",

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::driver::*;
 use crate::linked;
+use relay_machine::testing::Pair;
 
 fn inbound_buffer_ids(events: &[GatewayEvent]) -> Vec<Option<BufferId>> {
     events
@@ -308,6 +309,15 @@ fn passthrough_with_a_bad_body_is_delivered_with_the_error_and_ackable() {
     insta::assert_snapshot!(d.transcript());
 }
 
+/// The application acks the deliveries of `first` whose text is one of `texts`.
+fn ack_texts(pair: &mut Pair, first: &[(String, Option<BufferId>)], texts: &[&str]) {
+    for (text, id) in first {
+        if texts.contains(&text.as_str()) {
+            pair.ack(id.as_ref().unwrap()).unwrap();
+        }
+    }
+}
+
 /// The unacked tail, exactly, in order; nothing acked is ever delivered again. The replay
 /// is the connector's, on the wire: the gateway remembers what it handed over, so the
 /// application gets each delivery once and acks it whichever connection is up.
@@ -322,11 +332,7 @@ fn reconnect_replays_exactly_the_unacked_tail() {
     let first = linked::inbound_texts(&pair);
     assert_eq!(first.len(), 6);
     // The application owns m1, m2 and m4 durably; m3, m5, m6 are still its to lose.
-    for (text, id) in &first {
-        if ["m1", "m2", "m4"].contains(&text.as_str()) {
-            pair.ack(id.as_ref().unwrap()).unwrap();
-        }
-    }
+    ack_texts(&mut pair, &first, &["m1", "m2", "m4"]);
     pair.drive_until_idle().unwrap();
     assert_eq!(pair.store.unacked_len(), 3);
     assert_eq!(pair.gateway.unacked(), 3);
@@ -342,11 +348,7 @@ fn reconnect_replays_exactly_the_unacked_tail() {
     assert_eq!(pair.gateway.unacked(), 3);
     // Ack everything now (with the ids the first connection brought): a third connection
     // replays nothing.
-    for (text, id) in &first {
-        if ["m3", "m5", "m6"].contains(&text.as_str()) {
-            pair.ack(id.as_ref().unwrap()).unwrap();
-        }
-    }
+    ack_texts(&mut pair, &first, &["m3", "m5", "m6"]);
     pair.drive_until_idle().unwrap();
     assert_eq!(pair.store.unacked_len(), 0);
     assert_eq!(pair.gateway.unacked(), 0);
