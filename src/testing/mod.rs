@@ -3,9 +3,8 @@
 //! The harness has one recorder ([`Log`]), one invariant checker ([`Invariants`]) and one
 //! clock discipline, and seats a test in one of three ways:
 //!
-//! - [`Pair`]: a [`RelayMachine`](crate::gateway::RelayMachine) and a connector
-//!   [`Instance`](crate::connector::Instance) joined in memory; the harness plays the
-//!   socket and a minimal connector application. [`Pair::step`] moves the clock to the
+//! - [`Pair`]: a [`RelayMachine`] and a connector [`Instance`](crate::connector::Instance)
+//!   joined in memory; the harness plays the socket and a minimal connector application. [`Pair::step`] moves the clock to the
 //!   earlier deadline of the two sides (or the next message due), like quinn-proto's
 //!   `Pair::step`.
 //! - [`SoloGateway`]: the gateway alone; the test scripts the connector (feeds lines and
