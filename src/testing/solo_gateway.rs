@@ -3,9 +3,14 @@
 use std::fmt::{Debug, Display};
 use std::time::{Duration, Instant};
 
-use super::{Invariants, Log};
-use crate::gateway::{AckError, ConfigError, GatewayConfig, GatewayState, RelayMachine, SendError};
-use crate::wire::{BufferId, OutboundAction, RequestId};
+use serde_json::Value;
+
+use super::{Invariants, Log, Record};
+use crate::gateway::{
+    AckError, ConfigError, ConnectionCommand, Diagnostic, DialPurpose, GatewayConfig, GatewayEvent,
+    GatewayState, Output, RelayMachine, RequestFailure, SendError,
+};
+use crate::wire::{ActionResult, BufferId, OutboundAction, RequestId};
 
 /// A [`RelayMachine`] on a virtual clock whose connector the test plays: it feeds lines,
 /// reports socket events and calls the application's commands through the seat, which
@@ -48,6 +53,11 @@ impl SoloGateway {
     /// The machine, to read its state.
     pub fn gateway(&self) -> &RelayMachine {
         &self.gateway
+    }
+
+    /// The machine's state.
+    pub fn state(&self) -> GatewayState {
+        self.gateway.state()
     }
 
     /// Records a free-form line from the test.
@@ -248,6 +258,139 @@ impl SoloGateway {
         );
         self.settle();
         r
+    }
+
+    /// The application connects.
+    pub fn connect(&mut self) -> Result<(), SendError> {
+        self.cmd("connect", |m, now| m.connect(now))
+    }
+
+    /// The application asks the connector to go idle.
+    pub fn go_idle(&mut self) -> Result<(), SendError> {
+        self.cmd("go_idle", |m, now| m.go_idle(now))
+    }
+
+    /// The application asks the connector to go dormant.
+    pub fn go_dormant(&mut self) -> Result<(), SendError> {
+        self.cmd("go_dormant", |m, now| m.go_dormant(now))
+    }
+
+    /// The application disconnects, with a drain `budget` (else the configured one).
+    pub fn disconnect(&mut self, budget: Option<Duration>) {
+        let label = match budget {
+            Some(b) => format!("disconnect budget={}ms", b.as_millis()),
+            None => "disconnect".to_owned(),
+        };
+        self.cmd(&label, |m, now| m.disconnect(now, budget));
+    }
+
+    /// The application holds the next redial.
+    pub fn hold_redial(&mut self) {
+        self.cmd("hold_redial", |m, now| m.hold_redial(now));
+    }
+
+    /// The application releases a held redial.
+    pub fn release_redial(&mut self) {
+        self.cmd("release_redial", |m, now| m.release_redial(now));
+    }
+
+    // ----- queries over the recorded outputs -----------------------------------------
+
+    /// A position in the output log, for the `*_since` queries.
+    pub fn mark(&self) -> usize {
+        self.log.gateway.len()
+    }
+
+    /// The outputs since `mark`.
+    pub fn since(&self, mark: usize) -> &[Record<Output>] {
+        &self.log.gateway[mark.min(self.log.gateway.len())..]
+    }
+
+    fn picked<T>(&self, mark: usize, pick: impl Fn(u64, &Output) -> Option<T>) -> Vec<T> {
+        self.since(mark)
+            .iter()
+            .filter_map(|r| pick(r.ms, &r.output))
+            .collect()
+    }
+
+    /// The events since `mark`.
+    pub fn events_since(&self, mark: usize) -> Vec<GatewayEvent> {
+        self.picked(mark, |_, o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+    }
+
+    /// The frames written since `mark`, parsed.
+    pub fn frames_since(&self, mark: usize) -> Vec<Value> {
+        self.picked(mark, |_, o| match o {
+            Output::Transmit(t) => serde_json::from_str(t.as_str()).ok(),
+            _ => None,
+        })
+    }
+
+    /// The frames of type `kind` written since `mark`.
+    pub fn frames_of(&self, mark: usize, kind: &str) -> Vec<Value> {
+        let mut frames = self.frames_since(mark);
+        frames.retain(|f| f["type"] == kind);
+        frames
+    }
+
+    /// The socket commands since `mark`.
+    pub fn commands_since(&self, mark: usize) -> Vec<ConnectionCommand> {
+        self.picked(mark, |_, o| match o {
+            Output::Command(c) => Some(c.clone()),
+            _ => None,
+        })
+    }
+
+    /// The dials asked for since `mark`: (ms since the start, generation, purpose).
+    pub fn dials_since(&self, mark: usize) -> Vec<(u64, u64, DialPurpose)> {
+        self.picked(mark, |ms, o| match o {
+            Output::Command(ConnectionCommand::Dial {
+                generation,
+                purpose,
+            }) => Some((ms, *generation, *purpose)),
+            _ => None,
+        })
+    }
+
+    /// The closes asked for since `mark`: (code, reason).
+    pub fn closes_since(&self, mark: usize) -> Vec<(u16, String)> {
+        self.picked(mark, |_, o| match o {
+            Output::Command(ConnectionCommand::Close { code, reason }) => {
+                Some((*code, reason.clone()))
+            }
+            _ => None,
+        })
+    }
+
+    /// Every resolution of `id` so far (the checker sees to it that there is at most one).
+    pub fn responses(&self, id: &RequestId) -> Vec<Result<ActionResult, RequestFailure>> {
+        self.picked(0, |_, o| match o {
+            Output::Event(GatewayEvent::Response { id: rid, result }) if rid == id => {
+                Some(result.clone())
+            }
+            _ => None,
+        })
+    }
+
+    /// The diagnostics since `mark`.
+    pub fn diagnostics_since(&self, mark: usize) -> Vec<Diagnostic> {
+        self.picked(mark, |_, o| match o {
+            Output::Event(GatewayEvent::Diagnostic(d)) => Some(d.clone()),
+            _ => None,
+        })
+    }
+
+    /// The waits announced by `Reconnecting` events since `mark`, in ms from the event.
+    pub fn waits_since(&self, mark: usize) -> Vec<(u64, DialPurpose)> {
+        self.picked(mark, |ms, o| match o {
+            Output::Event(GatewayEvent::Reconnecting { at, purpose }) => {
+                Some((self.log.ms(*at).saturating_sub(ms), *purpose))
+            }
+            _ => None,
+        })
     }
 
     /// Takes every output, records and checks each, then checks the machine.

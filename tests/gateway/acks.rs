@@ -43,7 +43,7 @@ fn buffered_inbound_is_acked_once_when_the_application_says_so() {
     );
     // Nothing is acked on delivery.
     assert!(d.frames_of(m, "inbound_ack").is_empty());
-    assert_eq!(d.gw().unacked(), 2);
+    assert_eq!(d.gateway().unacked(), 2);
 
     d.advance(250);
     let m = d.mark();
@@ -58,7 +58,7 @@ fn buffered_inbound_is_acked_once_when_the_application_says_so() {
     assert_eq!(d.ack("b-99"), Err(AckError::Unknown("b-99".into())));
     assert!(d.frames_since(m).is_empty());
     assert_eq!(d.ack("42"), Ok(()));
-    assert_eq!(d.gw().unacked(), 0);
+    assert_eq!(d.gateway().unacked(), 0);
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -109,7 +109,7 @@ fn a_redelivery_while_the_application_holds_the_first_copy_is_not_handed_over() 
         d.frames_since(m).is_empty(),
         "not acked: the application holds it"
     );
-    assert_eq!(d.gw().unacked(), 1);
+    assert_eq!(d.gateway().unacked(), 1);
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -194,7 +194,7 @@ fn auto_ack_acks_buffered_inbound_and_passthrough_once_and_never_live() {
     assert_eq!(d.ack("b-1"), Err(AckError::Unknown("b-1".into())));
     assert_eq!(d.ack("pb-1"), Err(AckError::Unknown("pb-1".into())));
     assert!(d.frames_since(m).is_empty());
-    assert_eq!(d.gw().unacked(), 0);
+    assert_eq!(d.gateway().unacked(), 0);
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -208,7 +208,7 @@ fn delivery_memory_forgets_the_oldest() {
     for b in ["b-1", "b-2", "b-3"] {
         d.feed(&inbound(group("-100"), b, Some(b)));
     }
-    assert_eq!(d.gw().unacked(), 2);
+    assert_eq!(d.gateway().unacked(), 2);
     let m = d.mark();
     assert_eq!(d.ack("b-1"), Err(AckError::Unknown("b-1".into())));
     assert_eq!(d.ack("b-2"), Ok(()));
@@ -302,7 +302,7 @@ fn passthrough_with_a_bad_body_is_delivered_with_the_error_and_ackable() {
         Base64Error::InvalidPadding | Base64Error::InvalidLength { .. }
     ));
     // A bad body is the application's problem, not the connection's.
-    assert_eq!(d.gw().unacked(), 2);
+    assert_eq!(d.gateway().unacked(), 2);
     assert_eq!(d.ack("pb-7"), Ok(()));
     assert_eq!(d.ack("pb-8"), Ok(()));
     assert!(d.diagnostics_since(m).is_empty());

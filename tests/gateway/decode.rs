@@ -185,9 +185,9 @@ fn an_undecodable_result_resolves_its_request_at_once_as_ambiguous() {
     let failure = resolved[0].1.clone().unwrap_err();
     assert!(matches!(failure, RequestFailure::InvalidResult(_)));
     assert!(failure.is_ambiguous());
-    assert_eq!(d.gw().in_flight(), 0);
+    assert_eq!(d.gateway().in_flight(), 0);
     assert!(
-        d.gw()
+        d.gateway()
             .next_timer()
             .is_none_or(|(_, kind)| kind != TimerKind::Request),
         "no deadline left for the resolved request"
@@ -207,7 +207,7 @@ fn an_undecodable_result_for_an_unknown_id_changes_nothing() {
             .iter()
             .any(|e| matches!(e, GatewayEvent::Response { .. }))
     );
-    assert_eq!(d.gw().in_flight(), 1);
+    assert_eq!(d.gateway().in_flight(), 1);
 }
 
 #[test]
@@ -227,7 +227,7 @@ fn an_undecodable_buffered_delivery_can_be_acked_to_drop_it() {
         d.frames_since(m).is_empty(),
         "never acked on the machine's own initiative"
     );
-    assert_eq!(d.gw().unacked(), 1);
+    assert_eq!(d.gateway().unacked(), 1);
     let m = d.mark();
     d.ack("b-9").unwrap();
     let acks = d.frames_since(m);
@@ -244,7 +244,7 @@ fn an_undecodable_buffered_delivery_can_be_acked_to_drop_it() {
         d.frames_since(m),
         [json!({"type": "inbound_ack", "bufferId": "b-9"})]
     );
-    assert_eq!(d.gw().unacked(), 0);
+    assert_eq!(d.gateway().unacked(), 0);
 }
 
 #[test]
@@ -271,7 +271,7 @@ fn auto_ack_drops_an_undecodable_buffered_delivery_but_never_a_live_one() {
         ),
         "{events:?}"
     );
-    assert_eq!(d.gw().unacked(), 0);
+    assert_eq!(d.gateway().unacked(), 0);
 }
 
 // ----- both roles: framing across messages -------------------------------------------

@@ -40,7 +40,11 @@ fn go_idle_acked() {
     assert_eq!(idle_events(&d, m), vec![going_idle(true, false)]);
     assert_eq!(d.state(), GatewayState::Open);
     assert!(d.commands_since(m).is_empty());
-    assert_eq!(d.gw().poll_timeout(), None, "the go-idle timer is gone");
+    assert_eq!(
+        d.gateway().poll_timeout(),
+        None,
+        "the go-idle timer is gone"
+    );
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -145,7 +149,7 @@ fn row16_go_dormant_acked_closes_and_redials_on_the_dormant_cadence() {
     // Not closing: the supervisor is armed with the 1 s dormant cadence.
     assert_eq!(d.waits_since(m), vec![(1_000, DialPurpose::Backoff)]);
     assert_eq!(d.state(), GatewayState::Waiting);
-    assert!(d.gw().is_dormant());
+    assert!(d.gateway().is_dormant());
     assert_eq!(d.send_text("42", "x"), Err(SendError::NotConnected));
 
     let dormant_at = d.ms();
@@ -158,9 +162,9 @@ fn row16_go_dormant_acked_closes_and_redials_on_the_dormant_cadence() {
         (dials[0].0, dials[0].2),
         (dormant_at + 1_000, DialPurpose::Backoff)
     );
-    assert!(d.gw().is_dormant(), "dormant until a dial succeeds");
+    assert!(d.gateway().is_dormant(), "dormant until a dial succeeds");
     d.connected();
-    assert!(!d.gw().is_dormant());
+    assert!(!d.gateway().is_dormant());
 
     // The second handshake; the connector replays the buffered backlog.
     let m = d.mark();
@@ -203,7 +207,7 @@ fn row17_go_dormant_not_acked_stays_connected() {
     assert_eq!(idle_events(&d, m), vec![going_idle(false, true)]);
     assert!(d.commands_since(m).is_empty(), "no close, no dial");
     assert_eq!(d.state(), GatewayState::Open);
-    assert!(!d.gw().is_dormant());
+    assert!(!d.gateway().is_dormant());
     let id = d.send_text("42", "still here").unwrap();
     d.feed(&result_ok(&id, "m-1"));
     assert!(d.response(&id).is_ok());
@@ -233,7 +237,11 @@ fn row14_row15_hold_parks_the_due_dial_until_release() {
     assert_eq!(dials.len(), 1);
     assert_eq!((dials[0].0, dials[0].2), (d.ms(), DialPurpose::Backoff));
     assert_eq!(d.state(), GatewayState::Dialing);
-    assert_eq!(d.gw().poll_timeout(), None, "the hold cap is cancelled");
+    assert_eq!(
+        d.gateway().poll_timeout(),
+        None,
+        "the hold cap is cancelled"
+    );
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -290,7 +298,7 @@ fn dormant_with_a_hold_sleeps_until_released() {
     assert_eq!(d.state(), GatewayState::Held);
     d.release_redial();
     d.connected();
-    assert!(!d.gw().is_dormant());
+    assert!(!d.gateway().is_dormant());
     d.feed(&descriptor("telegram"));
     assert_eq!(d.state(), GatewayState::Open);
     insta::assert_snapshot!(d.transcript());
@@ -319,17 +327,17 @@ fn frames_before_a_dormant_ack_in_the_same_message_are_processed() {
         d.commands_since(m).as_slice(),
         [ConnectionCommand::Close { .. }]
     ));
-    assert!(d.gw().is_dormant());
+    assert!(d.gateway().is_dormant());
     assert_eq!(d.state(), GatewayState::Waiting);
     // The redial waits for the socket being closed to end (the close timeout bounds it).
     assert_eq!(
-        d.gw().poll_timeout(),
-        Some(d.now() + Duration::from_secs(10))
+        d.gateway().poll_timeout(),
+        Some(d.now + Duration::from_secs(10))
     );
     d.closed(1000, "dormant");
     // The dormant cadence: one second, not the ladder.
     assert_eq!(
-        d.gw().poll_timeout(),
-        Some(d.now() + Duration::from_secs(1))
+        d.gateway().poll_timeout(),
+        Some(d.now + Duration::from_secs(1))
     );
 }

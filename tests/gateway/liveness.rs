@@ -149,7 +149,7 @@ fn disconnect_waits_for_the_socket_to_close_then_ends() {
     );
     d.closed(1000, "disconnect");
     assert_eq!(d.events_since(m).last(), Some(&GatewayEvent::Closed));
-    assert_eq!(d.gw().poll_timeout(), None);
+    assert_eq!(d.gateway().poll_timeout(), None);
     insta::assert_snapshot!(d.transcript());
 }
 

@@ -28,7 +28,7 @@ fn outbound_since(d: &Driver, m: usize) -> Value {
 fn guild_reply_carries_platform_bot_and_tenant() {
     let mut d = Driver::open(config3());
     d.feed(&guild_inbound());
-    let route = d.gw().route("4455").unwrap();
+    let route = d.gateway().route("4455").unwrap();
     assert_eq!(route.platform, "discord");
     assert_eq!(route.scope_id.as_deref(), Some("1000"));
 
@@ -94,7 +94,7 @@ fn a_chat_never_seen_gets_no_tag() {
     assert!(frame.get("platform").is_none());
     assert!(frame.get("botId").is_none());
     assert_eq!(frame["action"]["metadata"], json!({}));
-    assert!(d.gw().route("unseen").is_none());
+    assert!(d.gateway().route("unseen").is_none());
     insta::assert_snapshot!(d.transcript());
 }
 
