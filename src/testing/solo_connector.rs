@@ -140,62 +140,49 @@ impl SoloConnector {
         self.log.connector.len()
     }
 
+    fn picked<T>(&self, mark: usize, pick: impl Fn(&connector::Output) -> Option<T>) -> Vec<T> {
+        let log = &self.log.connector;
+        log[mark.min(log.len())..]
+            .iter()
+            .filter_map(|r| pick(&r.output))
+            .collect()
+    }
+
     /// The frames written since `mark`, parsed.
     pub fn frames_since(&self, mark: usize) -> Vec<Value> {
-        self.log.connector[mark.min(self.log.connector.len())..]
-            .iter()
-            .filter_map(|r| match &r.output {
-                connector::Output::Transmit(t) => serde_json::from_str(t.as_str()).ok(),
-                _ => None,
-            })
-            .collect()
+        self.picked(mark, |o| match o {
+            connector::Output::Transmit(t) => serde_json::from_str(t.as_str()).ok(),
+            _ => None,
+        })
     }
 
     /// The events since `mark`.
     pub fn events_since(&self, mark: usize) -> Vec<ConnectorEvent> {
-        self.log.connector[mark.min(self.log.connector.len())..]
-            .iter()
-            .filter_map(|r| match &r.output {
-                connector::Output::Event(e) => Some(e.clone()),
-                _ => None,
-            })
-            .collect()
+        self.picked(mark, |o| match o {
+            connector::Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
     }
 
     /// The frames written so far, in order.
     pub fn frames(&self) -> Vec<String> {
-        self.log
-            .connector
-            .iter()
-            .filter_map(|r| match &r.output {
-                connector::Output::Transmit(t) => Some(t.as_str().to_owned()),
-                _ => None,
-            })
-            .collect()
+        self.picked(0, |o| match o {
+            connector::Output::Transmit(t) => Some(t.as_str().to_owned()),
+            _ => None,
+        })
     }
 
     /// The socket commands so far, in order.
     pub fn commands(&self) -> Vec<ConnectorCommand> {
-        self.log
-            .connector
-            .iter()
-            .filter_map(|r| match &r.output {
-                connector::Output::Command(c) => Some(c.clone()),
-                _ => None,
-            })
-            .collect()
+        self.picked(0, |o| match o {
+            connector::Output::Command(c) => Some(c.clone()),
+            _ => None,
+        })
     }
 
     /// The events so far, in order.
     pub fn events(&self) -> Vec<ConnectorEvent> {
-        self.log
-            .connector
-            .iter()
-            .filter_map(|r| match &r.output {
-                connector::Output::Event(e) => Some(e.clone()),
-                _ => None,
-            })
-            .collect()
+        self.events_since(0)
     }
 
     /// The diagnostics so far, in order.
