@@ -121,7 +121,7 @@ pub fn run(say: &mut dyn FnMut(&str, String)) -> Result<Outcome, Box<dyn Error>>
             content: "Started a new session.".into(),
             metadata: Default::default(),
         };
-        pair.gateway.send(pair.now, follow_up, None)?;
+        pair.send(follow_up, None)?;
     }
     pair.drive_until_idle()?;
 

@@ -82,6 +82,29 @@ impl Transcript {
         }
     }
 
+    /// Records one [`Instance`](crate::connector::Instance) output as
+    /// [`instance_output`](Self::instance_output) does, but labels a connection's frames,
+    /// commands and events with the connection (`#0→gw`, `#0`), for runs with several.
+    pub fn instance_output_per_connection(
+        &mut self,
+        now: Instant,
+        output: &connector::InstanceOutput,
+    ) {
+        use connector::InstanceOutput;
+        match output {
+            InstanceOutput::Transmit(c, t) => self.frame(now, &format!("{c}→gw"), t.as_bytes()),
+            InstanceOutput::Command(c, command) => {
+                self.note(now, &c.to_string(), render_conn(command))
+            }
+            InstanceOutput::Event(c, e) => {
+                self.note(now, &c.to_string(), format_args!("event {e}"))
+            }
+            InstanceOutput::Load { .. } | InstanceOutput::Acked(_) | InstanceOutput::WakeNeeded => {
+                self.instance_output(now, output)
+            }
+        }
+    }
+
     /// Takes every output `gateway` has, records each in order, and returns them.
     pub fn drain_gateway(
         &mut self,

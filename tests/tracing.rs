@@ -152,7 +152,7 @@ fn handshake_requests_and_acks_are_traced_on_both_sides() {
             content: "hi".into(),
             ..SendAction::default()
         };
-        request = Some(pair.gateway.send(pair.now, action, None).unwrap());
+        request = Some(pair.send(action, None).unwrap());
         let event = MessageEvent {
             text: "buffered".into(),
             source: SessionSource::new("discord", "group", "c1"),
@@ -161,7 +161,7 @@ fn handshake_requests_and_acks_are_traced_on_both_sides() {
         buffer = pair.push(event, true);
         pair.drive_until_idle().unwrap();
         let id = buffer.clone().unwrap();
-        pair.gateway.ack_inbound(pair.now, &id).unwrap();
+        pair.ack(&id).unwrap();
         pair.drive_until_idle().unwrap();
     });
     let (request, buffer) = (request.unwrap().to_string(), buffer.unwrap().to_string());

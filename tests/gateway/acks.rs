@@ -2,11 +2,16 @@
 //! Scenarios 3 and 5: buffered replay, acks and passthrough forwards (protocol.md §2.5,
 //! §2.6, §2.12, §6.4, §6.5; design.md §3 principle 8, §4 items 11 and 12).
 
-use relay_machine::gateway::{AckError, GatewayConfig, GatewayEvent};
+use std::time::Duration;
+
+use relay_machine::connector::DeliveryStore;
+use relay_machine::gateway::{AckError, GatewayConfig, GatewayEvent, GatewayState};
 use relay_machine::wire::{Base64Error, BufferId};
 use serde_json::{Value, json};
 
 use crate::driver::*;
+use crate::linked;
+use relay_machine::testing::Pair;
 
 fn inbound_buffer_ids(events: &[GatewayEvent]) -> Vec<Option<BufferId>> {
     events
@@ -38,7 +43,7 @@ fn buffered_inbound_is_acked_once_when_the_application_says_so() {
     );
     // Nothing is acked on delivery.
     assert!(d.frames_of(m, "inbound_ack").is_empty());
-    assert_eq!(d.gw().unacked(), 2);
+    assert_eq!(d.gateway().unacked(), 2);
 
     d.advance(250);
     let m = d.mark();
@@ -53,7 +58,7 @@ fn buffered_inbound_is_acked_once_when_the_application_says_so() {
     assert_eq!(d.ack("b-99"), Err(AckError::Unknown("b-99".into())));
     assert!(d.frames_since(m).is_empty());
     assert_eq!(d.ack("42"), Ok(()));
-    assert_eq!(d.gw().unacked(), 0);
+    assert_eq!(d.gateway().unacked(), 0);
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -104,7 +109,7 @@ fn a_redelivery_while_the_application_holds_the_first_copy_is_not_handed_over() 
         d.frames_since(m).is_empty(),
         "not acked: the application holds it"
     );
-    assert_eq!(d.gw().unacked(), 1);
+    assert_eq!(d.gateway().unacked(), 1);
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -189,7 +194,7 @@ fn auto_ack_acks_buffered_inbound_and_passthrough_once_and_never_live() {
     assert_eq!(d.ack("b-1"), Err(AckError::Unknown("b-1".into())));
     assert_eq!(d.ack("pb-1"), Err(AckError::Unknown("pb-1".into())));
     assert!(d.frames_since(m).is_empty());
-    assert_eq!(d.gw().unacked(), 0);
+    assert_eq!(d.gateway().unacked(), 0);
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -203,7 +208,7 @@ fn delivery_memory_forgets_the_oldest() {
     for b in ["b-1", "b-2", "b-3"] {
         d.feed(&inbound(group("-100"), b, Some(b)));
     }
-    assert_eq!(d.gw().unacked(), 2);
+    assert_eq!(d.gateway().unacked(), 2);
     let m = d.mark();
     assert_eq!(d.ack("b-1"), Err(AckError::Unknown("b-1".into())));
     assert_eq!(d.ack("b-2"), Ok(()));
@@ -297,9 +302,61 @@ fn passthrough_with_a_bad_body_is_delivered_with_the_error_and_ackable() {
         Base64Error::InvalidPadding | Base64Error::InvalidLength { .. }
     ));
     // A bad body is the application's problem, not the connection's.
-    assert_eq!(d.gw().unacked(), 2);
+    assert_eq!(d.gateway().unacked(), 2);
     assert_eq!(d.ack("pb-7"), Ok(()));
     assert_eq!(d.ack("pb-8"), Ok(()));
     assert!(d.diagnostics_since(m).is_empty());
     insta::assert_snapshot!(d.transcript());
+}
+
+/// The application acks the deliveries of `first` whose text is one of `texts`.
+fn ack_texts(pair: &mut Pair, first: &[(String, Option<BufferId>)], texts: &[&str]) {
+    for (text, id) in first {
+        if texts.contains(&text.as_str()) {
+            pair.ack(id.as_ref().unwrap()).unwrap();
+        }
+    }
+}
+
+/// The unacked tail, exactly, in order; nothing acked is ever delivered again. The replay
+/// is the connector's, on the wire: the gateway remembers what it handed over, so the
+/// application gets each delivery once and acks it whichever connection is up.
+#[test]
+fn reconnect_replays_exactly_the_unacked_tail() {
+    let mut pair = linked::pair();
+    for i in 1..=6 {
+        pair.push(linked::event("c1", &format!("m{i}")), true)
+            .unwrap();
+    }
+    pair.drive_until_idle().unwrap();
+    let first = linked::inbound_texts(&pair);
+    assert_eq!(first.len(), 6);
+    // The application owns m1, m2 and m4 durably; m3, m5, m6 are still its to lose.
+    ack_texts(&mut pair, &first, &["m1", "m2", "m4"]);
+    pair.drive_until_idle().unwrap();
+    assert_eq!(pair.store.unacked_len(), 3);
+    assert_eq!(pair.gateway.unacked(), 3);
+    pair.gateway_events.clear();
+    let mark = linked::transcript_len(&pair);
+    pair.drop_connection();
+    pair.advance(Duration::from_secs(1)).unwrap();
+    assert_eq!(pair.gateway.state(), GatewayState::Open);
+    assert_eq!(linked::wire_inbound(&pair, mark), ["m3", "m5", "m6"]);
+    // The application still holds those three from the first connection: not handed over
+    // a second time.
+    assert!(linked::inbound_texts(&pair).is_empty());
+    assert_eq!(pair.gateway.unacked(), 3);
+    // Ack everything now (with the ids the first connection brought): a third connection
+    // replays nothing.
+    ack_texts(&mut pair, &first, &["m3", "m5", "m6"]);
+    pair.drive_until_idle().unwrap();
+    assert_eq!(pair.store.unacked_len(), 0);
+    assert_eq!(pair.gateway.unacked(), 0);
+    pair.gateway_events.clear();
+    let mark = linked::transcript_len(&pair);
+    pair.drop_connection();
+    pair.advance(Duration::from_secs(2)).unwrap();
+    assert_eq!(pair.gateway.state(), GatewayState::Open);
+    assert!(linked::wire_inbound(&pair, mark).is_empty());
+    assert!(linked::inbound_texts(&pair).is_empty());
 }

@@ -38,7 +38,7 @@ fn three_identities_hello_in_order_and_first_descriptor_completes() {
     );
     assert_eq!(d.state(), GatewayState::AwaitingDescriptor);
     assert!(d.events_since(m).is_empty());
-    assert!(d.gw().default_descriptor().is_none());
+    assert!(d.gateway().default_descriptor().is_none());
 
     d.advance(80);
     let m = d.mark();
@@ -54,7 +54,7 @@ fn three_identities_hello_in_order_and_first_descriptor_completes() {
     assert_eq!(events.len(), 2);
     assert_eq!(d.state(), GatewayState::Open);
     // The handshake timer is gone.
-    assert_eq!(d.gw().poll_timeout(), None);
+    assert_eq!(d.gateway().poll_timeout(), None);
 
     let m = d.mark();
     d.feed(&descriptor("discord"));
@@ -68,7 +68,7 @@ fn three_identities_hello_in_order_and_first_descriptor_completes() {
             .all(|e| matches!(e, GatewayEvent::Descriptor(_)))
     );
 
-    let gw = d.gw();
+    let gw = d.gateway();
     assert_eq!(gw.default_descriptor().unwrap().platform, "telegram");
     assert_eq!(gw.descriptor("telegram").unwrap().max_message_length, 4096);
     assert_eq!(gw.descriptor("discord").unwrap().max_message_length, 2000);
@@ -94,9 +94,12 @@ fn default_is_the_first_descriptor_to_arrive_not_the_first_hello() {
             platform: "discord".into()
         }
     );
-    assert_eq!(d.gw().default_descriptor().unwrap().platform, "discord");
-    assert_eq!(d.gw().descriptors().count(), 2);
-    assert!(d.gw().descriptor("slack").is_none());
+    assert_eq!(
+        d.gateway().default_descriptor().unwrap().platform,
+        "discord"
+    );
+    assert_eq!(d.gateway().descriptors().count(), 2);
+    assert!(d.gateway().descriptor("slack").is_none());
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -110,8 +113,11 @@ fn descriptor_for_an_unannounced_platform_is_diagnosed_and_kept() {
         vec![Diagnostic::UnannouncedDescriptor("whatsapp".into())]
     );
     // Kept, but the default does not move and the connection is untouched.
-    assert!(d.gw().descriptor("whatsapp").is_some());
-    assert_eq!(d.gw().default_descriptor().unwrap().platform, "telegram");
+    assert!(d.gateway().descriptor("whatsapp").is_some());
+    assert_eq!(
+        d.gateway().default_descriptor().unwrap().platform,
+        "telegram"
+    );
     assert_eq!(d.state(), GatewayState::Open);
     assert!(d.commands_since(m).is_empty());
     insta::assert_snapshot!(d.transcript());
@@ -139,7 +145,7 @@ fn handshake_timeout_on_the_initial_connect_fails_the_connect() {
     // The first connection is not retried by the machine: idle, no dial, no deadline.
     assert!(d.dials_since(m).is_empty());
     assert_eq!(d.state(), GatewayState::Idle);
-    assert_eq!(d.gw().poll_timeout(), None);
+    assert_eq!(d.gateway().poll_timeout(), None);
     assert_eq!(d.send_text("1", "x"), Err(SendError::NotConnected));
 
     // A descriptor arriving now is input for no connection.
@@ -179,7 +185,7 @@ fn unauthorized_before_the_first_descriptor_fails_at_once() {
         ]
     );
     assert_eq!(d.state(), GatewayState::Idle);
-    assert_eq!(d.gw().poll_timeout(), None);
+    assert_eq!(d.gateway().poll_timeout(), None);
     assert!(d.dials_since(m).is_empty());
     assert!(!d.commands_since(m).contains(&ConnectionCommand::Close {
         code: 1000,
@@ -202,4 +208,14 @@ fn unauthorized_before_the_first_descriptor_fails_at_once() {
     )));
     assert_eq!(d.state(), GatewayState::Idle);
     insta::assert_snapshot!(d.transcript());
+}
+
+#[test]
+fn descriptors_do_not_outlive_their_connection() {
+    let mut d = Driver::open_seeded(discord1(), 0);
+    assert!(d.gateway().default_descriptor().is_some());
+    d.closed(1001, "going away");
+    assert!(d.gateway().default_descriptor().is_none());
+    assert!(d.gateway().descriptor("discord").is_none());
+    assert!(d.gateway().chat_descriptor("any").is_none());
 }

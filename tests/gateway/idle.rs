@@ -2,9 +2,13 @@
 //! Scenarios 6, 7 and 10: going idle, dormant mode and the redial hold (protocol.md §6.7,
 //! §6.8, §7.4, §7.6 rows 13–17; §11.2 item 8).
 
+use std::time::Duration;
+
 use relay_machine::gateway::{
-    Diagnostic, DialPurpose, GatewayEvent, GatewayState, RequestFailure, SendError,
+    ConnectionCommand, Diagnostic, DialPurpose, GatewayEvent, GatewayState, RequestFailure,
+    SendError,
 };
+use relay_machine::wire::SendAction;
 use serde_json::json;
 
 use crate::driver::*;
@@ -36,7 +40,11 @@ fn go_idle_acked() {
     assert_eq!(idle_events(&d, m), vec![going_idle(true, false)]);
     assert_eq!(d.state(), GatewayState::Open);
     assert!(d.commands_since(m).is_empty());
-    assert_eq!(d.gw().poll_timeout(), None, "the go-idle timer is gone");
+    assert_eq!(
+        d.gateway().poll_timeout(),
+        None,
+        "the go-idle timer is gone"
+    );
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -141,7 +149,7 @@ fn row16_go_dormant_acked_closes_and_redials_on_the_dormant_cadence() {
     // Not closing: the supervisor is armed with the 1 s dormant cadence.
     assert_eq!(d.waits_since(m), vec![(1_000, DialPurpose::Backoff)]);
     assert_eq!(d.state(), GatewayState::Waiting);
-    assert!(d.gw().is_dormant());
+    assert!(d.gateway().is_dormant());
     assert_eq!(d.send_text("42", "x"), Err(SendError::NotConnected));
 
     let dormant_at = d.ms();
@@ -154,9 +162,9 @@ fn row16_go_dormant_acked_closes_and_redials_on_the_dormant_cadence() {
         (dials[0].0, dials[0].2),
         (dormant_at + 1_000, DialPurpose::Backoff)
     );
-    assert!(d.gw().is_dormant(), "dormant until a dial succeeds");
+    assert!(d.gateway().is_dormant(), "dormant until a dial succeeds");
     d.connected();
-    assert!(!d.gw().is_dormant());
+    assert!(!d.gateway().is_dormant());
 
     // The second handshake; the connector replays the buffered backlog.
     let m = d.mark();
@@ -199,7 +207,7 @@ fn row17_go_dormant_not_acked_stays_connected() {
     assert_eq!(idle_events(&d, m), vec![going_idle(false, true)]);
     assert!(d.commands_since(m).is_empty(), "no close, no dial");
     assert_eq!(d.state(), GatewayState::Open);
-    assert!(!d.gw().is_dormant());
+    assert!(!d.gateway().is_dormant());
     let id = d.send_text("42", "still here").unwrap();
     d.feed(&result_ok(&id, "m-1"));
     assert!(d.response(&id).is_ok());
@@ -229,7 +237,11 @@ fn row14_row15_hold_parks_the_due_dial_until_release() {
     assert_eq!(dials.len(), 1);
     assert_eq!((dials[0].0, dials[0].2), (d.ms(), DialPurpose::Backoff));
     assert_eq!(d.state(), GatewayState::Dialing);
-    assert_eq!(d.gw().poll_timeout(), None, "the hold cap is cancelled");
+    assert_eq!(
+        d.gateway().poll_timeout(),
+        None,
+        "the hold cap is cancelled"
+    );
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -286,8 +298,46 @@ fn dormant_with_a_hold_sleeps_until_released() {
     assert_eq!(d.state(), GatewayState::Held);
     d.release_redial();
     d.connected();
-    assert!(!d.gw().is_dormant());
+    assert!(!d.gateway().is_dormant());
     d.feed(&descriptor("telegram"));
     assert_eq!(d.state(), GatewayState::Open);
     insta::assert_snapshot!(d.transcript());
+}
+
+/// A result the connector wrote before its dormant ack, in the same message, resolves its
+/// request instead of being failed as lost.
+#[test]
+fn frames_before_a_dormant_ack_in_the_same_message_are_processed() {
+    let mut d = Driver::open_seeded(discord1(), 0);
+    let id = d.send(SendAction::default(), None).unwrap();
+    d.go_dormant().unwrap();
+    let m = d.mark();
+    let message = format!(
+        "{{\"type\":\"going_idle_ack\"}}\n{{\"type\":\"outbound_result\",\"requestId\":\"{id}\",\"result\":{{\"success\":true}}}}\n"
+    );
+    d.feed_bytes("going_idle_ack, outbound_result", message.as_bytes());
+    let events = d.events_since(m);
+    let response = events.iter().find_map(|e| match e {
+        GatewayEvent::Response { id: rid, result } if *rid == id => Some(result.clone()),
+        _ => None,
+    });
+    assert!(response.unwrap().unwrap().success);
+    assert!(events.contains(&going_idle(true, true)));
+    assert!(matches!(
+        d.commands_since(m).as_slice(),
+        [ConnectionCommand::Close { .. }]
+    ));
+    assert!(d.gateway().is_dormant());
+    assert_eq!(d.state(), GatewayState::Waiting);
+    // The redial waits for the socket being closed to end (the close timeout bounds it).
+    assert_eq!(
+        d.gateway().poll_timeout(),
+        Some(d.now + Duration::from_secs(10))
+    );
+    d.closed(1000, "dormant");
+    // The dormant cadence: one second, not the ladder.
+    assert_eq!(
+        d.gateway().poll_timeout(),
+        Some(d.now + Duration::from_secs(1))
+    );
 }

@@ -149,7 +149,7 @@ fn disconnect_waits_for_the_socket_to_close_then_ends() {
     );
     d.closed(1000, "disconnect");
     assert_eq!(d.events_since(m).last(), Some(&GatewayEvent::Closed));
-    assert_eq!(d.gw().poll_timeout(), None);
+    assert_eq!(d.gateway().poll_timeout(), None);
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -167,4 +167,28 @@ fn a_socket_that_never_closes_is_aborted_at_the_close_timeout() {
     assert_eq!(d.events_since(m).last(), Some(&GatewayEvent::Closed));
     assert_eq!(d.state(), GatewayState::Closed);
     insta::assert_snapshot!(d.transcript());
+}
+
+/// The pair seat's clock: each step goes to the earlier deadline of the two sides (or the
+/// next message due), never past it.
+#[test]
+fn a_pair_steps_to_the_earlier_deadline_of_the_two_sides() {
+    let mut pair = crate::linked::pair();
+    for _ in 0..20 {
+        let gateway = pair.gateway.poll_timeout();
+        let connector = pair.instance.poll_timeout();
+        let due = pair.next_due().unwrap();
+        assert_eq!(
+            Some(due),
+            [gateway, connector].into_iter().flatten().min(),
+            "nothing on the wire between steps"
+        );
+        assert!(pair.step().unwrap());
+        assert_eq!(pair.now, due);
+    }
+    assert_eq!(
+        pair.gateway.state(),
+        GatewayState::Open,
+        "keepalive kept it open"
+    );
 }

@@ -25,16 +25,16 @@ fn assert_inert(d: &mut Driver) {
     d.dropped();
     d.dial_failed("late");
     assert!(d.dials_since(m).is_empty());
-    assert_eq!(d.gw().poll_timeout(), None);
+    assert_eq!(d.gateway().poll_timeout(), None);
 }
 
 #[test]
 fn row01_connect_from_idle_dials_initial() {
     let mut d = Driver::new(config1());
-    assert_eq!(d.gw().generation(), 0);
+    assert_eq!(d.gateway().generation(), 0);
     d.connect().unwrap();
     assert_eq!(d.dials_since(0), vec![(0, 1, DialPurpose::Initial)]);
-    assert_eq!(d.gw().generation(), 1);
+    assert_eq!(d.gateway().generation(), 1);
     // Connecting again while a dial is in progress asks for nothing more.
     let m = d.mark();
     d.connect().unwrap();
@@ -50,7 +50,7 @@ fn row02_row03_upgrade_accepted_writes_hellos_and_accepts_requests() {
     d.connected();
     assert_eq!(d.frames_of(m, "hello").len(), 3);
     assert_eq!(d.state(), GatewayState::AwaitingDescriptor);
-    let (at, _) = d.gw().next_timer().unwrap();
+    let (at, _) = d.gateway().next_timer().unwrap();
     assert_eq!(at - d.now, Duration::from_secs(30));
     // A report for a socket that was not asked for changes nothing.
     let m = d.mark();
@@ -109,7 +109,7 @@ fn row05_descriptor_opens_every_connection() {
     d.connected();
     assert_eq!(d.state(), GatewayState::AwaitingDescriptor);
     assert!(
-        d.gw().default_descriptor().is_none(),
+        d.gateway().default_descriptor().is_none(),
         "cleared for the new connection"
     );
     let m = d.mark();
@@ -252,7 +252,7 @@ fn row08b_fresh_token_network_failure_keeps_the_marker() {
 #[test]
 fn row09_row10_two_strikes_revoke() {
     let mut d = Driver::open(config1());
-    let gen_before = d.gw().generation();
+    let gen_before = d.gateway().generation();
     let m = first_strike(&mut d);
     // First strike: re-dial at once with a fresh token, no backoff wait.
     assert_eq!(
@@ -358,7 +358,7 @@ fn row12_reconnect_off_goes_idle_after_a_drop() {
     d.dropped();
     assert_eq!(d.response(&id), Err(RequestFailure::ConnectionLost));
     assert_eq!(d.state(), GatewayState::Idle);
-    assert_eq!(d.gw().poll_timeout(), None);
+    assert_eq!(d.gateway().poll_timeout(), None);
     assert_eq!(d.send_text("42", "y"), Err(SendError::NotConnected));
     d.advance(600_000);
     assert!(d.dials_since(m).is_empty());

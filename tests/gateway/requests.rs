@@ -11,6 +11,7 @@ use relay_machine::wire::RequestId;
 use serde_json::json;
 
 use crate::driver::*;
+use crate::linked;
 
 #[test]
 fn results_are_matched_by_request_id() {
@@ -27,7 +28,7 @@ fn results_are_matched_by_request_id() {
         out[0]["action"],
         json!({"op": "send", "chat_id": "42", "content": "first", "reply_to": null, "metadata": {}})
     );
-    assert_eq!(d.gw().in_flight(), 2);
+    assert_eq!(d.gateway().in_flight(), 2);
 
     // Results come back in any order; each goes to its own request.
     d.advance(40);
@@ -44,8 +45,8 @@ fn results_are_matched_by_request_id() {
     let ra = d.response(&a).unwrap();
     assert!(!ra.success);
     assert!(ra.is_egress_declined());
-    assert_eq!(d.gw().in_flight(), 0);
-    assert_eq!(d.gw().poll_timeout(), None);
+    assert_eq!(d.gateway().in_flight(), 0);
+    assert_eq!(d.gateway().poll_timeout(), None);
 
     // A duplicate result is not a second resolution.
     let m = d.mark();
@@ -78,7 +79,7 @@ fn timeout_at_30s_is_ambiguous_and_a_late_result_matches_nothing() {
         d.responses(&b).is_empty(),
         "the other request is still pending"
     );
-    assert_eq!(d.gw().in_flight(), 1);
+    assert_eq!(d.gateway().in_flight(), 1);
 
     // The late result for `a` and a result for an id never sent are diagnosed; neither
     // resolves `b`.
@@ -124,7 +125,7 @@ fn connection_lost_fails_pending_requests_as_ambiguous() {
         // Written, outcome unknown: ambiguous (the reference omits the flag, §11.2 item 6).
         assert!(r.unwrap_err().is_ambiguous());
     }
-    assert_eq!(d.gw().in_flight(), 0);
+    assert_eq!(d.gateway().in_flight(), 0);
     assert_eq!(d.state(), GatewayState::Waiting);
     // Nothing resolves them again later, whatever arrives.
     d.advance(60_000);
@@ -203,7 +204,7 @@ fn a_result_during_the_drain_grace_resolves_ok_and_ends_the_drain() {
     assert_eq!(d.closes_since(m), vec![(1000, "disconnect".to_owned())]);
     assert_eq!(d.state(), GatewayState::Closed);
     assert_eq!(d.ms(), 700);
-    assert_eq!(d.gw().poll_timeout(), None);
+    assert_eq!(d.gateway().poll_timeout(), None);
     d.assert_all_resolved();
     insta::assert_snapshot!(d.transcript());
 }
@@ -222,7 +223,7 @@ fn drain_grace_numbers() {
     let mut d = Driver::open(config1());
     d.send_text("42", "x").unwrap();
     d.disconnect(Some(ms(10_000)));
-    let (at, _) = d.gw().next_timer().unwrap();
+    let (at, _) = d.gateway().next_timer().unwrap();
     assert_eq!(at - d.now, ms(5_000));
 }
 
@@ -256,7 +257,7 @@ fn sends_that_cannot_be_written_fail_at_once_and_definitely() {
     let m = d.mark();
     assert_eq!(d.send_text("42", "while backing off"), not_connected);
     assert!(d.frames_since(m).is_empty());
-    assert_eq!(d.gw().in_flight(), 0);
+    assert_eq!(d.gateway().in_flight(), 0);
 
     d.fire();
     d.connected();
@@ -331,4 +332,28 @@ fn interrupts_go_out_and_come_in() {
         Err(SendError::NotConnected)
     );
     insta::assert_snapshot!(d.transcript());
+}
+
+#[test]
+fn a_connection_dropped_mid_request_fails_it_as_ambiguous_and_reconnects() {
+    let mut pair = linked::pair();
+    pair.app.auto_respond = false;
+    let id = linked::send(&mut pair, "c1");
+    pair.drive_until_idle().unwrap();
+    assert_eq!(pair.connection().unwrap().in_flight(), 1);
+    pair.drop_connection();
+    pair.drive_until_idle().unwrap();
+    let resolved = linked::responses(&pair);
+    assert_eq!(resolved, vec![(id, false, true)]);
+    assert_eq!(pair.gateway.state(), GatewayState::Waiting);
+    // Reconnects after the first backoff step (at most 1 s) and handshakes again.
+    pair.app.auto_respond = true;
+    pair.advance(Duration::from_secs(1)).unwrap();
+    assert_eq!(pair.gateway.state(), GatewayState::Open);
+    let handshakes = pair
+        .gateway_events
+        .iter()
+        .filter(|e| matches!(e, GatewayEvent::HandshakeComplete { .. }))
+        .count();
+    assert_eq!(handshakes, 2);
 }

@@ -28,7 +28,7 @@ fn outbound_since(d: &Driver, m: usize) -> Value {
 fn guild_reply_carries_platform_bot_and_tenant() {
     let mut d = Driver::open(config3());
     d.feed(&guild_inbound());
-    let route = d.gw().route("4455").unwrap();
+    let route = d.gateway().route("4455").unwrap();
     assert_eq!(route.platform, "discord");
     assert_eq!(route.scope_id.as_deref(), Some("1000"));
 
@@ -94,7 +94,7 @@ fn a_chat_never_seen_gets_no_tag() {
     assert!(frame.get("platform").is_none());
     assert!(frame.get("botId").is_none());
     assert_eq!(frame["action"]["metadata"], json!({}));
-    assert!(d.gw().route("unseen").is_none());
+    assert!(d.gateway().route("unseen").is_none());
     insta::assert_snapshot!(d.transcript());
 }
 
@@ -174,4 +174,31 @@ fn the_latest_inbound_of_a_chat_decides_and_follow_ups_name_their_platform() {
     assert_eq!(frame["platform"], "discord");
     assert_eq!(frame["botId"], "1122334455");
     insta::assert_snapshot!(d.transcript());
+}
+
+/// A reply to a chat on a platform this socket never announced is not tagged with it (the
+/// connector would have to refuse the tag); the tenant metadata still rides along.
+#[test]
+fn a_chat_on_an_unannounced_platform_is_not_tagged_with_it() {
+    let mut d = Driver::open_seeded(discord1(), 0);
+    d.feed(
+        r#"{"type":"inbound","event":{"source":{"platform":"slack","chat_id":"C1","chat_type":"group","scope_id":"T1","user_id":"U1"}}}"#,
+    );
+    let m = d.mark();
+    d.send(
+        SendAction {
+            chat_id: "C1".into(),
+            ..SendAction::default()
+        },
+        None,
+    )
+    .unwrap();
+    let frames = d.frames_since(m);
+    let [frame] = frames.as_slice() else {
+        panic!("one outbound expected: {frames:?}")
+    };
+    assert!(frame.get("platform").is_none(), "{frame}");
+    assert!(frame.get("botId").is_none(), "{frame}");
+    assert_eq!(frame["action"]["metadata"]["scope_id"], "T1");
+    assert_eq!(frame["action"]["metadata"]["user_id"], "U1");
 }
