@@ -77,7 +77,9 @@ enum Side {
 /// [`InstanceOutput::Load`] from the store and makes each ack durable.
 #[derive(Debug)]
 pub struct Pair<S: DeliveryStore = MemoryStore> {
-    /// The gateway. Send through [`send`](Self::send), not on it directly.
+    /// The gateway. Send and ack through [`send`](Self::send) and [`ack`](Self::ack): the
+    /// checker then also knows what the application did (a request sent on the machine
+    /// directly is learnt from its frame; an ack made directly is not checked).
     pub gateway: RelayMachine,
     /// The gateway instance on the connector.
     pub instance: Instance,
