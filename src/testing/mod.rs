@@ -16,6 +16,42 @@
 //! [`Transcript`] without being consumed) and shows it to its [`Invariants`] before the
 //! test sees it; a broken promise panics there, named. Time never passes by itself: a test
 //! moves the clock (`advance`, `step`), and every deadline on the way fires in order.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use relay_machine::connector::MemoryStore;
+//! use relay_machine::gateway::{GatewayConfig, GatewayEvent, GatewayState, Identity, RelayMachine};
+//! use relay_machine::testing::Pair;
+//! use relay_machine::wire::{MessageEvent, SendAction, SessionSource};
+//!
+//! let config = GatewayConfig {
+//!     identities: vec![Identity::new("discord", "111")],
+//!     ..GatewayConfig::default()
+//! };
+//! let gateway = RelayMachine::new(config, 7)?;
+//! let mut pair = Pair::new(gateway, MemoryStore::default(), Instant::now());
+//! pair.gateway.connect(pair.now)?;
+//! pair.drive_until_idle()?;
+//! assert_eq!(pair.gateway.state(), GatewayState::Open);
+//!
+//! // Through the pair, not on `pair.gateway`, so the checker knows what the application did.
+//! let id = pair.send(SendAction { chat_id: "c1".into(), content: "hi".into(), ..SendAction::default() }, None)?;
+//! let event = MessageEvent {
+//!     text: "hello".into(),
+//!     source: SessionSource::new("discord", "dm", "c1"),
+//!     ..MessageEvent::default()
+//! };
+//! let buffer_id = pair.push(event, true).expect("buffered");
+//! pair.advance(Duration::from_secs(1))?;
+//! pair.ack(&buffer_id)?;
+//! pair.advance(Duration::from_secs(1))?;
+//!
+//! assert!(pair.gateway_events.iter().any(|e| matches!(e, GatewayEvent::Response { id: r, result: Ok(_) } if *r == id)));
+//! pair.check.all_resolved();            // every request resolved exactly once
+//! pair.check.unacked_kept(&pair.store); // nothing unacked lost
+//! println!("{}", pair.log.transcript);  // or insta::assert_snapshot!(pair.log.transcript.render())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 // The seats pick one kind of output out of non-exhaustive enums: a kind added later is
 // simply not the one being picked.
