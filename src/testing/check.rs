@@ -250,10 +250,11 @@ impl Invariants {
             ));
         }
         if let Some(before) = self.handed.get(id) {
-            // The gateway forgets the oldest deliveries past `delivery_memory`: only a
-            // redelivery it must still remember is a broken promise.
+            // The gateway remembers the last `delivery_memory` deliveries, this one among
+            // them while fewer than that came after it: only a redelivery it must still
+            // remember is a broken promise (with a memory of 0 it remembers none).
             let remembered = self.limits.is_some_and(|l| {
-                self.handed_count - before.order <= u64::try_from(l.delivery_memory).unwrap_or(0)
+                self.handed_count - before.order < u64::try_from(l.delivery_memory).unwrap_or(0)
             });
             if before.acked && before.content == content && remembered {
                 violated(format_args!("acked delivery {id} handed over again"));
