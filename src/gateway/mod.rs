@@ -3,6 +3,7 @@
 mod acks;
 mod config;
 mod connection;
+mod descriptors;
 mod disconnect;
 mod handshake;
 mod idle;
@@ -12,7 +13,6 @@ mod routes;
 mod timers;
 mod types;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -153,8 +153,8 @@ pub struct RelayMachine {
     /// The next backoff wait is the dormant cadence (the close was a `go_dormant`).
     dormant_wait: bool,
     hold_redial: bool,
-    default_descriptor: Option<CapabilityDescriptor>,
-    descriptors: BTreeMap<String, CapabilityDescriptor>,
+    /// The current connection's descriptors and its session default.
+    descriptors: descriptors::Descriptors,
     pending: Pending,
     /// Buffered deliveries handed to the application (held, acked, owed).
     handed: Handed,

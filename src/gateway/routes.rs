@@ -26,7 +26,7 @@ impl RelayMachine {
         self.routes
             .get(chat_id)
             .and_then(|route| self.descriptors.get(&route.platform))
-            .or(self.default_descriptor.as_ref())
+            .or_else(|| self.descriptors.default())
     }
 
     /// What the machine remembers of `chat_id` from its latest inbound.
