@@ -54,9 +54,9 @@ pub(crate) struct Handed {
 }
 
 impl Handed {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, hasher: crate::hash::SeededFx) -> Self {
         Self {
-            entries: Bounded::new(capacity),
+            entries: Bounded::new(capacity, hasher),
             holding: 0,
             owed: VecDeque::new(),
             capacity,
@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn redeliveries_are_recognised_by_id_and_content() {
-        let mut handed = Handed::new(2);
+        let mut handed = Handed::new(2, crate::hash::SeededFx::default());
         let b1 = BufferId::from("b-1");
         assert_eq!(handed.arrive(&b1, 7, false), Arrival::New);
         assert_eq!(handed.arrive(&b1, 7, false), Arrival::Held);

@@ -36,7 +36,23 @@ impl RelayMachine {
 
     /// Remembers the routing facts of a chat's latest inbound.
     pub(super) fn record_route(&mut self, source: &crate::wire::SessionSource) {
-        if !source.chat_id.is_empty() {
+        if source.chat_id.is_empty() {
+            return;
+        }
+        // A chat's facts seldom change between its messages: then only its age moves, and
+        // nothing is cloned.
+        let same = self
+            .routes
+            .get(source.chat_id.as_str())
+            .is_some_and(|route| {
+                route.platform == source.platform
+                    && route.scope_id == source.scope_id
+                    && route.user_id == source.user_id
+                    && route.profile == source.profile
+            });
+        if same {
+            self.routes.touch(source.chat_id.as_str());
+        } else {
             self.routes.insert(
                 source.chat_id.clone(),
                 ChatRoute {
