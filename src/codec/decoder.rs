@@ -186,9 +186,12 @@ impl FrameDecoder {
             let mut line = std::mem::take(&mut self.partial);
             line.extend_from_slice(tail);
             let item = self.decode_line(&line);
-            // Keep the allocation for the next partial line.
-            line.clear();
-            self.partial = line;
+            // Keep the allocation for the next partial line, unless a large frame made it
+            // large: like the input, a burst should not pin its size for the connection.
+            if line.capacity() <= 64 * 1024 {
+                line.clear();
+                self.partial = line;
+            }
             item
         };
         self.position += 1;

@@ -10,7 +10,7 @@
 //! keyed on `message_id` (§11.2 #22).
 
 use std::collections::VecDeque;
-use std::hash::{DefaultHasher, Hasher};
+use std::hash::{BuildHasher, Hasher};
 
 use serde::Serialize;
 
@@ -146,10 +146,12 @@ impl Handed {
     }
 }
 
-/// A digest of a delivery's content: its JSON form streamed into SipHash (fixed keys, so
-/// the same content gives the same digest in every process), without allocating.
+/// A digest of a delivery's content: its JSON form streamed into the fast hasher (a fixed
+/// seed, so the same content gives the same digest in every process), without allocating.
+/// It only tells a redelivery (same id, same content) from an id reused for other content,
+/// so it need not resist a peer that could as well resend the id.
 pub(crate) fn digest(value: &impl Serialize) -> u64 {
-    struct Writer(DefaultHasher);
+    struct Writer(crate::hash::FxHasher);
     impl std::io::Write for Writer {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             self.0.write(buf);
@@ -159,10 +161,29 @@ pub(crate) fn digest(value: &impl Serialize) -> u64 {
             Ok(())
         }
     }
-    let mut writer = Writer(DefaultHasher::new());
+    let mut writer = Writer(crate::hash::SeededFx::default().build_hasher());
     // Serialising plain data into a writer that never fails cannot fail.
     let _ = serde_json::to_writer(&mut writer, value);
     writer.0.finish()
+}
+
+/// [`digest`] for a forward: its fields hashed as they are, the body as its bytes. A
+/// forward is mostly its body, which the JSON form would re-encode to base64 (a 16 MiB
+/// webhook took longer to digest than to decode).
+pub(crate) fn forward_digest(forward: &crate::wire::PassthroughForward) -> u64 {
+    let body = match &forward.body {
+        Ok(bytes) => Ok(&bytes[..]),
+        Err(error) => Err(error.encoded.as_str()),
+    };
+    crate::hash::SeededFx::default().hash_one((
+        &forward.platform,
+        &forward.bot_id,
+        &forward.method,
+        &forward.path,
+        &forward.headers,
+        body,
+        &forward.profile,
+    ))
 }
 
 impl RelayMachine {
@@ -203,7 +224,7 @@ impl RelayMachine {
     /// A `passthrough_forward`: to the application once.
     pub(super) fn on_passthrough(&mut self, frame: PassthroughFrame) {
         let PassthroughFrame { forward, buffer_id } = frame;
-        if self.admit(buffer_id.as_ref(), || digest(&forward)) {
+        if self.admit(buffer_id.as_ref(), || forward_digest(&forward)) {
             self.event(GatewayEvent::Passthrough {
                 forward: Box::new(forward),
                 buffer_id,
