@@ -442,9 +442,9 @@ fn seed_deliveries(options: &Options) -> Vec<(Delivery, bool)> {
         let mut source = SessionSource::new("discord", "group", "4455");
         source.user_id = Some("77".into());
         source.scope_id = Some("1000".into());
-        source.message_id = Some(format!("{}", 9000 + i));
+        source.message_id = Some(format!("{}", 9000 + i).into());
         let event = MessageEvent {
-            text: format!("message {i}"),
+            text: format!("message {i}").into(),
             message_id: source.message_id.clone(),
             source,
             ..Default::default()

@@ -124,7 +124,7 @@ fn connector_traffic(conn: &mut ConnectorMachine, now: Instant) {
             }
         }
         let event = relay_machine::wire::MessageEvent {
-            text: format!("hello {i}"),
+            text: format!("hello {i}").into(),
             ..Default::default()
         };
         conn.send_live(now, event).unwrap();

@@ -81,7 +81,7 @@ impl Connector {
         (0..n)
             .map(|i| {
                 let delivery = Delivery::from(MessageEvent {
-                    text: format!("m{i}"),
+                    text: format!("m{i}").into(),
                     ..Default::default()
                 });
                 let id = self.store.append(delivery.clone());

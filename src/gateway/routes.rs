@@ -46,20 +46,21 @@ impl RelayMachine {
             .get(source.chat_id.as_str())
             .is_some_and(|route| {
                 route.platform == source.platform
-                    && route.scope_id == source.scope_id
-                    && route.user_id == source.user_id
-                    && route.profile == source.profile
+                    && route.scope_id.as_deref() == source.scope_id.as_deref()
+                    && route.user_id.as_deref() == source.user_id.as_deref()
+                    && route.profile.as_deref() == source.profile.as_deref()
             });
         if same {
             self.routes.touch(source.chat_id.as_str());
         } else {
             self.routes.insert(
-                source.chat_id.clone(),
+                // Copies, not slices: the route outlives the message it came in.
+                source.chat_id.to_string(),
                 ChatRoute {
-                    platform: source.platform.clone(),
-                    scope_id: source.scope_id.clone(),
-                    user_id: source.user_id.clone(),
-                    profile: source.profile.clone(),
+                    platform: source.platform.to_string(),
+                    scope_id: source.scope_id.as_deref().map(str::to_owned),
+                    user_id: source.user_id.as_deref().map(str::to_owned),
+                    profile: source.profile.as_deref().map(str::to_owned),
                 },
             );
         }

@@ -250,7 +250,7 @@ impl Inst {
     fn next_delivery(&mut self) -> Delivery {
         self.texts += 1;
         Delivery::from(MessageEvent {
-            text: format!("m{}", self.texts),
+            text: format!("m{}", self.texts).into(),
             ..Default::default()
         })
     }
