@@ -55,9 +55,9 @@ impl RelayMachine {
         } else {
             self.routes.insert(
                 // Copies, not slices: the route outlives the message it came in.
-                source.chat_id.to_string(),
+                String::from(source.chat_id.as_str()),
                 ChatRoute {
-                    platform: source.platform.to_string(),
+                    platform: String::from(source.platform.as_str()),
                     scope_id: source.scope_id.as_deref().map(str::to_owned),
                     user_id: source.user_id.as_deref().map(str::to_owned),
                     profile: source.profile.as_deref().map(str::to_owned),
