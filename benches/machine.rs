@@ -65,7 +65,7 @@ const IDENTITIES: [(&str, &str); 3] = [
 static MIXED: LazyLock<String> = LazyLock::new(|| corpus::gen_mixed(corpus::N_FRAMES));
 
 /// The frame type of a corpus line, for the per-type benches.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Inbound,
     InboundBuffered,
@@ -491,49 +491,23 @@ fn connector_receive(bencher: Bencher) {
 }
 
 /// One frame type at a time, for its allocations.
-#[divan::bench_group(sample_count = 20, sample_size = SAMPLE)]
-mod gateway_frame_type {
-    use super::*;
-
-    #[divan::bench]
-    fn inbound(bencher: Bencher) {
-        bench_gateway(bencher, &[Kind::Inbound]);
-    }
-    #[divan::bench]
-    fn inbound_buffered(bencher: Bencher) {
-        bench_gateway(bencher, &[Kind::InboundBuffered]);
-    }
-    #[divan::bench]
-    fn outbound_result(bencher: Bencher) {
-        bench_gateway(bencher, &[Kind::Result]);
-    }
-    #[divan::bench]
-    fn passthrough(bencher: Bencher) {
-        bench_gateway(bencher, &[Kind::Passthrough]);
-    }
-    #[divan::bench]
-    fn passthrough_buffered(bencher: Bencher) {
-        bench_gateway(bencher, &[Kind::PassthroughBuffered]);
-    }
+#[divan::bench(sample_count = 20, sample_size = SAMPLE, args = ALL)]
+fn gateway_frame_type(bencher: Bencher, kind: Kind) {
+    bench_gateway(bencher, &[kind]);
 }
 
-/// The connector's replies by the corpus line they answer, for their allocations.
-#[divan::bench_group(sample_count = 20, sample_size = SAMPLE)]
-mod connector_frame_type {
-    use super::*;
-
-    #[divan::bench]
-    fn send(bencher: Bencher) {
-        bench_connector(bencher, &[Kind::Inbound, Kind::InboundBuffered]);
-    }
-    #[divan::bench]
-    fn typing(bencher: Bencher) {
-        bench_connector(bencher, &[Kind::Result]);
-    }
-    #[divan::bench]
-    fn follow_up(bencher: Bencher) {
-        bench_connector(bencher, &[Kind::Passthrough, Kind::PassthroughBuffered]);
-    }
+/// The connector's replies by the kind of corpus line they answer (`Inbound`: a `send`,
+/// `Result`: a `typing`, `Passthrough`: a `follow_up`), for their allocations.
+#[divan::bench(sample_count = 20, sample_size = SAMPLE, args = [Kind::Inbound, Kind::Result, Kind::Passthrough])]
+fn connector_frame_type(bencher: Bencher, reply_to: Kind) {
+    let kinds = match reply_to {
+        Kind::Inbound | Kind::InboundBuffered => [Kind::Inbound, Kind::InboundBuffered],
+        Kind::Result => [Kind::Result, Kind::Result],
+        Kind::Passthrough | Kind::PassthroughBuffered => {
+            [Kind::Passthrough, Kind::PassthroughBuffered]
+        }
+    };
+    bench_connector(bencher, &kinds);
 }
 
 /// A frame of `mib` MiB through the gateway: in 4 KiB messages, or whole. A fresh

@@ -28,38 +28,99 @@ use serde::{Serialize, Serializer};
 /// It reads like a `&str` (it derefs to `str`), compares equal to `str`, `&str` and
 /// `String`, converts from both, and prints (`Display` and `Debug`) and serialises exactly
 /// as a `String` would, so code written for `String` fields mostly compiles unchanged.
-/// Cloning is cheap (a reference count). Use [`Str::to_string`] or `String::from` for an
-/// owned copy that does not keep the message alive.
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Str(Bytes);
+/// Short strings (ids, names: up to 22 bytes) are kept inline, without an allocation or a
+/// reference count; longer ones share the received message's bytes when they can. It is
+/// as large as a `String` (24 bytes), so events are no larger to move than before. Use `String::from` for an owned copy that does not keep
+/// the message alive.
+#[derive(Clone)]
+pub struct Str(Repr);
+
+/// Longest string kept inline: 24 bytes, less the length and the variant's tag.
+const INLINE: usize = 22;
+
+#[derive(Clone)]
+enum Repr {
+    /// The first `len` bytes of `bytes`.
+    Inline { len: u8, bytes: [u8; INLINE] },
+    /// A reference-counted buffer, or a slice of one. Boxed: `Bytes` itself is 32 bytes,
+    /// and every event field would pay for it.
+    Shared(Box<Bytes>),
+}
 
 impl Str {
     /// The empty string.
     pub const fn new() -> Self {
-        Self(Bytes::new())
+        Self(Repr::Inline {
+            len: 0,
+            bytes: [0; INLINE],
+        })
     }
 
-    /// A string for `text` known at compile time, without allocating.
-    pub const fn from_static(text: &'static str) -> Self {
-        Self(Bytes::from_static(text.as_bytes()))
+    /// A string for `text` known at compile time, without copying it.
+    pub fn from_static(text: &'static str) -> Self {
+        Self::inline(text)
+            .unwrap_or_else(|| Self(Repr::Shared(Box::new(Bytes::from_static(text.as_bytes())))))
+    }
+
+    /// `text` inline when it is short enough.
+    fn inline(text: &str) -> Option<Self> {
+        let len = u8::try_from(text.len())
+            .ok()
+            .filter(|&n| usize::from(n) <= INLINE)?;
+        let mut bytes = [0; INLINE];
+        bytes
+            .get_mut(..text.len())?
+            .copy_from_slice(text.as_bytes());
+        Some(Self(Repr::Inline { len, bytes }))
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Repr::Shared(bytes) => bytes,
+        }
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
         // The bytes come from a `str` (every constructor takes one), so this never falls
         // back; without `unsafe` the check cannot be skipped, and it is a fast scan.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
 
-    /// Whether these bytes are a slice of a larger buffer (a received message) rather than
-    /// their own allocation: for tests and memory accounting.
-    pub fn is_shared_slice(&self, of: &Bytes) -> bool {
-        contains(of, self.0.as_ref())
+    /// Whether this string is a slice of `message` (it shares its bytes) rather than a
+    /// copy: for tests and memory accounting.
+    pub fn is_shared_slice(&self, message: &Bytes) -> bool {
+        match &self.0 {
+            Repr::Shared(bytes) => contains(message, bytes),
+            Repr::Inline { .. } => false,
+        }
     }
+}
 
-    /// The string's bytes, sharing them.
-    pub fn as_bytes_shared(&self) -> Bytes {
-        self.0.clone()
+impl Default for Str {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Str {}
+
+impl PartialOrd for Str {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Str {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
@@ -92,8 +153,13 @@ pub(crate) fn with_source<T>(line: &Bytes, decode: impl FnOnce() -> T) -> T {
 /// A `Str` for `text` borrowed from the decoder's input: a slice of the source line when
 /// it lies inside it, else a copy.
 fn from_borrowed(text: &str) -> Str {
+    if let Some(short) = Str::inline(text) {
+        return short;
+    }
     SOURCE.with(|source| match source.borrow().as_ref() {
-        Some(line) if contains(line, text.as_bytes()) => Str(line.slice_ref(text.as_bytes())),
+        Some(line) if contains(line, text.as_bytes()) => {
+            Str(Repr::Shared(Box::new(line.slice_ref(text.as_bytes()))))
+        }
         _ => Str::from(text),
     })
 }
@@ -114,7 +180,7 @@ impl AsRef<str> for Str {
 
 impl AsRef<[u8]> for Str {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
     }
 }
 
@@ -133,13 +199,18 @@ impl Hash for Str {
 
 impl From<&str> for Str {
     fn from(text: &str) -> Self {
-        Self(Bytes::copy_from_slice(text.as_bytes()))
+        Self::inline(text).unwrap_or_else(|| {
+            Self(Repr::Shared(Box::new(Bytes::copy_from_slice(
+                text.as_bytes(),
+            ))))
+        })
     }
 }
 
 impl From<String> for Str {
     fn from(text: String) -> Self {
-        Self(Bytes::from(text.into_bytes()))
+        Self::inline(&text)
+            .unwrap_or_else(|| Self(Repr::Shared(Box::new(Bytes::from(text.into_bytes())))))
     }
 }
 
@@ -260,13 +331,18 @@ mod tests {
 
     #[test]
     fn unescaped_strings_are_slices_of_the_source_and_escaped_ones_are_owned() {
-        let line = Bytes::from_static(br#"{"a":"plain","b":"esc\u00e9"}"#);
+        let line = Bytes::from_static(
+            br#"{"a":"a plain string longer than thirty bytes","b":"esc\u00e9"}"#,
+        );
         let two: Two = with_source(&line, || serde_json::from_slice(&line).unwrap());
-        assert_eq!(two.a, "plain");
+        assert_eq!(two.a, "a plain string longer than thirty bytes");
         assert_eq!(two.b, "esc\u{e9}");
         assert!(two.a.is_shared_slice(&line));
         assert!(!two.b.is_shared_slice(&line));
-        // Outside a decode nothing is borrowed.
+        // Short strings are inline; outside a decode nothing is borrowed.
+        let short = Bytes::from_static(br#"{"a":"plain","b":"x"}"#);
+        let two: Two = with_source(&short, || serde_json::from_slice(&short).unwrap());
+        assert!(!two.a.is_shared_slice(&short));
         let other: Two = serde_json::from_slice(&line).unwrap();
         assert!(!other.a.is_shared_slice(&line));
     }
@@ -285,5 +361,14 @@ mod tests {
         let mut map = std::collections::HashMap::new();
         map.insert(s, 1);
         assert_eq!(map.get("chat"), Some(&1));
+    }
+}
+
+#[cfg(test)]
+mod size {
+    #[test]
+    fn a_str_is_no_larger_than_a_string() {
+        assert_eq!(size_of::<super::Str>(), size_of::<String>());
+        assert_eq!(size_of::<Option<super::Str>>(), size_of::<Option<String>>());
     }
 }
