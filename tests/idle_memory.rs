@@ -133,24 +133,25 @@ fn connector_traffic(conn: &mut ConnectorMachine, now: Instant) {
     assert_eq!(conn.in_flight(), 0);
 }
 
+/// Heap held by the machine `make` builds: idle, then after `traffic`.
+fn measure<M>(make: impl FnOnce() -> Box<M>, traffic: impl FnOnce(&mut M)) -> (usize, usize) {
+    let before = live();
+    let mut machine = make();
+    let idle = live() - before;
+    traffic(&mut machine);
+    let after = live() - before;
+    drop(machine);
+    (idle, after)
+}
+
 #[test]
 fn an_idle_handshaken_connection_holds_at_most_two_kib_of_heap_in_each_role() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let now = Instant::now();
 
-    let before = live();
-    let mut gw = gateway(now);
-    let gateway_idle = live() - before;
-    gateway_traffic(&mut gw, now);
-    let gateway_after = live() - before;
-    drop(gw);
-
-    let before = live();
-    let mut conn = connector(now);
-    let connector_idle = live() - before;
-    connector_traffic(&mut conn, now);
-    let connector_after = live() - before;
-    drop(conn);
+    let (gateway_idle, gateway_after) = measure(|| gateway(now), |gw| gateway_traffic(gw, now));
+    let (connector_idle, connector_after) =
+        measure(|| connector(now), |conn| connector_traffic(conn, now));
 
     eprintln!("gateway: {gateway_idle} B idle, {gateway_after} B after light traffic");
     eprintln!("connector: {connector_idle} B idle, {connector_after} B after light traffic");
