@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -45,7 +46,8 @@ pub(crate) enum Arrival {
 
 #[derive(Debug)]
 pub(crate) struct Handed {
-    entries: Bounded<BufferId, Entry>,
+    /// Keyed by a shared string: the age index holds the same key without another copy.
+    entries: Bounded<Arc<str>, Entry>,
     /// Entries in [`Status::Held`].
     holding: usize,
     /// Ids whose ack is owed, oldest first; checked against `entries` when taken.
@@ -66,7 +68,7 @@ impl Handed {
     /// Classifies an arriving delivery and remembers it; a new one is held (or acked at
     /// once with `auto_ack`). A re-ack is recorded as written.
     pub(crate) fn arrive(&mut self, id: &BufferId, digest: u64, auto_ack: bool) -> Arrival {
-        if let Some(entry) = self.entries.get_mut(id) {
+        if let Some(entry) = self.entries.get_mut(id.as_str()) {
             if entry.digest == digest {
                 return match entry.state {
                     Status::Held => Arrival::Held,
@@ -82,13 +84,13 @@ impl Handed {
         } else {
             Status::Held
         };
-        self.remember(id.clone(), Entry { digest, state });
+        self.remember(id, Entry { digest, state });
         Arrival::New
     }
 
     /// The application acks `id`; `false` unless it holds it.
     pub(crate) fn ack(&mut self, id: &BufferId) -> bool {
-        match self.entries.get_mut(id) {
+        match self.entries.get_mut(id.as_str()) {
             Some(entry) if entry.state == Status::Held => {
                 entry.state = Status::Acked;
                 self.holding -= 1;
@@ -101,7 +103,7 @@ impl Handed {
     /// The ack of `id` was acked by the application but never written (no connection, or
     /// its connection ended first): owe it to the next connection.
     pub(crate) fn owe(&mut self, id: BufferId) {
-        if let Some(entry) = self.entries.get_mut(&id) {
+        if let Some(entry) = self.entries.get_mut(id.as_str()) {
             if entry.state == Status::Acked {
                 entry.state = Status::Owed;
                 if self.owed.len() >= self.capacity {
@@ -116,7 +118,7 @@ impl Handed {
     pub(crate) fn take_owed(&mut self) -> Vec<BufferId> {
         let mut due = Vec::new();
         for id in std::mem::take(&mut self.owed) {
-            if let Some(entry) = self.entries.get_mut(&id) {
+            if let Some(entry) = self.entries.get_mut(id.as_str()) {
                 if entry.state == Status::Owed {
                     entry.state = Status::Acked;
                     due.push(id);
@@ -131,13 +133,13 @@ impl Handed {
         self.holding
     }
 
-    fn remember(&mut self, id: BufferId, entry: Entry) {
+    fn remember(&mut self, id: &BufferId, entry: Entry) {
         let held = entry.state == Status::Held;
         let replaced = self
             .entries
-            .get(&id)
+            .get(id.as_str())
             .is_some_and(|e| e.state == Status::Held);
-        let evicted = self.entries.insert(id, entry);
+        let evicted = self.entries.insert(Arc::from(id.as_str()), entry);
         self.holding += usize::from(held);
         self.holding -= usize::from(replaced);
         if evicted.is_some_and(|(_, e)| e.state == Status::Held) {

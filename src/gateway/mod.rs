@@ -159,7 +159,8 @@ pub struct RelayMachine {
     /// Buffered deliveries handed to the application (held, acked, owed).
     handed: Handed,
     /// Routing facts of each chat's latest inbound (bounded, least recent forgotten).
-    routes: Bounded<String, ChatRoute>,
+    /// Keyed by a shared string: the age index holds the same key without another copy.
+    routes: Bounded<std::sync::Arc<str>, ChatRoute>,
     timers: Timers,
     /// The bytes handed in, the diagnostics budget, the ordered outputs.
     core: Core<ConnectionCommand, GatewayEvent>,

@@ -55,7 +55,7 @@ impl RelayMachine {
         } else {
             self.routes.insert(
                 // Copies, not slices: the route outlives the message it came in.
-                String::from(source.chat_id.as_str()),
+                std::sync::Arc::from(source.chat_id.as_str()),
                 ChatRoute {
                     platform: String::from(source.platform.as_str()),
                     scope_id: source.scope_id.as_deref().map(str::to_owned),
