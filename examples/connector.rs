@@ -514,16 +514,16 @@ fn seed_steps(options: &Options, identities: &[Identity]) -> Vec<Seed> {
         let mut source = SessionSource::new(platform, "group", "4455");
         source.user_id = Some("77".into());
         source.scope_id = Some("1000".into());
-        source.message_id = Some(format!("{}", 9000 + i));
+        source.message_id = Some(format!("{}", 9000 + i).into());
         let interrupt =
             (options.interrupt_after > 0 && i % options.interrupt_after == 0).then(|| {
                 Seed::Interrupt {
                     session_key: session_key(&source, &SessionKeyOptions::default()),
-                    chat_id: source.chat_id.clone(),
+                    chat_id: source.chat_id.to_string(),
                 }
             });
         let event = MessageEvent {
-            text: inbound_text(options, i),
+            text: inbound_text(options, i).into(),
             message_id: source.message_id.clone(),
             source,
             ..Default::default()

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 
 use crate::session_key::{canonical_platform, py_trim};
 use crate::wire::{
-    BodyError, MessageEvent, MessageType, PassthroughForward, PromptResponse, SessionSource,
+    BodyError, MessageEvent, MessageType, PassthroughForward, PromptResponse, SessionSource, Str,
 };
 
 /// Why a forward yields no event. The reference logs and drops all of these.
@@ -151,11 +151,11 @@ fn convert(payload: &Map<String, Value>, profile: Option<String>) -> MessageEven
         if !head.is_empty() {
             let mut parts = vec![head.to_owned()];
             render_options(data.and_then(|d| d.get("options")), &mut parts);
-            event.text = py_trim(&parts.join(" ")).to_owned();
+            event.text = py_trim(&parts.join(" ")).into();
             event.message_type = MessageType::Command;
         }
     } else if is_int(kind, 3) {
-        event.text = field("custom_id").unwrap_or_default();
+        event.text = field("custom_id").unwrap_or_default().into();
         if let Some((prompt_id, option_id)) = decode_prompt_token(&event.text) {
             let message = payload.get("message").and_then(Value::as_object);
             event.prompt_response = Some(PromptResponse {
@@ -164,7 +164,7 @@ fn convert(payload: &Map<String, Value>, profile: Option<String>) -> MessageEven
                 label: None,
                 prompt_message_id: message.and_then(|m| truthy(m.get("id"))).map(py_str),
             });
-            event.text = format!("/{option_id}");
+            event.text = format!("/{option_id}").into();
             event.message_type = MessageType::Command;
         }
     }
@@ -207,18 +207,18 @@ fn source(payload: &Map<String, Value>, profile: Option<String>) -> SessionSourc
     };
 
     SessionSource {
-        thread_id: is_thread.then(|| chat_id.clone()),
+        thread_id: is_thread.then(|| Str::from(&chat_id)),
         parent_chat_id: channel
             .filter(|_| is_thread)
             .and_then(|c| truthy(c.get("parent_id")))
-            .map(py_str),
-        user_id: user_field("id").map(py_str),
-        user_name,
-        scope_id: guild_id.map(py_str),
+            .map(|v| py_str(v).into()),
+        user_id: user_field("id").map(|v| py_str(v).into()),
+        user_name: user_name.map(Str::from),
+        scope_id: guild_id.map(|v| py_str(v).into()),
         // The interaction id; the event-level message_id stays unset, so the text lane's
         // replay dedupe does not apply to interactions.
-        message_id: get("id").map(py_str),
-        profile,
+        message_id: get("id").map(|v| py_str(v).into()),
+        profile: profile.map(Str::from),
         ..SessionSource::new("discord", chat_type, chat_id)
     }
 }

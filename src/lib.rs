@@ -194,6 +194,7 @@ pub mod discord;
 #[cfg_attr(docsrs, doc(cfg(feature = "fuzzing")))]
 pub mod fuzzing;
 pub mod gateway;
+mod hash;
 mod outputs;
 mod pending;
 pub mod rng;

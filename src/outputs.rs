@@ -77,9 +77,12 @@ impl<C, E> Queue<C, E> {
 
     pub(crate) fn pop(&mut self) -> Option<Item<C, E>> {
         let item = self.items.pop_front();
-        if self.items.is_empty() && self.items.capacity() > 64 {
-            // A burst (a replayed backlog) should not pin its peak for the connection's life.
-            self.items.shrink_to(64);
+        if self.items.is_empty() && self.items.capacity() > 1 {
+            // A burst (a handshake, a replayed backlog) should not pin its peak for the
+            // connection's life. One slot stays: a frame mostly makes one output at a time
+            // (an event, then the ack or result the application answers with), so steady
+            // traffic neither grows nor shrinks the queue.
+            self.items.shrink_to(1);
         }
         item
     }

@@ -4,15 +4,23 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
+use crate::hash::SeededFx;
 use crate::wire::RequestId;
 
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
-    deadlines: HashMap<RequestId, Instant>,
+    deadlines: HashMap<RequestId, Instant, SeededFx>,
     order: BTreeSet<(Instant, RequestId)>,
 }
 
 impl Pending {
+    pub(crate) fn new(hasher: SeededFx) -> Self {
+        Self {
+            deadlines: HashMap::with_hasher(hasher),
+            order: BTreeSet::new(),
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.deadlines.len()
     }
@@ -34,9 +42,10 @@ impl Pending {
 
     /// Takes `id` out; `false` when it was not pending (unknown, late or answered).
     pub(crate) fn remove(&mut self, id: &RequestId) -> bool {
-        match self.deadlines.remove(id) {
-            Some(deadline) => {
-                self.order.remove(&(deadline, id.clone()));
+        // The map hands back its own copy of the id, which builds the index key: no clone.
+        match self.deadlines.remove_entry(id) {
+            Some((id, deadline)) => {
+                self.order.remove(&(deadline, id));
                 true
             }
             None => false,

@@ -248,7 +248,7 @@ pub fn apply_slack_top_level_thread(event: &mut MessageEvent) -> bool {
         .map(str::to_owned);
     match message_id {
         Some(id) => {
-            event.source.thread_id = Some(id);
+            event.source.thread_id = Some(id.into());
             true
         }
         None => false,
@@ -296,6 +296,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+    use crate::wire::Str;
 
     fn src(platform: &str, chat_type: &str, chat: &str) -> SessionSource {
         SessionSource::new(platform, chat_type, chat)
@@ -510,7 +511,7 @@ mod tests {
             session_key(&source, &multiplex(Some(""))),
             "agent:reviewer:discord:dm:111"
         );
-        let unnamed = with(source.clone(), |s| s.profile = Some(String::new()));
+        let unnamed = with(source.clone(), |s| s.profile = Some(Str::new()));
         assert_eq!(
             session_key(&unnamed, &multiplex(None)),
             "agent:main:discord:dm:111"
@@ -555,7 +556,7 @@ mod tests {
             session_key(&slack, &options),
             "agent:main:slack:group:T1:C1:U1"
         );
-        let unscoped = with(slack, |s| s.scope_id = Some(String::new()));
+        let unscoped = with(slack, |s| s.scope_id = Some(Str::new()));
         assert_eq!(
             session_key(&unscoped, &options),
             "agent:main:slack:group:C1:U1"
@@ -609,7 +610,7 @@ mod tests {
             "agent:main:discord:group:c:real"
         );
         // An empty thread id is no thread: the prospective one applies.
-        let empty = with(both.clone(), |s| s.thread_id = Some(String::new()));
+        let empty = with(both.clone(), |s| s.thread_id = Some(Str::new()));
         assert_eq!(
             session_key(&empty, &options),
             "agent:main:discord:thread:c:future"
@@ -643,7 +644,7 @@ mod tests {
             "agent:main:discord:group:c"
         );
         let anonymous = with(src("discord", "group", ""), |s| {
-            s.user_id = Some(String::new())
+            s.user_id = Some(Str::new())
         });
         assert_eq!(
             session_key(&anonymous, &options),
@@ -657,7 +658,7 @@ mod tests {
             session_key(&alt, &options),
             "agent:main:signal:group:g:uuid"
         );
-        let empty_alt = with(alt, |s| s.user_id_alt = Some(String::new()));
+        let empty_alt = with(alt, |s| s.user_id_alt = Some(Str::new()));
         assert_eq!(
             session_key(&empty_alt, &options),
             "agent:main:signal:group:g:+1555"
@@ -740,7 +741,7 @@ mod tests {
         let mut dm = MessageEvent {
             source: with(src("slack", "dm", "D1"), |s| {
                 s.message_id = Some("1700.3".into());
-                s.thread_id = Some(String::new());
+                s.thread_id = Some(Str::new());
             }),
             ..MessageEvent::default()
         };

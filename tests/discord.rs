@@ -29,7 +29,7 @@ fn command(name: Value, options: Value) -> MessageEvent {
 
 fn text_of(name: &str, options: Value) -> (String, MessageType) {
     let event = command(json!(name), options);
-    (event.text, event.message_type)
+    (event.text.to_string(), event.message_type)
 }
 
 fn component(custom_id: &str) -> MessageEvent {
@@ -332,19 +332,13 @@ fn the_author_is_the_member_user_else_the_top_level_user() {
         "member": {"user": {"id": "m1", "username": "member"}},
         "user": {"id": "u1", "username": "user"},
     });
-    assert_eq!(
-        author(both),
-        (Some("m1".to_owned()), Some("member".to_owned()))
-    );
+    assert_eq!(author(both), (Some("m1".into()), Some("member".into())));
     let memberless = json!({"type": 2, "user": {"id": "u1", "username": "user"}});
-    assert_eq!(
-        author(memberless),
-        (Some("u1".to_owned()), Some("user".to_owned()))
-    );
+    assert_eq!(author(memberless), (Some("u1".into()), Some("user".into())));
     let userless_member = json!({"type": 2, "member": {"nick": "n"}, "user": {"id": "u1"}});
     assert_eq!(
         author(userless_member),
-        (Some("u1".to_owned()), Some("n".to_owned()))
+        (Some("u1".into()), Some("n".into()))
     );
     // Odd shapes read as absent, never as a crash.
     for body in [

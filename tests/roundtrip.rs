@@ -101,8 +101,7 @@ fn edge_values_round_trip() {
         "control characters and separators in text",
         Inbound {
             event: MessageEvent {
-                text: "\u{0}\u{1}\u{1f}\u{7f}\u{2028}\u{2029}\"\\/\r\n\t\u{feff}\u{10ffff}"
-                    .to_owned(),
+                text: "\u{0}\u{1}\u{1f}\u{7f}\u{2028}\u{2029}\"\\/\r\n\t\u{feff}\u{10ffff}".into(),
                 message_type: MessageType::Other("image".to_owned()),
                 ..MessageEvent::default()
             },

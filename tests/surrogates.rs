@@ -46,7 +46,7 @@ fn text(escaped: &str) -> String {
     match frame(&format!(
         r#"{{"type":"inbound","event":{{"text":"{escaped}"}}}}"#
     )) {
-        Frame::Inbound(i) => i.event.text,
+        Frame::Inbound(i) => i.event.text.to_string(),
         other => panic!("not inbound: {other:?}"),
     }
 }

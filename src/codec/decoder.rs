@@ -1,6 +1,8 @@
 //! [`FrameDecoder`]: the pull-based line splitter, with its limits.
 #![deny(clippy::indexing_slicing)]
 
+use bytes::{Bytes, BytesMut};
+
 use super::line::decode_line;
 use super::{DEFAULT_MAX_FRAME_LEN, DecodeError, DecodeErrorKind};
 use crate::wire::Frame;
@@ -45,9 +47,11 @@ pub struct FrameDecoder {
     line_start: u64,
     /// Stream offset of the next byte to scan.
     position: u64,
-    /// Bytes pushed and not scanned yet, from `cursor` on.
-    input: Vec<u8>,
-    cursor: usize,
+    /// Bytes pushed and not scanned yet. Each complete line is split off as its own
+    /// `Bytes`, so the strings of its frame can be slices of it (see
+    /// [`Str`](crate::wire::Str)); once every frame of a message is dropped the buffer is
+    /// unique again and the next push reuses it.
+    input: BytesMut,
 }
 
 impl Default for FrameDecoder {
@@ -71,8 +75,7 @@ impl FrameDecoder {
             line: 1,
             line_start: 0,
             position: 0,
-            input: Vec::new(),
-            cursor: 0,
+            input: BytesMut::new(),
         }
     }
 
@@ -83,43 +86,31 @@ impl FrameDecoder {
 
     /// Hands over the next chunk of the stream; [`next_frame`](Self::next_frame) decodes it.
     pub fn push(&mut self, chunk: &[u8]) {
-        if self.cursor >= self.input.len() {
-            self.input.clear();
-            self.cursor = 0;
-        }
         self.input.extend_from_slice(chunk);
     }
 
     /// Decodes the next complete line: a frame or the line's error, in stream order;
     /// `None` when every complete line pushed so far has been taken.
     pub fn next_frame(&mut self) -> Option<Result<Frame, DecodeError>> {
-        // The input is moved out while a line of it is decoded, so that the line can be
-        // borrowed while the rest of the state changes.
-        let input = std::mem::take(&mut self.input);
         let mut item = None;
-        while item.is_none() {
-            let Some(rest) = input.get(self.cursor..).filter(|r| !r.is_empty()) else {
-                break;
-            };
-            match memchr::memchr(b'\n', rest) {
+        while item.is_none() && !self.input.is_empty() {
+            match memchr::memchr(b'\n', &self.input) {
                 Some(n) => {
-                    self.cursor += n + 1;
-                    item = self.end_line(rest.get(..n).unwrap_or_default());
+                    let line = self.input.split_to(n + 1).freeze();
+                    item = self.end_line(&line, n);
                 }
                 None => {
-                    self.cursor = input.len();
-                    item = self.extend_partial(rest).map(Err);
+                    // Moved out while its bytes are kept, then emptied: its capacity stays.
+                    let mut rest = std::mem::take(&mut self.input);
+                    item = self.extend_partial(&rest).map(Err);
+                    rest.clear();
+                    self.input = rest;
                 }
             }
         }
-        self.input = input;
-        if self.cursor >= self.input.len() {
-            self.cursor = 0;
-            self.input.clear();
-            // A burst (one large message) should not pin its size for the connection's life.
-            if self.input.capacity() > 64 * 1024 {
-                self.input = Vec::new();
-            }
+        // A burst (one large message) should not pin its size for the connection's life.
+        if self.input.is_empty() && self.input.capacity() > 64 * 1024 {
+            self.input = BytesMut::new();
         }
         item
     }
@@ -130,9 +121,9 @@ impl FrameDecoder {
     /// A live connection never calls this (the protocol processes a frame only when its
     /// newline arrives); it is for reading a capture whose last line lacks one.
     pub fn finish(&mut self) {
-        let open = match self.input.get(self.cursor..) {
-            Some(rest) if !rest.is_empty() => rest.last() != Some(&b'\n'),
-            _ => !self.partial.is_empty() || self.skipping,
+        let open = match self.input.last() {
+            Some(last) => *last != b'\n',
+            None => !self.partial.is_empty() || self.skipping,
         };
         if open {
             self.push(b"\n");
@@ -152,7 +143,7 @@ impl FrameDecoder {
 
     /// Bytes pushed and not decoded yet.
     pub fn pending_len(&self) -> usize {
-        self.input.len().saturating_sub(self.cursor)
+        self.input.len()
     }
 
     /// Keeps the start of a line whose newline has not arrived; reports it once it crosses
@@ -170,8 +161,9 @@ impl FrameDecoder {
         }
     }
 
-    /// `tail` is the rest of the current line, up to (not including) its newline.
-    fn end_line(&mut self, tail: &[u8]) -> Option<Result<Frame, DecodeError>> {
+    /// `line` holds the rest of the current line and its newline, which is at `n`.
+    fn end_line(&mut self, line: &Bytes, n: usize) -> Option<Result<Frame, DecodeError>> {
+        let tail = line.get(..n).unwrap_or_default();
         self.position += tail.len() as u64;
         let item = if self.skipping {
             self.skipping = false;
@@ -181,15 +173,14 @@ impl FrameDecoder {
             self.skipping = false;
             Some(Err(error))
         } else if self.partial.is_empty() {
-            self.decode_line(tail)
+            self.decode_line(line, tail)
         } else {
-            let mut line = std::mem::take(&mut self.partial);
-            line.extend_from_slice(tail);
-            let item = self.decode_line(&line);
-            // Keep the allocation for the next partial line.
-            line.clear();
-            self.partial = line;
-            item
+            // The line's start came in earlier messages: it is joined into one buffer of
+            // its own, which its frame's strings may then share.
+            let mut joined = std::mem::take(&mut self.partial);
+            joined.extend_from_slice(tail);
+            let joined = Bytes::from(joined);
+            self.decode_line(&joined, &joined)
         };
         self.position += 1;
         self.line += 1;
@@ -210,11 +201,14 @@ impl FrameDecoder {
         }
     }
 
-    fn decode_line(&self, line: &[u8]) -> Option<Result<Frame, DecodeError>> {
+    /// Decodes `line`, which lies within `source`: unescaped strings of the frame may be
+    /// slices of `source`.
+    fn decode_line(&self, source: &Bytes, line: &[u8]) -> Option<Result<Frame, DecodeError>> {
         if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
             return None;
         }
-        Some(decode_line(line).map_err(|e| DecodeError {
+        let decoded = crate::wire::text::with_source(source, || decode_line(line));
+        Some(decoded.map_err(|e| DecodeError {
             kind: e.kind,
             line: self.line,
             offset: self.line_start + e.at as u64,

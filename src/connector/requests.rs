@@ -19,12 +19,13 @@ impl ConnectorMachine {
     ) -> Result<(), ConnectorError> {
         self.flush_input();
         self.open()?;
-        if !self.open_requests.remove(request_id) {
+        // The set hands back its own copy of the id for the frame: no clone.
+        let Some(request_id) = self.open_requests.take(request_id) else {
             return Err(ConnectorError::UnknownRequest(request_id.clone()));
-        }
+        };
         crate::trace::debug!(request_id = %request_id, outcome = %result, "request resolved");
         self.transmit(&Frame::OutboundResult(OutboundResult {
-            request_id: request_id.clone(),
+            request_id,
             result,
         }));
         Ok(())

@@ -181,7 +181,8 @@ fn discord_hook(forward: &PassthroughForward) {
     let Ok(event) = result else { return };
     assert_eq!(event.source.platform, "discord");
     assert_eq!(
-        event.source.profile, forward.profile,
+        event.source.profile.as_deref(),
+        forward.profile.as_deref(),
         "the forward's profile is carried"
     );
     if event.message_type == MessageType::Command {

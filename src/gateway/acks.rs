@@ -10,7 +10,8 @@
 //! keyed on `message_id` (§11.2 #22).
 
 use std::collections::VecDeque;
-use std::hash::{DefaultHasher, Hasher};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -45,7 +46,8 @@ pub(crate) enum Arrival {
 
 #[derive(Debug)]
 pub(crate) struct Handed {
-    entries: Bounded<BufferId, Entry>,
+    /// Keyed by a shared string: the age index holds the same key without another copy.
+    entries: Bounded<Arc<str>, Entry>,
     /// Entries in [`Status::Held`].
     holding: usize,
     /// Ids whose ack is owed, oldest first; checked against `entries` when taken.
@@ -54,9 +56,9 @@ pub(crate) struct Handed {
 }
 
 impl Handed {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, hasher: crate::hash::SeededFx) -> Self {
         Self {
-            entries: Bounded::new(capacity),
+            entries: Bounded::new(capacity, hasher),
             holding: 0,
             owed: VecDeque::new(),
             capacity,
@@ -66,7 +68,7 @@ impl Handed {
     /// Classifies an arriving delivery and remembers it; a new one is held (or acked at
     /// once with `auto_ack`). A re-ack is recorded as written.
     pub(crate) fn arrive(&mut self, id: &BufferId, digest: u64, auto_ack: bool) -> Arrival {
-        if let Some(entry) = self.entries.get_mut(id) {
+        if let Some(entry) = self.entries.get_mut(id.as_str()) {
             if entry.digest == digest {
                 return match entry.state {
                     Status::Held => Arrival::Held,
@@ -82,13 +84,13 @@ impl Handed {
         } else {
             Status::Held
         };
-        self.remember(id.clone(), Entry { digest, state });
+        self.remember(id, Entry { digest, state });
         Arrival::New
     }
 
     /// The application acks `id`; `false` unless it holds it.
     pub(crate) fn ack(&mut self, id: &BufferId) -> bool {
-        match self.entries.get_mut(id) {
+        match self.entries.get_mut(id.as_str()) {
             Some(entry) if entry.state == Status::Held => {
                 entry.state = Status::Acked;
                 self.holding -= 1;
@@ -101,7 +103,7 @@ impl Handed {
     /// The ack of `id` was acked by the application but never written (no connection, or
     /// its connection ended first): owe it to the next connection.
     pub(crate) fn owe(&mut self, id: BufferId) {
-        if let Some(entry) = self.entries.get_mut(&id) {
+        if let Some(entry) = self.entries.get_mut(id.as_str()) {
             if entry.state == Status::Acked {
                 entry.state = Status::Owed;
                 if self.owed.len() >= self.capacity {
@@ -116,7 +118,7 @@ impl Handed {
     pub(crate) fn take_owed(&mut self) -> Vec<BufferId> {
         let mut due = Vec::new();
         for id in std::mem::take(&mut self.owed) {
-            if let Some(entry) = self.entries.get_mut(&id) {
+            if let Some(entry) = self.entries.get_mut(id.as_str()) {
                 if entry.state == Status::Owed {
                     entry.state = Status::Acked;
                     due.push(id);
@@ -131,13 +133,13 @@ impl Handed {
         self.holding
     }
 
-    fn remember(&mut self, id: BufferId, entry: Entry) {
+    fn remember(&mut self, id: &BufferId, entry: Entry) {
         let held = entry.state == Status::Held;
         let replaced = self
             .entries
-            .get(&id)
+            .get(id.as_str())
             .is_some_and(|e| e.state == Status::Held);
-        let evicted = self.entries.insert(id, entry);
+        let evicted = self.entries.insert(Arc::from(id.as_str()), entry);
         self.holding += usize::from(held);
         self.holding -= usize::from(replaced);
         if evicted.is_some_and(|(_, e)| e.state == Status::Held) {
@@ -146,10 +148,12 @@ impl Handed {
     }
 }
 
-/// A digest of a delivery's content: its JSON form streamed into SipHash (fixed keys, so
-/// the same content gives the same digest in every process), without allocating.
+/// A digest of a delivery's content: its JSON form streamed into the fast hasher (a fixed
+/// seed, so the same content gives the same digest in every process), without allocating.
+/// It only tells a redelivery (same id, same content) from an id reused for other content,
+/// so it need not resist a peer that could as well resend the id.
 pub(crate) fn digest(value: &impl Serialize) -> u64 {
-    struct Writer(DefaultHasher);
+    struct Writer(crate::hash::FxHasher);
     impl std::io::Write for Writer {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             self.0.write(buf);
@@ -159,10 +163,29 @@ pub(crate) fn digest(value: &impl Serialize) -> u64 {
             Ok(())
         }
     }
-    let mut writer = Writer(DefaultHasher::new());
+    let mut writer = Writer(crate::hash::SeededFx::default().build_hasher());
     // Serialising plain data into a writer that never fails cannot fail.
     let _ = serde_json::to_writer(&mut writer, value);
     writer.0.finish()
+}
+
+/// [`digest`] for a forward: its fields hashed as they are, the body as its bytes. A
+/// forward is mostly its body, which the JSON form would re-encode to base64 (a 16 MiB
+/// webhook took longer to digest than to decode).
+pub(crate) fn forward_digest(forward: &crate::wire::PassthroughForward) -> u64 {
+    let body = match &forward.body {
+        Ok(bytes) => Ok(&bytes[..]),
+        Err(error) => Err(error.encoded.as_str()),
+    };
+    crate::hash::SeededFx::default().hash_one((
+        &forward.platform,
+        &forward.bot_id,
+        &forward.method,
+        &forward.path,
+        &forward.headers,
+        body,
+        &forward.profile,
+    ))
 }
 
 impl RelayMachine {
@@ -203,7 +226,7 @@ impl RelayMachine {
     /// A `passthrough_forward`: to the application once.
     pub(super) fn on_passthrough(&mut self, frame: PassthroughFrame) {
         let PassthroughFrame { forward, buffer_id } = frame;
-        if self.admit(buffer_id.as_ref(), || digest(&forward)) {
+        if self.admit(buffer_id.as_ref(), || forward_digest(&forward)) {
             self.event(GatewayEvent::Passthrough {
                 forward: Box::new(forward),
                 buffer_id,
@@ -275,7 +298,7 @@ mod tests {
 
     #[test]
     fn redeliveries_are_recognised_by_id_and_content() {
-        let mut handed = Handed::new(2);
+        let mut handed = Handed::new(2, crate::hash::SeededFx::default());
         let b1 = BufferId::from("b-1");
         assert_eq!(handed.arrive(&b1, 7, false), Arrival::New);
         assert_eq!(handed.arrive(&b1, 7, false), Arrival::Held);

@@ -62,11 +62,12 @@ impl RelayMachine {
         }
         config.validate()?;
         let core = Core::new(config.max_frame_len);
+        let hasher = crate::hash::SeededFx::new(seed);
         Ok(Self {
             core,
             rng: Rng::new(seed),
-            routes: Bounded::new(config.route_capacity),
-            handed: Handed::new(config.delivery_memory),
+            routes: Bounded::new(config.route_capacity, hasher),
+            handed: Handed::new(config.delivery_memory, hasher),
             config,
             state: State::Idle,
             connection: None,
@@ -79,9 +80,8 @@ impl RelayMachine {
             dormant: false,
             dormant_wait: false,
             hold_redial: false,
-            default_descriptor: None,
-            descriptors: BTreeMap::new(),
-            pending: Pending::default(),
+            descriptors: descriptors::Descriptors::new(),
+            pending: Pending::new(hasher),
             timers: Timers::default(),
             terminal: false,
             close_due: false,

@@ -44,7 +44,6 @@ impl RelayMachine {
             self.auth_retry_generation = Some(self.generation);
         }
         self.dormant = false;
-        self.default_descriptor = None;
         self.descriptors.clear();
         self.core.reset_input();
         self.socket = Some(self.generation);
@@ -79,7 +78,7 @@ impl RelayMachine {
 
     pub(super) fn on_descriptor(&mut self, now: Instant, descriptor: CapabilityDescriptor) {
         let new_platform =
-            !descriptor.platform.is_empty() && !self.descriptors.contains_key(&descriptor.platform);
+            !descriptor.platform.is_empty() && !self.descriptors.contains(&descriptor.platform);
         if new_platform && self.descriptors.len() >= self.config.max_identities {
             // A connector describes what was announced, and no more than `max_identities`
             // can be; without this bound every new platform name a peer invents would be
@@ -96,13 +95,9 @@ impl RelayMachine {
                 descriptor.platform.clone(),
             ));
         }
-        if !descriptor.platform.is_empty() {
-            self.descriptors
-                .insert(descriptor.platform.clone(), descriptor.clone());
-        }
-        let first = self.default_descriptor.is_none();
+        // The machine keeps one copy (none twice for the default); the event has the other.
+        let first = self.descriptors.insert(descriptor.clone());
         if first {
-            self.default_descriptor = Some(descriptor.clone());
             self.handshake_succeeded = true;
             self.timers.clear(TimerKind::Handshake);
             if let Some(connection) = self.connection.as_mut() {
@@ -123,7 +118,7 @@ impl RelayMachine {
 
     /// The first descriptor of the current connection: the session default.
     pub fn default_descriptor(&self) -> Option<&CapabilityDescriptor> {
-        self.default_descriptor.as_ref()
+        self.descriptors.default()
     }
 
     /// The latest descriptor for `platform` on the current connection.
@@ -133,7 +128,7 @@ impl RelayMachine {
 
     /// Every descriptor of the current connection, by platform.
     pub fn descriptors(&self) -> impl Iterator<Item = &CapabilityDescriptor> {
-        self.descriptors.values()
+        self.descriptors.iter()
     }
 
     pub(super) fn identity(&self, platform: &str) -> Option<&Identity> {

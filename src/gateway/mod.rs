@@ -3,6 +3,7 @@
 mod acks;
 mod config;
 mod connection;
+mod descriptors;
 mod disconnect;
 mod handshake;
 mod idle;
@@ -12,7 +13,6 @@ mod routes;
 mod timers;
 mod types;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -153,13 +153,14 @@ pub struct RelayMachine {
     /// The next backoff wait is the dormant cadence (the close was a `go_dormant`).
     dormant_wait: bool,
     hold_redial: bool,
-    default_descriptor: Option<CapabilityDescriptor>,
-    descriptors: BTreeMap<String, CapabilityDescriptor>,
+    /// The current connection's descriptors and its session default.
+    descriptors: descriptors::Descriptors,
     pending: Pending,
     /// Buffered deliveries handed to the application (held, acked, owed).
     handed: Handed,
     /// Routing facts of each chat's latest inbound (bounded, least recent forgotten).
-    routes: Bounded<String, ChatRoute>,
+    /// Keyed by a shared string: the age index holds the same key without another copy.
+    routes: Bounded<std::sync::Arc<str>, ChatRoute>,
     timers: Timers,
     /// The bytes handed in, the diagnostics budget, the ordered outputs.
     core: Core<ConnectionCommand, GatewayEvent>,

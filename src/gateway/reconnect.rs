@@ -174,7 +174,6 @@ impl RelayMachine {
             return;
         };
         // Descriptors describe a connection; the next one must send its own (§3.5).
-        self.default_descriptor = None;
         self.descriptors.clear();
         for kind in [
             TimerKind::Handshake,

@@ -26,7 +26,7 @@ impl RelayMachine {
         self.routes
             .get(chat_id)
             .and_then(|route| self.descriptors.get(&route.platform))
-            .or(self.default_descriptor.as_ref())
+            .or_else(|| self.descriptors.default())
     }
 
     /// What the machine remembers of `chat_id` from its latest inbound.
@@ -36,14 +36,31 @@ impl RelayMachine {
 
     /// Remembers the routing facts of a chat's latest inbound.
     pub(super) fn record_route(&mut self, source: &crate::wire::SessionSource) {
-        if !source.chat_id.is_empty() {
+        if source.chat_id.is_empty() {
+            return;
+        }
+        // A chat's facts seldom change between its messages: then only its age moves, and
+        // nothing is cloned.
+        let same = self
+            .routes
+            .get(source.chat_id.as_str())
+            .is_some_and(|route| {
+                route.platform == source.platform
+                    && route.scope_id.as_deref() == source.scope_id.as_deref()
+                    && route.user_id.as_deref() == source.user_id.as_deref()
+                    && route.profile.as_deref() == source.profile.as_deref()
+            });
+        if same {
+            self.routes.touch(source.chat_id.as_str());
+        } else {
             self.routes.insert(
-                source.chat_id.clone(),
+                // Copies, not slices: the route outlives the message it came in.
+                std::sync::Arc::from(source.chat_id.as_str()),
                 ChatRoute {
-                    platform: source.platform.clone(),
-                    scope_id: source.scope_id.clone(),
-                    user_id: source.user_id.clone(),
-                    profile: source.profile.clone(),
+                    platform: String::from(source.platform.as_str()),
+                    scope_id: source.scope_id.as_deref().map(str::to_owned),
+                    user_id: source.user_id.as_deref().map(str::to_owned),
+                    profile: source.profile.as_deref().map(str::to_owned),
                 },
             );
         }

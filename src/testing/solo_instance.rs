@@ -207,7 +207,7 @@ impl<S: DeliveryStore> SoloInstance<S> {
     fn next_delivery(&mut self) -> Delivery {
         self.texts += 1;
         Delivery::from(MessageEvent {
-            text: format!("m{}", self.texts),
+            text: format!("m{}", self.texts).into(),
             ..Default::default()
         })
     }

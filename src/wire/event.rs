@@ -3,6 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::tagged;
+use super::text::Str;
 
 /// One normalised platform message, as carried by an `inbound` frame.
 ///
@@ -13,16 +14,16 @@ use super::tagged;
 pub struct MessageEvent {
     /// The message text.
     #[serde(default)]
-    pub text: String,
+    pub text: Str,
     /// What kind of message this is.
     #[serde(default)]
     pub message_type: MessageType,
     /// Platform message id (replay dedupe, reactions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
+    pub message_id: Option<Str>,
     /// Id of the message this one quotes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reply_to_message_id: Option<String>,
+    pub reply_to_message_id: Option<Str>,
     /// What the user quoted.
     #[serde(
         default,
@@ -248,59 +249,59 @@ pub struct PromptResponse {
 #[serde(from = "SourceWire")]
 pub struct SessionSource {
     /// The underlying platform (`discord`, `telegram`, ...). Default `relay`.
-    pub platform: String,
+    pub platform: Str,
     /// Conversation id.
-    pub chat_id: String,
+    pub chat_id: Str,
     /// Conversation name.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub chat_name: Option<String>,
+    pub chat_name: Option<Str>,
     /// `dm`, `group`, `channel`, `thread` or `forum`. Default `dm`.
-    pub chat_type: String,
+    pub chat_type: Str,
     /// Authentic author id.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    pub user_id: Option<Str>,
     /// Author's name.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_name: Option<String>,
+    pub user_name: Option<Str>,
     /// Author's display name; preferred over `user_name` for presentation.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_display_name: Option<String>,
+    pub user_display_name: Option<Str>,
     /// Author's handle; the last resort for presentation.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_handle: Option<String>,
+    pub user_handle: Option<Str>,
     /// Thread or forum-topic id.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub thread_id: Option<String>,
+    pub thread_id: Option<Str>,
     /// Conversation topic.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub chat_topic: Option<String>,
+    pub chat_topic: Option<Str>,
     /// Stable alternate author id; preferred over `user_id` in session keys.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id_alt: Option<String>,
+    pub user_id_alt: Option<Str>,
     /// Alternate conversation id.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub chat_id_alt: Option<String>,
+    pub chat_id_alt: Option<Str>,
     /// Discord guild, Slack workspace or Matrix server: the tenant discriminator.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope_id: Option<String>,
+    pub scope_id: Option<Str>,
     /// Parent channel of a thread.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_chat_id: Option<String>,
+    pub parent_chat_id: Option<Str>,
     /// Triggering message id.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
+    pub message_id: Option<Str>,
     /// Multiplex target profile (selects the session-key namespace).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
+    pub profile: Option<Str>,
     /// The connector created this thread through its auto-thread policy.
     #[serde(skip_serializing_if = "is_false")]
     pub auto_thread_created: bool,
     /// Name the auto-created thread was given.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub auto_thread_initial_name: Option<String>,
+    pub auto_thread_initial_name: Option<Str>,
     /// Thread the reply to a channel message will be placed in.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub prospective_thread_id: Option<String>,
+    pub prospective_thread_id: Option<Str>,
     /// The author is a bot or webhook.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_bot: Option<bool>,
@@ -325,9 +326,9 @@ impl Default for SessionSource {
 impl SessionSource {
     /// A source for `chat_id` of `chat_type` on `platform`, everything else unset.
     pub fn new(
-        platform: impl Into<String>,
-        chat_type: impl Into<String>,
-        chat_id: impl Into<String>,
+        platform: impl Into<Str>,
+        chat_type: impl Into<Str>,
+        chat_id: impl Into<Str>,
     ) -> Self {
         Self {
             platform: platform.into(),
@@ -352,45 +353,45 @@ impl SessionSource {
 #[serde(expecting = "struct SessionSource")]
 struct SourceWire {
     #[serde(default = "default_platform")]
-    platform: String,
+    platform: Str,
     #[serde(default)]
-    chat_id: String,
+    chat_id: Str,
     #[serde(default)]
-    chat_name: Option<String>,
+    chat_name: Option<Str>,
     #[serde(default = "default_chat_type")]
-    chat_type: String,
+    chat_type: Str,
     #[serde(default)]
-    user_id: Option<String>,
+    user_id: Option<Str>,
     #[serde(default)]
-    user_name: Option<String>,
+    user_name: Option<Str>,
     #[serde(default)]
-    user_display_name: Option<String>,
+    user_display_name: Option<Str>,
     #[serde(default)]
-    user_handle: Option<String>,
+    user_handle: Option<Str>,
     #[serde(default)]
-    thread_id: Option<String>,
+    thread_id: Option<Str>,
     #[serde(default)]
-    chat_topic: Option<String>,
+    chat_topic: Option<Str>,
     #[serde(default)]
-    user_id_alt: Option<String>,
+    user_id_alt: Option<Str>,
     #[serde(default)]
-    chat_id_alt: Option<String>,
+    chat_id_alt: Option<Str>,
     #[serde(default)]
-    scope_id: Option<String>,
+    scope_id: Option<Str>,
     #[serde(default)]
-    guild_id: Option<String>,
+    guild_id: Option<Str>,
     #[serde(default)]
-    parent_chat_id: Option<String>,
+    parent_chat_id: Option<Str>,
     #[serde(default)]
-    message_id: Option<String>,
+    message_id: Option<Str>,
     #[serde(default)]
-    profile: Option<String>,
+    profile: Option<Str>,
     #[serde(default)]
     auto_thread_created: bool,
     #[serde(default)]
-    auto_thread_initial_name: Option<String>,
+    auto_thread_initial_name: Option<Str>,
     #[serde(default)]
-    prospective_thread_id: Option<String>,
+    prospective_thread_id: Option<Str>,
     #[serde(default)]
     is_bot: Option<bool>,
     #[serde(default)]
@@ -403,7 +404,7 @@ impl Default for SourceWire {
     fn default() -> Self {
         Self {
             platform: default_platform(),
-            chat_id: String::new(),
+            chat_id: Str::new(),
             chat_name: None,
             chat_type: default_chat_type(),
             user_id: None,
@@ -429,12 +430,12 @@ impl Default for SourceWire {
     }
 }
 
-fn default_platform() -> String {
-    "relay".to_owned()
+fn default_platform() -> Str {
+    Str::from_static("relay")
 }
 
-fn default_chat_type() -> String {
-    "dm".to_owned()
+fn default_chat_type() -> Str {
+    Str::from_static("dm")
 }
 
 impl From<SourceWire> for SessionSource {

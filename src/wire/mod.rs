@@ -13,6 +13,7 @@ mod descriptor;
 mod event;
 mod passthrough;
 pub(crate) mod tagged;
+pub(crate) mod text;
 
 use std::fmt;
 
@@ -34,6 +35,7 @@ pub use event::{
     SessionSource,
 };
 pub use passthrough::{Base64Error, BodyError, PassthroughForward, decode_base64};
+pub use text::Str;
 
 use tagged::{Tagged, TypeFirst};
 

@@ -126,7 +126,8 @@ mod body_b64 {
         s: S,
     ) -> Result<S::Ok, S::Error> {
         match body {
-            Ok(bytes) => s.serialize_str(&STANDARD.encode(bytes)),
+            // Encoded straight into the output, without an intermediate string.
+            Ok(bytes) => s.collect_str(&base64::display::Base64Display::new(bytes, &STANDARD)),
             Err(e) => s.serialize_str(&e.encoded),
         }
     }

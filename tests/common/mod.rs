@@ -87,36 +87,36 @@ pub fn discord_descriptor() -> CapabilityDescriptor {
 /// The source of the protocol.md §2.5 example.
 pub fn guild_source() -> SessionSource {
     let mut s = SessionSource::new("discord", "group", "4455");
-    s.chat_name = Some("general".to_owned());
-    s.user_id = Some("77".to_owned());
-    s.user_name = Some("alice".to_owned());
-    s.scope_id = Some("1000".to_owned());
-    s.message_id = Some("9001".to_owned());
+    s.chat_name = Some("general".into());
+    s.user_id = Some("77".into());
+    s.user_name = Some("alice".into());
+    s.scope_id = Some("1000".into());
+    s.message_id = Some("9001".into());
     s
 }
 
 /// A source that sets every field, including the V-D booleans.
 pub fn full_source() -> SessionSource {
     SessionSource {
-        platform: "discord".to_owned(),
-        chat_id: "5566".to_owned(),
-        chat_name: Some("what is 2+2".to_owned()),
-        chat_type: "thread".to_owned(),
-        user_id: Some("77".to_owned()),
-        user_name: Some("alice".to_owned()),
-        user_display_name: Some("Alice".to_owned()),
-        user_handle: Some("alice_01".to_owned()),
-        thread_id: Some("5566".to_owned()),
-        chat_topic: Some("maths help".to_owned()),
-        user_id_alt: Some("u-5f0c".to_owned()),
-        chat_id_alt: Some("c-77aa".to_owned()),
-        scope_id: Some("1000".to_owned()),
-        parent_chat_id: Some("4455".to_owned()),
-        message_id: Some("9003".to_owned()),
-        profile: Some("reviewer".to_owned()),
+        platform: "discord".into(),
+        chat_id: "5566".into(),
+        chat_name: Some("what is 2+2".into()),
+        chat_type: "thread".into(),
+        user_id: Some("77".into()),
+        user_name: Some("alice".into()),
+        user_display_name: Some("Alice".into()),
+        user_handle: Some("alice_01".into()),
+        thread_id: Some("5566".into()),
+        chat_topic: Some("maths help".into()),
+        user_id_alt: Some("u-5f0c".into()),
+        chat_id_alt: Some("c-77aa".into()),
+        scope_id: Some("1000".into()),
+        parent_chat_id: Some("4455".into()),
+        message_id: Some("9003".into()),
+        profile: Some("reviewer".into()),
         auto_thread_created: true,
-        auto_thread_initial_name: Some("what is 2+2".to_owned()),
-        prospective_thread_id: Some("5567".to_owned()),
+        auto_thread_initial_name: Some("what is 2+2".into()),
+        prospective_thread_id: Some("5567".into()),
         is_bot: Some(false),
         one_to_one_verified: Some(false),
         message_is_edit: Some(true),
@@ -126,10 +126,10 @@ pub fn full_source() -> SessionSource {
 /// A prompt answer that sets every event field.
 pub fn rich_event() -> MessageEvent {
     MessageEvent {
-        text: "/approve".to_owned(),
+        text: "/approve".into(),
         message_type: MessageType::Command,
-        message_id: Some("9003".to_owned()),
-        reply_to_message_id: Some("9000".to_owned()),
+        message_id: Some("9003".into()),
+        reply_to_message_id: Some("9000".into()),
         reply_to: Some(ReplyTo {
             text: Some("Run `make release`?".to_owned()),
             author: Some("Hermes".to_owned()),
@@ -259,9 +259,9 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
             "inbound/buffered",
             Inbound {
                 event: MessageEvent {
-                    text: "what is 2+2".to_owned(),
+                    text: "what is 2+2".into(),
                     message_type: MessageType::Text,
-                    message_id: Some("9001".to_owned()),
+                    message_id: Some("9001".into()),
                     source: guild_source(),
                     ..MessageEvent::default()
                 },
@@ -281,11 +281,11 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
             "inbound/live-dm",
             Inbound {
                 event: MessageEvent {
-                    text: "caf\u{e9} \u{1F680}\nsecond line \"quoted\" \\ tab\t".to_owned(),
-                    message_id: Some("311".to_owned()),
+                    text: "caf\u{e9} \u{1F680}\nsecond line \"quoted\" \\ tab\t".into(),
+                    message_id: Some("311".into()),
                     source: SessionSource {
-                        user_id: Some("9988".to_owned()),
-                        user_name: Some("Zo\u{eb}".to_owned()),
+                        user_id: Some("9988".into()),
+                        user_name: Some("Zo\u{eb}".into()),
                         ..SessionSource::new("telegram", "dm", "9988")
                     },
                     ..MessageEvent::default()

@@ -46,7 +46,7 @@ pub fn inbound_texts(pair: &Pair) -> Vec<(String, Option<BufferId>)> {
         .iter()
         .filter_map(|e| match e {
             GatewayEvent::Inbound { event, buffer_id } => {
-                Some((event.text.clone(), buffer_id.clone()))
+                Some((event.text.to_string(), buffer_id.clone()))
             }
             _ => None,
         })

@@ -256,7 +256,7 @@ impl Model {
                     Delivery::from(PassthroughForward::new("discord", "{}"))
                 } else {
                     Delivery::from(MessageEvent {
-                        text: "hi".to_owned(),
+                        text: "hi".into(),
                         ..Default::default()
                     })
                 };

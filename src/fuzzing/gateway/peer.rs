@@ -91,10 +91,10 @@ impl Model {
                     "group",
                     format!("c{}", chat % 8),
                 );
-                source.scope_id = Some("g".to_owned());
+                source.scope_id = Some("g".into());
                 Frame::from(Inbound {
                     event: MessageEvent {
-                        text: "hi".to_owned(),
+                        text: "hi".into(),
                         source,
                         ..Default::default()
                     },

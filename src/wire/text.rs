@@ -1,0 +1,374 @@
+//! [`Str`]: the string type of the event fields the gateway reads most (message text and
+//! the session source), a slice of the received message when it can be.
+//!
+//! Decoding used to copy every string of a frame into its own `String`: for an `inbound`
+//! that was ten allocations and copies before the application saw it. A JSON string with
+//! no escapes is, byte for byte, the text it stands for, so while the codec decodes a line
+//! it makes the line's bytes the *source* (a thread-local, set only for the duration of
+//! that one line), and a [`Str`] deserialised from a string lying inside it becomes a
+//! reference-counted slice of it instead of a copy. Anything else (an escaped string, a
+//! value built in code) is owned as usual.
+//!
+//! A slice keeps its whole line alive, so only events hold them: state the machines keep
+//! past `poll_output` (routes, acked ids, descriptors) is made of plain `String`s, copied
+//! out, so that a 30-byte chat id never pins a 1 MiB message.
+
+use std::borrow::Borrow;
+use std::cell::RefCell;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+
+use bytes::Bytes;
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::{Serialize, Serializer};
+
+/// An immutable UTF-8 string that may share the bytes of the message it was decoded from.
+///
+/// It reads like a `&str` (it derefs to `str`), compares equal to `str`, `&str` and
+/// `String`, converts from both, and prints (`Display` and `Debug`) and serialises exactly
+/// as a `String` would, so code written for `String` fields mostly compiles unchanged.
+/// Short strings (ids, names: up to 22 bytes) are kept inline, without an allocation or a
+/// reference count; longer ones share the received message's bytes when they can. It is
+/// as large as a `String` (24 bytes), so events are no larger to move than before. Use `String::from` for an owned copy that does not keep
+/// the message alive.
+#[derive(Clone)]
+pub struct Str(Repr);
+
+/// Longest string kept inline: 24 bytes, less the length and the variant's tag.
+const INLINE: usize = 22;
+
+#[derive(Clone)]
+enum Repr {
+    /// The first `len` bytes of `bytes`.
+    Inline { len: u8, bytes: [u8; INLINE] },
+    /// A reference-counted buffer, or a slice of one. Boxed: `Bytes` itself is 32 bytes,
+    /// and every event field would pay for it.
+    Shared(Box<Bytes>),
+}
+
+impl Str {
+    /// The empty string.
+    pub const fn new() -> Self {
+        Self(Repr::Inline {
+            len: 0,
+            bytes: [0; INLINE],
+        })
+    }
+
+    /// A string for `text` known at compile time, without copying it.
+    pub fn from_static(text: &'static str) -> Self {
+        Self::inline(text)
+            .unwrap_or_else(|| Self(Repr::Shared(Box::new(Bytes::from_static(text.as_bytes())))))
+    }
+
+    /// `text` inline when it is short enough.
+    fn inline(text: &str) -> Option<Self> {
+        let len = u8::try_from(text.len())
+            .ok()
+            .filter(|&n| usize::from(n) <= INLINE)?;
+        let mut bytes = [0; INLINE];
+        bytes
+            .get_mut(..text.len())?
+            .copy_from_slice(text.as_bytes());
+        Some(Self(Repr::Inline { len, bytes }))
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Repr::Shared(bytes) => bytes,
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // The bytes come from a `str` (every constructor takes one), so this never falls
+        // back; without `unsafe` the check cannot be skipped, and it is a fast scan.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// Whether this string is a slice of `message` (it shares its bytes) rather than a
+    /// copy: for tests and memory accounting.
+    pub fn is_shared_slice(&self, message: &Bytes) -> bool {
+        match &self.0 {
+            Repr::Shared(bytes) => contains(message, bytes),
+            Repr::Inline { .. } => false,
+        }
+    }
+}
+
+impl Default for Str {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Str {}
+
+impl PartialOrd for Str {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Str {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+/// `inner` lies within `outer`'s memory.
+fn contains(outer: &Bytes, inner: &[u8]) -> bool {
+    let start = outer.as_ptr() as usize;
+    let at = inner.as_ptr() as usize;
+    !inner.is_empty() && at >= start && at + inner.len() <= start + outer.len()
+}
+
+thread_local! {
+    /// The line being decoded on this thread, if the codec is decoding one.
+    static SOURCE: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+}
+
+/// Makes `line` the source of borrowed strings until the guard is dropped.
+pub(crate) fn with_source<T>(line: &Bytes, decode: impl FnOnce() -> T) -> T {
+    struct Reset(Option<Bytes>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            SOURCE.with(|s| *s.borrow_mut() = previous);
+        }
+    }
+    let previous = SOURCE.with(|s| s.borrow_mut().replace(line.clone()));
+    let _reset = Reset(previous);
+    decode()
+}
+
+/// A `Str` for `text` borrowed from the decoder's input: a slice of the source line when
+/// it lies inside it, else a copy.
+fn from_borrowed(text: &str) -> Str {
+    if let Some(short) = Str::inline(text) {
+        return short;
+    }
+    SOURCE.with(|source| match source.borrow().as_ref() {
+        Some(line) if contains(line, text.as_bytes()) => {
+            Str(Repr::Shared(Box::new(line.slice_ref(text.as_bytes()))))
+        }
+        _ => Str::from(text),
+    })
+}
+
+impl Deref for Str {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Str {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<[u8]> for Str {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Borrow<str> for Str {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Hash for Str {
+    // As `str` hashes, so that `Borrow<str>` lookups find it.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl From<&str> for Str {
+    fn from(text: &str) -> Self {
+        Self::inline(text).unwrap_or_else(|| {
+            Self(Repr::Shared(Box::new(Bytes::copy_from_slice(
+                text.as_bytes(),
+            ))))
+        })
+    }
+}
+
+impl From<String> for Str {
+    fn from(text: String) -> Self {
+        Self::inline(&text)
+            .unwrap_or_else(|| Self(Repr::Shared(Box::new(Bytes::from(text.into_bytes())))))
+    }
+}
+
+impl From<&String> for Str {
+    fn from(text: &String) -> Self {
+        Self::from(text.as_str())
+    }
+}
+
+impl From<Box<str>> for Str {
+    fn from(text: Box<str>) -> Self {
+        Self::from(String::from(text))
+    }
+}
+
+impl From<Str> for String {
+    fn from(text: Str) -> Self {
+        text.as_str().to_owned()
+    }
+}
+
+impl From<&Str> for String {
+    fn from(text: &Str) -> Self {
+        text.as_str().to_owned()
+    }
+}
+
+impl PartialEq<str> for Str {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Str {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Str {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<Str> for str {
+    fn eq(&self, other: &Str) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Str> for &str {
+    fn eq(&self, other: &Str) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<Str> for String {
+    fn eq(&self, other: &Str) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for Str {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Str {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = Str;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str, E> {
+                Ok(from_borrowed(v))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str, E> {
+                Ok(Str::from(v))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Str, E> {
+                Ok(Str::from(v))
+            }
+        }
+        d.deserialize_string(StrVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct Two {
+        a: Str,
+        b: Str,
+    }
+
+    #[test]
+    fn unescaped_strings_are_slices_of_the_source_and_escaped_ones_are_owned() {
+        let line = Bytes::from_static(
+            br#"{"a":"a plain string longer than thirty bytes","b":"esc\u00e9"}"#,
+        );
+        let two: Two = with_source(&line, || serde_json::from_slice(&line).unwrap());
+        assert_eq!(two.a, "a plain string longer than thirty bytes");
+        assert_eq!(two.b, "esc\u{e9}");
+        assert!(two.a.is_shared_slice(&line));
+        assert!(!two.b.is_shared_slice(&line));
+        // Short strings are inline; outside a decode nothing is borrowed.
+        let short = Bytes::from_static(br#"{"a":"plain","b":"x"}"#);
+        let two: Two = with_source(&short, || serde_json::from_slice(&short).unwrap());
+        assert!(!two.a.is_shared_slice(&short));
+        let other: Two = serde_json::from_slice(&line).unwrap();
+        assert!(!other.a.is_shared_slice(&line));
+    }
+
+    #[test]
+    fn it_reads_compares_and_prints_as_a_string() {
+        let s = Str::from("chat");
+        assert_eq!(s, "chat");
+        assert_eq!(s, *"chat");
+        assert_eq!(s, String::from("chat"));
+        assert_eq!("chat", s);
+        assert_eq!(format!("{s} {s:?}"), "chat \"chat\"");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"chat\"");
+        assert_eq!(s.len(), 4);
+        assert_eq!(String::from(s.clone()), "chat");
+        let mut map = std::collections::HashMap::new();
+        map.insert(s, 1);
+        assert_eq!(map.get("chat"), Some(&1));
+    }
+}
+
+#[cfg(test)]
+mod size {
+    #[test]
+    fn a_str_is_no_larger_than_a_string() {
+        assert_eq!(size_of::<super::Str>(), size_of::<String>());
+        assert_eq!(size_of::<Option<super::Str>>(), size_of::<Option<String>>());
+    }
+}
