@@ -60,54 +60,120 @@ pub fn os_seed() -> u64 {
         .finish()
 }
 
-/// Most messages waiting for a socket's writer. A peer that reads nothing fills it; the
-/// link is then given up as dead instead of growing without bound.
+/// Most messages queued for a socket's writer task. A burst beyond it is not an error: the
+/// message that finds the queue full waits in the [`Writer`], and the driver takes no more
+/// output (mail, machine outputs) until it is in, while it keeps reading the socket and
+/// feeding the machine its time. Whether a peer that reads nothing is dead is the
+/// machine's decision (its liveness timeout), never the size of a burst.
 const WRITE_QUEUE: usize = 1024;
 
-/// One open socket: its reading half, and a writer task fed through a bounded queue, so
-/// that a peer that stops reading never blocks the loop that feeds the machine its time.
-struct Link {
-    reader: async_tungstenite::WebSocketReceiver<TcpStream>,
-    writer: smol::channel::Sender<Message>,
+/// A socket's writing half on a task of its own, fed through a bounded queue, so that a
+/// peer that stops reading never blocks the loop that feeds the machine its time, and a
+/// burst of output is held back (never dropped) until the writer catches up.
+struct Writer {
+    queue: smol::channel::Sender<Message>,
+    /// The message that found the queue full, on its way in; while it is there the driver
+    /// writes nothing else (order), and [`room`](Self::room) resolves once it is in.
+    waiting: Option<std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>>,
     task: smol::Task<()>,
 }
 
-impl Link {
-    fn new(ws: ClientSocket) -> Self {
-        let (mut sender, reader) = ws.split();
-        let (writer, queue) = smol::channel::bounded::<Message>(WRITE_QUEUE);
+impl Writer {
+    fn new(mut sender: async_tungstenite::WebSocketSender<TcpStream>) -> Self {
+        let (queue, messages) = smol::channel::bounded::<Message>(WRITE_QUEUE);
         let task = smol::spawn(async move {
             // One write in flight at a time, in order.
-            while let Ok(message) = queue.recv().await {
+            while let Ok(message) = messages.recv().await {
                 if sender.send(message).await.is_err() {
                     break;
                 }
             }
         });
         Self {
-            reader,
-            writer,
+            queue,
+            waiting: None,
             task,
         }
     }
 
-    /// Queues a message; `false` when the peer has stopped reading (or the writer died).
-    fn write(&self, message: Message) -> bool {
-        self.writer.try_send(message).is_ok()
+    /// Whether a message can be written now (none is waiting for room).
+    fn ready(&self) -> bool {
+        self.waiting.is_none()
+    }
+
+    /// Queues `message`, or holds it until the queue has room (the caller takes no more
+    /// output until [`room`](Self::room) resolves). `false` when the writer task has ended
+    /// (the socket failed): the message cannot go out.
+    fn write(&mut self, message: Message) -> bool {
+        if let Some(before) = self.waiting.take() {
+            // Only a closing driver writes past a held message (its close frame): after it.
+            let queue = self.queue.clone();
+            self.waiting = Some(Box::pin(async move {
+                before.await && queue.send(message).await.is_ok()
+            }));
+            return true;
+        }
+        match self.queue.try_send(message) {
+            Ok(()) => true,
+            Err(smol::channel::TrySendError::Full(message)) => {
+                let queue = self.queue.clone();
+                self.waiting = Some(Box::pin(async move { queue.send(message).await.is_ok() }));
+                true
+            }
+            Err(smol::channel::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Resolves once the held message is in the queue (never when none is held); `false`
+    /// when the writer task ended first.
+    async fn room(&mut self) -> bool {
+        match self.waiting.as_mut() {
+            Some(waiting) => {
+                let queued = waiting.await;
+                self.waiting = None;
+                queued
+            }
+            None => smol::future::pending().await,
+        }
+    }
+
+    /// Lets the writer finish what it has, the held message included, then ends it.
+    async fn finish(self) {
+        let Writer {
+            queue,
+            waiting,
+            task,
+        } = self;
+        if let Some(waiting) = waiting {
+            waiting.await;
+        }
+        drop(queue);
+        task.await;
+    }
+}
+
+/// One open socket: its reading half, and its [`Writer`].
+struct Link {
+    reader: async_tungstenite::WebSocketReceiver<TcpStream>,
+    writer: Writer,
+}
+
+impl Link {
+    fn new(ws: ClientSocket) -> Self {
+        let (sender, reader) = ws.split();
+        Self {
+            reader,
+            writer: Writer::new(sender),
+        }
     }
 
     /// Lets the writer finish what it has (the close frame, the close reply) and reads
     /// until the peer's end, aside and bounded, so nothing waits on the peer.
     fn finish(self) -> smol::Task<()> {
-        let Link {
-            mut reader,
-            writer,
-            task,
-        } = self;
-        drop(writer);
+        let Link { mut reader, writer } = self;
         smol::spawn(async move {
             let finish = async {
-                task.await;
+                writer.finish().await;
                 while let Some(Ok(_)) = reader.next().await {}
             };
             let _ = finish
@@ -155,7 +221,12 @@ impl Gateway {
     /// the machine is terminal and has nothing left, or has nothing left to wait for.
     pub async fn next_event(&mut self) -> Option<GatewayEvent> {
         loop {
-            while let Some(output) = self.machine.poll_output() {
+            // A burst the writer cannot take yet stays in the machine, in order, until it
+            // can: outputs are taken only while the link's writer is ready.
+            while self.link.as_ref().is_none_or(|l| l.writer.ready()) {
+                let Some(output) = self.machine.poll_output() else {
+                    break;
+                };
                 match output {
                     Output::Transmit(line) => {
                         tap("gw→conn", line.as_bytes());
@@ -171,7 +242,10 @@ impl Gateway {
                 GatewayState::Closed | GatewayState::Revoked
             );
             let deadline = self.machine.poll_timeout();
-            if (terminal && deadline.is_none()) || (self.link.is_none() && deadline.is_none()) {
+            let drained = self.link.as_ref().is_none_or(|l| l.writer.ready());
+            if drained
+                && ((terminal && deadline.is_none()) || (self.link.is_none() && deadline.is_none()))
+            {
                 // Nothing more will happen: let the last close reach the peer, then end.
                 self.finish_closes().await;
                 return None;
@@ -181,29 +255,43 @@ impl Gateway {
                 self.machine.handle_timeout(Instant::now());
                 continue;
             };
-            let next = async { Some(link.reader.next().await) }
+            enum Step {
+                Read(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
+                Timer,
+                /// The held message is in the writer's queue (`false`: the writer failed).
+                Room(bool),
+            }
+            let Link { reader, writer } = link;
+            let next = async { Step::Read(reader.next().await) }
                 .or(async {
                     until(deadline).await;
-                    None
+                    Step::Timer
                 })
+                .or(async { Step::Room(writer.room().await) })
                 .await;
             let now = Instant::now();
             match next {
                 // The runtime timer may fire late or early; the machine compares times.
-                None => self.machine.handle_timeout(now),
-                Some(Some(Ok(Message::Text(t)))) => self.machine.handle_input(now, t.as_bytes()),
-                Some(Some(Ok(Message::Binary(b)))) => self.machine.handle_input(now, &b),
-                Some(Some(Ok(Message::Pong(_) | Message::Ping(_)))) => self.machine.on_pong(now),
-                Some(Some(Ok(Message::Close(frame)))) => {
+                Step::Timer => self.machine.handle_timeout(now),
+                Step::Room(true) => {}
+                Step::Room(false) => self.ended(None, "the socket failed to write"),
+                Step::Read(Some(Ok(Message::Text(t)))) => {
+                    self.machine.handle_input(now, t.as_bytes())
+                }
+                Step::Read(Some(Ok(Message::Binary(b)))) => self.machine.handle_input(now, &b),
+                Step::Read(Some(Ok(Message::Pong(_) | Message::Ping(_)))) => {
+                    self.machine.on_pong(now)
+                }
+                Step::Read(Some(Ok(Message::Close(frame)))) => {
                     let (code, reason) = close_of(frame);
                     self.ended(code, &reason);
                 }
-                Some(Some(Ok(_))) => {}
-                Some(Some(Err(e))) => {
+                Step::Read(Some(Ok(_))) => {}
+                Step::Read(Some(Err(e))) => {
                     let (code, reason) = error_close(&e);
                     self.ended(code, &reason);
                 }
-                Some(None) => self.ended(None, "connection ended"),
+                Step::Read(None) => self.ended(None, "connection ended"),
             }
         }
     }
@@ -219,9 +307,10 @@ impl Gateway {
     /// The socket ended: finish its close handshake aside (answering the peer's close, or
     /// sending 1009 after an oversized message) and tell the machine.
     fn ended(&mut self, code: Option<u16>, reason: &str) {
-        if let Some(link) = self.link.take() {
+        if let Some(mut link) = self.link.take() {
             if code == Some(1009) {
-                link.write(Message::Close(Some(close_frame(1009, "message too big"))));
+                link.writer
+                    .write(Message::Close(Some(close_frame(1009, "message too big"))));
             }
             self.closing.push(link.finish());
         }
@@ -229,16 +318,14 @@ impl Gateway {
     }
 
     fn write(&mut self, message: Message) {
-        let Some(link) = self.link.as_ref() else {
+        let Some(link) = self.link.as_mut() else {
             return;
         };
-        if !link.write(message) {
-            // The peer reads nothing: the link is dead for writing.
-            if let Some(link) = self.link.take() {
-                drop(link);
-            }
+        if !link.writer.write(message) {
+            // The writer task ended: the socket failed for writing.
+            self.link = None;
             self.machine
-                .on_closed(Instant::now(), None, "the peer stopped reading");
+                .on_closed(Instant::now(), None, "the socket failed to write");
         }
     }
 
@@ -426,8 +513,10 @@ pub enum Incoming<'a> {
 /// The connector driver for one socket of an instance: hands what arrives to `input`
 /// (which gives it to the instance, routes the outputs, and returns the instance's next
 /// deadline) and carries out what arrives in the mailbox. Writes go through a bounded
-/// writer task, so a gateway that stops reading never blocks this loop. Returns when the
-/// socket has ended; the caller then reports `on_closed`.
+/// writer task, so a gateway that stops reading never blocks this loop; a burst larger
+/// than its queue waits in the mailbox, in order, until the writer catches up (the loop
+/// keeps reading and keeps the instance's time meanwhile). Returns when the socket has
+/// ended; the caller then reports `on_closed`.
 pub async fn serve_socket(
     ws: ServerSocket,
     mailbox: smol::channel::Receiver<ToSocket>,
@@ -437,41 +526,46 @@ pub async fn serve_socket(
         Socket(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
         Mail(Option<ToSocket>),
         Timer,
+        /// The held message is in the writer's queue (`false`: the writer failed).
+        Room(bool),
     }
-    let (mut sender, mut reader) = ws.split();
-    let (writer, queue) = smol::channel::bounded::<Message>(WRITE_QUEUE);
-    let write_task = smol::spawn(async move {
-        while let Ok(message) = queue.recv().await {
-            if sender.send(message).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (sender, mut reader) = ws.split();
+    let mut writer = Writer::new(sender);
     let mut deadline = input(Incoming::Timeout);
     loop {
-        let next = async { Next::Mail(mailbox.recv().await.ok()) }
-            .or(async { Next::Socket(reader.next().await) })
-            .or(async {
-                until(deadline).await;
-                Next::Timer
-            })
-            .await;
+        // No mail is taken while a message waits for room in the writer's queue.
+        let ready = writer.ready();
+        let next = async {
+            if !ready {
+                smol::future::pending::<()>().await;
+            }
+            Next::Mail(mailbox.recv().await.ok())
+        }
+        .or(async { Next::Socket(reader.next().await) })
+        .or(async {
+            until(deadline).await;
+            Next::Timer
+        })
+        .or(async { Next::Room(writer.room().await) })
+        .await;
         let message = match next {
             Next::Timer => {
                 deadline = input(Incoming::Timeout);
                 continue;
             }
+            Next::Room(true) => continue,
+            // The writer task ended: the socket failed for writing.
+            Next::Room(false) => return,
             Next::Mail(Some(ToSocket::Text(line))) => {
                 tap("conn→gw", line.as_bytes());
                 text(line)
             }
             Next::Mail(Some(ToSocket::Ping)) => Message::Ping(Default::default()),
             Next::Mail(Some(ToSocket::Close(code, reason))) => {
-                let _ = writer.try_send(Message::Close(Some(close_frame(code, &reason))));
-                drop(writer);
+                writer.write(Message::Close(Some(close_frame(code, &reason))));
                 // Let the peer answer the close, so it sees a clean close handshake.
                 let _ = async {
-                    write_task.await;
+                    writer.finish().await;
                     while let Some(Ok(_)) = reader.next().await {}
                 }
                 .or(async {
@@ -483,12 +577,13 @@ pub async fn serve_socket(
             Next::Mail(Some(ToSocket::Drop) | None) => {
                 // What was queued before goes out (bounded); then the socket is dropped
                 // without a close frame.
-                drop(writer);
-                let _ = write_task
-                    .or(async {
-                        Timer::after(std::time::Duration::from_secs(1)).await;
-                    })
-                    .await;
+                let _ = async {
+                    writer.finish().await;
+                }
+                .or(async {
+                    Timer::after(std::time::Duration::from_secs(1)).await;
+                })
+                .await;
                 return;
             }
             Next::Socket(Some(Ok(Message::Text(t)))) => {
@@ -506,9 +601,8 @@ pub async fn serve_socket(
             Next::Socket(Some(Ok(Message::Close(_)))) => {
                 // Answer the peer's close (tungstenite queued the reply), so it sees its
                 // own code echoed, not 1006.
-                drop(writer);
                 let _ = async {
-                    write_task.await;
+                    writer.finish().await;
                     while let Some(Ok(_)) = reader.next().await {}
                 }
                 .or(async {
@@ -519,21 +613,22 @@ pub async fn serve_socket(
             }
             Next::Socket(Some(Err(e))) => {
                 if let (Some(1009), reason) = error_close(&e) {
-                    let _ = writer.try_send(Message::Close(Some(close_frame(1009, &reason))));
-                    drop(writer);
-                    let _ = write_task
-                        .or(async {
-                            Timer::after(std::time::Duration::from_secs(1)).await;
-                        })
-                        .await;
+                    writer.write(Message::Close(Some(close_frame(1009, &reason))));
+                    let _ = async {
+                        writer.finish().await;
+                    }
+                    .or(async {
+                        Timer::after(std::time::Duration::from_secs(1)).await;
+                    })
+                    .await;
                 }
                 return;
             }
             Next::Socket(None) => return,
             Next::Socket(Some(Ok(_))) => continue,
         };
-        if writer.try_send(message).is_err() {
-            // The gateway reads nothing: give the link up.
+        if !writer.write(message) {
+            // The writer task ended: the socket failed for writing.
             return;
         }
     }
