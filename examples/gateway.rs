@@ -2,9 +2,9 @@
 //!
 //! ```text
 //! cargo run --example gateway -- --url URL [--identity PLATFORM:BOTID]...
-//!     [--gateway-id ID --secret S] [--sends N] [--wait-inbound K] [--go-idle] [--timeout SECS]
-//!     [--ping-interval S] [--liveness-timeout S] [--dial-timeout S] [--close-timeout S]
-//!     [--request-timeout S] [--backoff-base S] [--backoff-cap S]
+//!     [--gateway-id ID --secret S] [--sends N] [--wait-inbound K] [--go-idle] [--timings]
+//!     [--timeout SECS] [--ping-interval S] [--liveness-timeout S] [--dial-timeout S]
+//!     [--close-timeout S] [--request-timeout S] [--backoff-base S] [--backoff-cap S]
 //! ```
 //!
 //! Without flags it takes the reference gateway's environment: `GATEWAY_RELAY_URL`,
@@ -33,6 +33,8 @@ struct Options {
     wait_inbound: usize,
     go_idle: bool,
     timeout: Duration,
+    /// `--timings`: one `timing` line per timed stage.
+    timings: bool,
     /// The machine's timers and backoff, shortened by tests (`--ping-interval`, ...).
     tuning: GatewayConfig,
 }
@@ -70,6 +72,7 @@ async fn stages(gw: &mut common::Gateway, o: &Options) -> Result<(), Exit> {
         sends: o.sends,
         wait_inbound: o.wait_inbound,
         go_idle: o.go_idle,
+        timings: o.timings,
         timeout: o.timeout,
     };
     let mut stages = Stages::new(plan, Instant::now());
@@ -95,9 +98,9 @@ async fn stages(gw: &mut common::Gateway, o: &Options) -> Result<(), Exit> {
 
 const HELP: &str = "\
 usage: gateway --url URL [--identity PLATFORM:BOTID]... [--gateway-id ID --secret S]
-    [--sends N] [--wait-inbound K] [--go-idle] [--timeout SECS] [--ping-interval S]
-    [--liveness-timeout S] [--dial-timeout S] [--close-timeout S] [--request-timeout S]
-    [--backoff-base S] [--backoff-cap S]
+    [--sends N] [--wait-inbound K] [--go-idle] [--timings] [--timeout SECS]
+    [--ping-interval S] [--liveness-timeout S] [--dial-timeout S] [--close-timeout S]
+    [--request-timeout S] [--backoff-base S] [--backoff-cap S]
 
   --url URL               the connector (http(s) or ws; default GATEWAY_RELAY_URL)
   --identity P:BOT        a platform identity, repeatable; BOT may be empty (\"discord:\")
@@ -109,6 +112,10 @@ usage: gateway --url URL [--identity PLATFORM:BOTID]... [--gateway-id ID --secre
   --sends N               send N messages to chat `demo` after the handshake
   --wait-inbound K        wait for K inbound deliveries
   --go-idle               go idle at the end instead of disconnecting
+  --timings               a line {\"event\":\"timing\",\"stage\":\"results\"|\"inbound\",\"count\":N,
+                          \"seconds\":S,\"per_second\":R} when the sends are all answered
+                          (timed from the handshake) and when the inbound wait ends
+                          (timed from the last result)
   --timeout SECS          how long each stage may wait (default 30)
   --ping-interval S, --liveness-timeout S, --dial-timeout S, --close-timeout S,
   --request-timeout S, --backoff-base S, --backoff-cap S
@@ -135,6 +142,7 @@ fn parse_args() -> Result<Options, String> {
         sends: 0,
         wait_inbound: 0,
         go_idle: false,
+        timings: false,
         timeout: Duration::from_secs(30),
         tuning: GatewayConfig::default(),
     };
@@ -150,6 +158,7 @@ fn parse_args() -> Result<Options, String> {
             "--sends" => o.sends = cli::number(&arg, &value()?)?,
             "--wait-inbound" => o.wait_inbound = cli::number(&arg, &value()?)?,
             "--go-idle" => o.go_idle = true,
+            "--timings" => o.timings = true,
             "--timeout" => o.timeout = cli::seconds(&arg, &value()?)?,
             "--ping-interval" => o.tuning.ping_interval = timer(value()?)?,
             "--liveness-timeout" => o.tuning.liveness_timeout = timer(value()?)?,

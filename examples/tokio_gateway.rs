@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --example tokio_gateway -- --url URL [--identity PLATFORM:BOTID]...
-//!     [--gateway-id ID --secret S] [--sends N] [--wait-inbound K] [--go-idle] [--timeout SECS]
+//!     [--gateway-id ID --secret S] [--sends N] [--wait-inbound K] [--go-idle] [--timings]
+//!     [--timeout SECS]
 //! ```
 //!
 //! Without flags it takes the reference gateway's environment: `GATEWAY_RELAY_URL`,
@@ -46,6 +47,8 @@ struct Options {
     wait_inbound: usize,
     go_idle: bool,
     timeout: Duration,
+    /// `--timings`: one `timing` line per timed stage.
+    timings: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -94,6 +97,7 @@ async fn stages(gw: &mut Gateway, o: &Options) -> Result<(), Exit> {
         sends: o.sends,
         wait_inbound: o.wait_inbound,
         go_idle: o.go_idle,
+        timings: o.timings,
         timeout: o.timeout,
     };
     let mut stages = Stages::new(plan, Instant::now());
@@ -336,7 +340,7 @@ fn os_seed() -> u64 {
 
 const HELP: &str = "\
 usage: tokio_gateway --url URL [--identity PLATFORM:BOTID]... [--gateway-id ID --secret S]
-    [--sends N] [--wait-inbound K] [--go-idle] [--timeout SECS]
+    [--sends N] [--wait-inbound K] [--go-idle] [--timings] [--timeout SECS]
 
   --url URL               the connector (http(s) or ws; default GATEWAY_RELAY_URL)
   --identity P:BOT        a platform identity, repeatable; BOT may be empty (\"discord:\")
@@ -348,6 +352,10 @@ usage: tokio_gateway --url URL [--identity PLATFORM:BOTID]... [--gateway-id ID -
   --sends N               send N messages to chat `demo` after the handshake
   --wait-inbound K        wait for K inbound deliveries
   --go-idle               go idle at the end instead of disconnecting
+  --timings               a line {\"event\":\"timing\",\"stage\":\"results\"|\"inbound\",\"count\":N,
+                          \"seconds\":S,\"per_second\":R} when the sends are all answered
+                          (timed from the handshake) and when the inbound wait ends
+                          (timed from the last result)
   --timeout SECS          how long each stage may wait, 0 to 86400 (default 30)
   -h, --help              this text
 
@@ -371,6 +379,7 @@ fn parse_args() -> Result<Options, String> {
         sends: 0,
         wait_inbound: 0,
         go_idle: false,
+        timings: false,
         timeout: Duration::from_secs(30),
     };
     let mut flag_identities = Vec::new();
@@ -384,6 +393,7 @@ fn parse_args() -> Result<Options, String> {
             "--sends" => o.sends = cli::number(&arg, &value()?)?,
             "--wait-inbound" => o.wait_inbound = cli::number(&arg, &value()?)?,
             "--go-idle" => o.go_idle = true,
+            "--timings" => o.timings = true,
             "--timeout" => o.timeout = cli::seconds(&arg, &value()?)?,
             other => return Err(format!("unknown argument {other}")),
         }

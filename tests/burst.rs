@@ -123,3 +123,42 @@ fn a_mixed_burst_both_ways_loses_nothing() {
     let n = N.to_string();
     burst(&["--push-inbound", &n, "--buffered-every", "3"], 1024, 3);
 }
+
+/// `--timings` (the figures of `benches/loopback.sh`): one `timing` line per timed stage,
+/// with its count; the smol and the tokio gateway alike. Only the shape is checked, never
+/// a figure.
+#[test]
+fn timings_report_each_timed_stage() {
+    for example in ["gateway", "tokio_gateway"] {
+        let port = free_port();
+        let mut conn = connector(port, &["--push-inbound", "50", "--buffered-every", "2"]);
+        let url = format!("ws://127.0.0.1:{port}/relay");
+        let mut gw = Process::spawn(
+            example,
+            &[
+                "--url",
+                &url,
+                "--identity",
+                "discord:1",
+                "--sends",
+                "20",
+                "--wait-inbound",
+                "50",
+                "--timings",
+                "--timeout",
+                "10",
+            ],
+        );
+        let status = gw.finish(RUN);
+        conn.kill();
+        assert!(status.success(), "{example}: {status:?}: {:#?}", gw.seen);
+        let timings = gw.events("timing");
+        assert_eq!(timings.len(), 2, "{example}: {timings:#?}");
+        for (line, (stage, count)) in timings.iter().zip([("results", 20), ("inbound", 50)]) {
+            assert_eq!(line["stage"], stage, "{example}: {line}");
+            assert_eq!(line["count"], count, "{example}: {line}");
+            assert!(line["seconds"].is_f64(), "{example}: {line}");
+            assert!(line["per_second"].is_f64(), "{example}: {line}");
+        }
+    }
+}

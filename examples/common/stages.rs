@@ -25,6 +25,8 @@ pub struct Plan {
     pub wait_inbound: usize,
     pub go_idle: bool,
     pub timeout: Duration,
+    /// `--timings`: a `timing` line when the results and the inbound stages end.
+    pub timings: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,9 @@ pub struct Stages {
     requests: Vec<RequestId>,
     results: usize,
     inbound: usize,
+    /// When the current stage began (the handshake, the sends issued, ...): what a
+    /// `timing` line measures from.
+    stage_started: Instant,
 }
 
 impl Stages {
@@ -56,6 +61,7 @@ impl Stages {
             requests: Vec::new(),
             results: 0,
             inbound: 0,
+            stage_started: now,
         }
     }
 
@@ -144,8 +150,35 @@ impl Stages {
         }
         if self.stage != before {
             self.deadline = now + self.plan.timeout;
+            if self.plan.timings {
+                self.timing(before, now);
+            }
+            self.stage_started = now;
         }
         None
+    }
+}
+
+impl Stages {
+    /// `--timings`: how long the stage that just ended took, from its start (the
+    /// handshake's completion for the results, the last result for the inbound) to the event
+    /// that ended it, and its count per second. Only the results and inbound stages.
+    fn timing(&self, ended: Stage, now: Instant) {
+        let (stage, count) = match ended {
+            Stage::Results => ("results", self.results),
+            Stage::Inbound => ("inbound", self.inbound),
+            _ => return,
+        };
+        let seconds = now.duration_since(self.stage_started).as_secs_f64();
+        let per_second = if seconds > 0.0 {
+            count as f64 / seconds
+        } else {
+            0.0
+        };
+        println!(
+            "{}",
+            json!({ "event": "timing", "stage": stage, "count": count, "seconds": seconds, "per_second": per_second.round() })
+        );
     }
 }
 
