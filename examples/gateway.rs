@@ -114,8 +114,7 @@ usage: gateway --url URL [--identity PLATFORM:BOTID]... [--gateway-id ID --secre
   --go-idle               go idle at the end instead of disconnecting
   --timings               a line {\"event\":\"timing\",\"stage\":\"results\"|\"inbound\",\"count\":N,
                           \"seconds\":S,\"per_second\":R} when the sends are all answered
-                          (timed from the handshake) and when the inbound wait ends
-                          (timed from the last result)
+                          and when the inbound wait ends, each timed from the handshake
   --timeout SECS          how long each stage may wait (default 30)
   --ping-interval S, --liveness-timeout S, --dial-timeout S, --close-timeout S,
   --request-timeout S, --backoff-base S, --backoff-cap S

@@ -354,8 +354,7 @@ usage: tokio_gateway --url URL [--identity PLATFORM:BOTID]... [--gateway-id ID -
   --go-idle               go idle at the end instead of disconnecting
   --timings               a line {\"event\":\"timing\",\"stage\":\"results\"|\"inbound\",\"count\":N,
                           \"seconds\":S,\"per_second\":R} when the sends are all answered
-                          (timed from the handshake) and when the inbound wait ends
-                          (timed from the last result)
+                          and when the inbound wait ends, each timed from the handshake
   --timeout SECS          how long each stage may wait, 0 to 86400 (default 30)
   -h, --help              this text
 

@@ -6,11 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod process;
+mod proxy;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use process::{Process, SOON, connector, free_port};
+use proxy::{Direction, Proxy};
 
 /// How many inbound events each burst pushes (the report: 2,000 reset, 10 did not).
 const N: u32 = 2000;
@@ -161,4 +163,46 @@ fn timings_report_each_timed_stage() {
             assert!(line["per_second"].is_f64(), "{example}: {line}");
         }
     }
+}
+
+/// A gateway that stops reading in the middle of a burst, and goes silent: the connector's
+/// writes block and the rest of the burst waits in its driver, yet the connection still
+/// ends by the machine's liveness timeout (its `Abort` is not stuck behind the burst).
+#[test]
+fn a_peer_that_stops_reading_mid_burst_is_left_by_the_liveness_timeout() {
+    let port = free_port();
+    let mut conn = connector(
+        port,
+        &[
+            "--push-inbound",
+            "50000",
+            "--ping-interval",
+            "0.2",
+            "--liveness-timeout",
+            "1",
+        ],
+    );
+    let proxy = Proxy::start(format!("127.0.0.1:{port}").parse().unwrap());
+    let url = format!("ws://{}/relay", proxy.addr());
+    let _gw = Process::spawn(
+        "gateway",
+        &[
+            "--url",
+            &url,
+            "--identity",
+            "discord:1",
+            "--wait-inbound",
+            "50000",
+            "--timeout",
+            "30",
+        ],
+    );
+    conn.wait_for("the hello", SOON, |l| l["event"] == "hello");
+    // The gateway reads nothing more (the connector's writes fill the socket buffers) and
+    // sends nothing that arrives (no Pong, no Ping: the connector hears nothing).
+    proxy.stall_without_reading(Direction::UpstreamToClient);
+    proxy.stall(Direction::ClientToUpstream);
+    // Liveness 1 s, then at most 1 s for what the writer holds: well within SOON (5 s).
+    conn.wait_for("the connection's end", SOON, |l| l["event"] == "closed");
+    proxy.resume();
 }

@@ -60,11 +60,11 @@ pub fn os_seed() -> u64 {
         .finish()
 }
 
-/// Most messages queued for a socket's writer task. A burst beyond it is not an error: the
-/// message that finds the queue full waits in the [`Writer`], and the driver takes no more
-/// output (mail, machine outputs) until it is in, while it keeps reading the socket and
-/// feeding the machine its time. Whether a peer that reads nothing is dead is the
-/// machine's decision (its liveness timeout), never the size of a burst.
+/// Most messages queued for a socket's writer task. A burst beyond it is not an error: what
+/// does not fit waits in the [`Writer`], in order, and goes in as the writer task catches
+/// up, while the driver keeps reading and feeding the machine its time and commands.
+/// Whether a peer that reads nothing is dead is the machine's decision (its liveness
+/// timeout, then `Abort`), never the size of a burst.
 const WRITE_QUEUE: usize = 1024;
 
 /// A socket's writing half on a task of its own, fed through a bounded queue, so that a
@@ -72,9 +72,11 @@ const WRITE_QUEUE: usize = 1024;
 /// burst of output is held back (never dropped) until the writer catches up.
 struct Writer {
     queue: smol::channel::Sender<Message>,
-    /// The message that found the queue full, on its way in; while it is there the driver
-    /// writes nothing else (order), and [`room`](Self::room) resolves once it is in.
+    /// The oldest message that found the queue full, on its way in: a future that owns it,
+    /// kept across polls so that no race of the driver's loop can drop it.
     waiting: Option<std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>>,
+    /// The messages written after it, in order.
+    held: std::collections::VecDeque<Message>,
     task: smol::Task<()>,
 }
 
@@ -92,27 +94,22 @@ impl Writer {
         Self {
             queue,
             waiting: None,
+            held: std::collections::VecDeque::new(),
             task,
         }
     }
 
-    /// Whether a message can be written now (none is waiting for room).
-    fn ready(&self) -> bool {
-        self.waiting.is_none()
-    }
-
-    /// Queues `message`, or holds it until the queue has room (the caller takes no more
-    /// output until [`room`](Self::room) resolves). `false` when the writer task has ended
-    /// (the socket failed): the message cannot go out.
+    /// Queues `message` after everything written before, holding it while the queue is
+    /// full. `false` when the writer task has ended (the socket failed): it cannot go out.
     fn write(&mut self, message: Message) -> bool {
-        if let Some(before) = self.waiting.take() {
-            // Only a closing driver writes past a held message (its close frame): after it.
-            let queue = self.queue.clone();
-            self.waiting = Some(Box::pin(async move {
-                before.await && queue.send(message).await.is_ok()
-            }));
+        if self.waiting.is_some() {
+            self.held.push_back(message);
             return true;
         }
+        self.queue_or_hold(message)
+    }
+
+    fn queue_or_hold(&mut self, message: Message) -> bool {
         match self.queue.try_send(message) {
             Ok(()) => true,
             Err(smol::channel::TrySendError::Full(message)) => {
@@ -124,29 +121,37 @@ impl Writer {
         }
     }
 
-    /// Resolves once the held message is in the queue (never when none is held); `false`
-    /// when the writer task ended first.
+    /// Moves held messages into the queue as it frees up; resolves each time the oldest
+    /// one went in (never when none is held), `false` when the writer task ended first.
+    /// Safe to race: a message in flight stays in `waiting` when this is dropped.
     async fn room(&mut self) -> bool {
-        match self.waiting.as_mut() {
-            Some(waiting) => {
-                let queued = waiting.await;
-                self.waiting = None;
-                queued
-            }
-            None => smol::future::pending().await,
+        let Some(waiting) = self.waiting.as_mut() else {
+            return smol::future::pending().await;
+        };
+        let queued = waiting.await;
+        self.waiting = None;
+        if !queued {
+            return false;
         }
+        while self.waiting.is_none() {
+            let Some(message) = self.held.pop_front() else {
+                break;
+            };
+            if !self.queue_or_hold(message) {
+                return false;
+            }
+        }
+        true
     }
 
-    /// Lets the writer finish what it has, the held message included, then ends it.
-    async fn finish(self) {
-        let Writer {
-            queue,
-            waiting,
-            task,
-        } = self;
-        if let Some(waiting) = waiting {
-            waiting.await;
+    /// Lets the writer finish what it has, the held messages included, then ends it.
+    async fn finish(mut self) {
+        while self.waiting.is_some() {
+            if !self.room().await {
+                break;
+            }
         }
+        let Writer { queue, task, .. } = self;
         drop(queue);
         task.await;
     }
@@ -221,12 +226,9 @@ impl Gateway {
     /// the machine is terminal and has nothing left, or has nothing left to wait for.
     pub async fn next_event(&mut self) -> Option<GatewayEvent> {
         loop {
-            // A burst the writer cannot take yet stays in the machine, in order, until it
-            // can: outputs are taken only while the link's writer is ready.
-            while self.link.as_ref().is_none_or(|l| l.writer.ready()) {
-                let Some(output) = self.machine.poll_output() else {
-                    break;
-                };
+            // Every output is taken at once, even while a burst waits for the writer (held
+            // in order by it): a command (an Abort on a dead link) is never stuck behind it.
+            while let Some(output) = self.machine.poll_output() {
                 match output {
                     Output::Transmit(line) => {
                         tap("gw→conn", line.as_bytes());
@@ -242,10 +244,7 @@ impl Gateway {
                 GatewayState::Closed | GatewayState::Revoked
             );
             let deadline = self.machine.poll_timeout();
-            let drained = self.link.as_ref().is_none_or(|l| l.writer.ready());
-            if drained
-                && ((terminal && deadline.is_none()) || (self.link.is_none() && deadline.is_none()))
-            {
+            if (terminal && deadline.is_none()) || (self.link.is_none() && deadline.is_none()) {
                 // Nothing more will happen: let the last close reach the peer, then end.
                 self.finish_closes().await;
                 return None;
@@ -258,7 +257,7 @@ impl Gateway {
             enum Step {
                 Read(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
                 Timer,
-                /// The held message is in the writer's queue (`false`: the writer failed).
+                /// Held messages went into the writer's queue (`false`: the writer failed).
                 Room(bool),
             }
             let Link { reader, writer } = link;
@@ -514,9 +513,9 @@ pub enum Incoming<'a> {
 /// (which gives it to the instance, routes the outputs, and returns the instance's next
 /// deadline) and carries out what arrives in the mailbox. Writes go through a bounded
 /// writer task, so a gateway that stops reading never blocks this loop; a burst larger
-/// than its queue waits in the mailbox, in order, until the writer catches up (the loop
-/// keeps reading and keeps the instance's time meanwhile). Returns when the socket has
-/// ended; the caller then reports `on_closed`.
+/// than its queue is held by the [`Writer`], in order, until the writer catches up (the
+/// loop keeps reading, taking mail and keeping the instance's time meanwhile). Returns
+/// when the socket has ended; the caller then reports `on_closed`.
 pub async fn serve_socket(
     ws: ServerSocket,
     mailbox: smol::channel::Receiver<ToSocket>,
@@ -526,28 +525,23 @@ pub async fn serve_socket(
         Socket(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
         Mail(Option<ToSocket>),
         Timer,
-        /// The held message is in the writer's queue (`false`: the writer failed).
+        /// Held messages went into the writer's queue (`false`: the writer failed).
         Room(bool),
     }
     let (sender, mut reader) = ws.split();
     let mut writer = Writer::new(sender);
     let mut deadline = input(Incoming::Timeout);
     loop {
-        // No mail is taken while a message waits for room in the writer's queue.
-        let ready = writer.ready();
-        let next = async {
-            if !ready {
-                smol::future::pending::<()>().await;
-            }
-            Next::Mail(mailbox.recv().await.ok())
-        }
-        .or(async { Next::Socket(reader.next().await) })
-        .or(async {
-            until(deadline).await;
-            Next::Timer
-        })
-        .or(async { Next::Room(writer.room().await) })
-        .await;
+        // Mail is taken even while a burst waits for the writer (held in order by it), so
+        // that a Close or a Drop (the machine's call on a dead link) is never stuck behind it.
+        let next = async { Next::Mail(mailbox.recv().await.ok()) }
+            .or(async { Next::Socket(reader.next().await) })
+            .or(async {
+                until(deadline).await;
+                Next::Timer
+            })
+            .or(async { Next::Room(writer.room().await) })
+            .await;
         let message = match next {
             Next::Timer => {
                 deadline = input(Incoming::Timeout);

@@ -47,9 +47,9 @@ pub struct Stages {
     requests: Vec<RequestId>,
     results: usize,
     inbound: usize,
-    /// When the current stage began (the handshake, the sends issued, ...): what a
-    /// `timing` line measures from.
-    stage_started: Instant,
+    /// When the handshake completed (the sends issued, the connector's pushes begun):
+    /// what a `timing` line measures from.
+    handshaken_at: Instant,
 }
 
 impl Stages {
@@ -61,7 +61,7 @@ impl Stages {
             requests: Vec::new(),
             results: 0,
             inbound: 0,
-            stage_started: now,
+            handshaken_at: now,
         }
     }
 
@@ -116,6 +116,7 @@ impl Stages {
                     }
                 }
                 self.stage = Stage::Results;
+                self.handshaken_at = now;
             }
             GatewayEvent::Response { id, .. } if self.requests.contains(&id) => self.results += 1,
             GatewayEvent::Inbound { buffer_id, .. }
@@ -137,9 +138,11 @@ impl Stages {
         }
         // Move on once what this stage waits for has come.
         if self.stage == Stage::Results && self.results == self.requests.len() {
+            self.timing("results", self.plan.sends, self.results, now);
             self.stage = Stage::Inbound;
         }
         if self.stage == Stage::Inbound && self.inbound >= self.plan.wait_inbound {
+            self.timing("inbound", self.plan.wait_inbound, self.inbound, now);
             if self.plan.go_idle {
                 self.stage = Stage::GoingIdle;
                 let _ = machine.go_idle(now);
@@ -150,26 +153,20 @@ impl Stages {
         }
         if self.stage != before {
             self.deadline = now + self.plan.timeout;
-            if self.plan.timings {
-                self.timing(before, now);
-            }
-            self.stage_started = now;
         }
         None
     }
 }
 
 impl Stages {
-    /// `--timings`: how long the stage that just ended took, from its start (the
-    /// handshake's completion for the results, the last result for the inbound) to the event
-    /// that ended it, and its count per second. Only the results and inbound stages.
-    fn timing(&self, ended: Stage, now: Instant) {
-        let (stage, count) = match ended {
-            Stage::Results => ("results", self.results),
-            Stage::Inbound => ("inbound", self.inbound),
-            _ => return,
-        };
-        let seconds = now.duration_since(self.stage_started).as_secs_f64();
+    /// `--timings`: a stage that waited for `asked` (> 0) things ended with `count` of them:
+    /// how long since the handshake (both the sends and the connector's pushes start
+    /// there, and may overlap) and the count per second.
+    fn timing(&self, stage: &str, asked: usize, count: usize, now: Instant) {
+        if !self.plan.timings || asked == 0 {
+            return;
+        }
+        let seconds = now.duration_since(self.handshaken_at).as_secs_f64();
         let per_second = if seconds > 0.0 {
             count as f64 / seconds
         } else {
