@@ -682,7 +682,11 @@ fn a_half_open_connection_is_superseded_and_nothing_is_lost() {
         }
     };
     assert_eq!(close, Some((4409, "superseded".to_owned())));
-    let lines = connector.stop();
+    // The store thread reports each ack once committed, after the gateway has gone: wait
+    // for the `closed` line that counts none unacked (queued after every ack) before the
+    // kill, or a loaded machine kills the connector before its last `acked` lines.
+    let mut lines = connector.read_until(|l| l["event"] == "closed" && l["unacked"] == 0);
+    lines.extend(connector.stop());
     let acked: Vec<&str> = events(&lines, "acked")
         .iter()
         .map(|l| l["bufferId"].as_str().unwrap())
