@@ -66,6 +66,26 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         true
     }
 
+    /// Forgets `key`; `false` when it is not there.
+    pub(crate) fn remove<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        let Some((_, stamp)) = self.entries.remove(key) else {
+            return false;
+        };
+        self.by_age.remove(&stamp);
+        true
+    }
+
+    /// The key held for `key`: for a key that carries data of its own.
+    pub(crate) fn get_key<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<&K>
+    where
+        K: Borrow<Q>,
+    {
+        self.entries.get_key_value(key).map(|(key, _)| key)
+    }
+
     pub(crate) fn get_mut<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,

@@ -53,11 +53,11 @@ fn result_line(id: &RequestId) -> bytes::Bytes {
 
 fn inbound_line(chat: &str, buffer_id: Option<&str>) -> bytes::Bytes {
     encode(&Frame::from(Inbound {
-        event: MessageEvent {
+        event: Box::new(MessageEvent {
             text: "hi".into(),
             source: SessionSource::new("discord", "group", chat),
             ..MessageEvent::default()
-        },
+        }),
         buffer_id: buffer_id.map(BufferId::from),
     }))
 }

@@ -178,7 +178,7 @@ pub fn frame(u: &mut Unstructured<'_>) -> Result<Frame> {
             descriptor: descriptor(u)?,
         }),
         2 => Frame::from(Inbound {
-            event: message_event(u)?,
+            event: Box::new(message_event(u)?),
             buffer_id: opt_buffer_id(u)?,
         }),
         3 => Frame::InboundAck(InboundAck {
@@ -205,7 +205,7 @@ pub fn frame(u: &mut Unstructured<'_>) -> Result<Frame> {
         8 => Frame::GoingIdle,
         9 => Frame::GoingIdleAck,
         10 => Frame::PassthroughForward(PassthroughFrame {
-            forward: passthrough_forward(u)?,
+            forward: Box::new(passthrough_forward(u)?),
             buffer_id: opt_buffer_id(u)?,
         }),
         _ => Frame::Unknown(UnknownFrame {

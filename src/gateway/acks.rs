@@ -216,10 +216,7 @@ impl RelayMachine {
         let Inbound { event, buffer_id } = inbound;
         if self.admit(buffer_id.as_ref(), || digest(&event)) {
             self.record_route(&event.source);
-            self.event(GatewayEvent::Inbound {
-                event: Box::new(event),
-                buffer_id,
-            });
+            self.event(GatewayEvent::Inbound { event, buffer_id });
         }
     }
 
@@ -227,10 +224,7 @@ impl RelayMachine {
     pub(super) fn on_passthrough(&mut self, frame: PassthroughFrame) {
         let PassthroughFrame { forward, buffer_id } = frame;
         if self.admit(buffer_id.as_ref(), || forward_digest(&forward)) {
-            self.event(GatewayEvent::Passthrough {
-                forward: Box::new(forward),
-                buffer_id,
-            });
+            self.event(GatewayEvent::Passthrough { forward, buffer_id });
         }
     }
 

@@ -51,8 +51,10 @@ pub enum Frame {
     Hello(Identity),
     /// connector → gateway: capabilities of one announced platform.
     Descriptor(Descriptor),
-    /// connector → gateway: one message event, possibly replayed from the buffer.
-    Inbound(Box<Inbound>),
+    /// connector → gateway: one message event, possibly replayed from the buffer. Not
+    /// boxed: [`Inbound`] boxes its event, which is decoded into that box once and handed
+    /// to the application in it.
+    Inbound(Inbound),
     /// gateway → connector: durable receipt of a buffered delivery.
     InboundAck(InboundAck),
     /// gateway → connector: a request to perform an action.
@@ -109,9 +111,11 @@ pub struct Descriptor {
 /// `inbound`: one message event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inbound {
-    /// The event.
+    /// The event, boxed: it is large (hundreds of bytes), and the box it is decoded into
+    /// is the one the gateway hands to the application, so it is never moved or boxed
+    /// again on the way.
     #[serde(deserialize_with = "tagged::object")]
-    pub event: MessageEvent,
+    pub event: Box<MessageEvent>,
     /// Present when the event was replayed from the connector's durable buffer; the
     /// gateway must then acknowledge it with `inbound_ack` once it owns it.
     #[serde(
@@ -180,9 +184,10 @@ pub struct InterruptInbound {
 /// `passthrough_forward`: a provider webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassthroughFrame {
-    /// The webhook.
+    /// The webhook, boxed like an inbound's event: decoded into the box the gateway
+    /// hands to the application.
     #[serde(deserialize_with = "tagged::object")]
-    pub forward: PassthroughForward,
+    pub forward: Box<PassthroughForward>,
     /// Present when replayed from the durable buffer; acknowledge like an `inbound`.
     #[serde(
         default,
@@ -265,7 +270,7 @@ frames! {
     bodies {
         Hello(Identity) = "hello",
         Descriptor(Descriptor) = "descriptor",
-        Inbound(Box<Inbound>) = "inbound",
+        Inbound(Inbound) = "inbound",
         InboundAck(InboundAck) = "inbound_ack",
         Outbound(Outbound) = "outbound",
         OutboundResult(OutboundResult) = "outbound_result",
@@ -276,12 +281,6 @@ frames! {
     units {
         GoingIdle = "going_idle",
         GoingIdleAck = "going_idle_ack",
-    }
-}
-
-impl From<Inbound> for Frame {
-    fn from(body: Inbound) -> Self {
-        Frame::Inbound(Box::new(body))
     }
 }
 

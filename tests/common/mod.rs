@@ -258,13 +258,13 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
         (
             "inbound/buffered",
             Inbound {
-                event: MessageEvent {
+                event: Box::new(MessageEvent {
                     text: "what is 2+2".into(),
                     message_type: MessageType::Text,
                     message_id: Some("9001".into()),
                     source: guild_source(),
                     ..MessageEvent::default()
-                },
+                }),
                 buffer_id: Some(BufferId::from("b-17")),
             }
             .into(),
@@ -272,7 +272,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
         (
             "inbound/rich",
             Inbound {
-                event: rich_event(),
+                event: Box::new(rich_event()),
                 buffer_id: Some(BufferId::from("b-18")),
             }
             .into(),
@@ -280,7 +280,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
         (
             "inbound/live-dm",
             Inbound {
-                event: MessageEvent {
+                event: Box::new(MessageEvent {
                     text: "caf\u{e9} \u{1F680}\nsecond line \"quoted\" \\ tab\t".into(),
                     message_id: Some("311".into()),
                     source: SessionSource {
@@ -289,7 +289,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
                         ..SessionSource::new("telegram", "dm", "9988")
                     },
                     ..MessageEvent::default()
-                },
+                }),
                 buffer_id: None,
             }
             .into(),
@@ -369,7 +369,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
         (
             "passthrough_forward",
             PassthroughFrame {
-                forward: PassthroughForward {
+                forward: Box::new(PassthroughForward {
                     platform: "discord".to_owned(),
                     bot_id: "1122334455".to_owned(),
                     method: "POST".to_owned(),
@@ -377,7 +377,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
                     headers: vec![("content-type".to_owned(), "application/json".to_owned())],
                     body: Ok(Bytes::from_static(DISCORD_INTERACTION.as_bytes())),
                     profile: Some("reviewer".to_owned()),
-                },
+                }),
                 buffer_id: Some(BufferId::from("pb-3")),
             }
             .into(),
@@ -385,7 +385,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
         (
             "passthrough_forward/live-binary",
             PassthroughFrame {
-                forward: PassthroughForward {
+                forward: Box::new(PassthroughForward {
                     bot_id: "1122334455".to_owned(),
                     method: "POST".to_owned(),
                     path: "/webhooks/twilio".to_owned(),
@@ -398,7 +398,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
                         ("X-Trace".to_owned(), "b".to_owned()),
                     ],
                     ..PassthroughForward::new("twilio", Bytes::from_static(&[0, 0xff, 0xfe, 1]))
-                },
+                }),
                 buffer_id: None,
             }
             .into(),

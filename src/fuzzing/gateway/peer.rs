@@ -93,11 +93,11 @@ impl Model {
                 );
                 source.scope_id = Some("g".into());
                 Frame::from(Inbound {
-                    event: MessageEvent {
+                    event: Box::new(MessageEvent {
                         text: "hi".into(),
                         source,
                         ..Default::default()
-                    },
+                    }),
                     buffer_id: b.map(buffer),
                 })
             }
@@ -117,7 +117,7 @@ impl Model {
                         encoded: body,
                     });
                 Frame::PassthroughForward(PassthroughFrame {
-                    forward,
+                    forward: Box::new(forward),
                     buffer_id: b.map(buffer),
                 })
             }
