@@ -2,19 +2,25 @@
 //! first: what the gateway keeps per chat (routes) and per delivery (unacked buffer ids).
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
 use crate::hash::SeededFx;
 
-/// Each entry carries the stamp of its last write; an ordered index from stamp to key finds
-/// the oldest in O(log n), so no operation scans the map.
+/// Each entry carries the stamp of its last write. The age index is a queue of
+/// `(stamp, key)` in stamp order (stamps only grow, so a write appends): the oldest is at
+/// its front. A rewrite or removal leaves the old record in place, stale (its stamp no
+/// longer matches the entry's); stale records are skipped when they reach the front, and
+/// swept out whenever they outnumber the live ones. Unlike the B-tree this replaces, the
+/// queue reuses its buffer, so a steady stream of new keys (every inbound of a new chat)
+/// allocates nothing for the index, and no operation scans the map except the amortised
+/// sweep.
 #[derive(Debug)]
 pub(crate) struct Bounded<K, V> {
     capacity: usize,
     clock: u64,
     entries: HashMap<K, (V, u64), SeededFx>,
-    by_age: BTreeMap<u64, K>,
+    by_age: VecDeque<(u64, K)>,
 }
 
 impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
@@ -24,7 +30,7 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
             capacity,
             clock: 0,
             entries: HashMap::with_hasher(hasher),
-            by_age: BTreeMap::new(),
+            by_age: VecDeque::new(),
         }
     }
 
@@ -35,34 +41,62 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
             return Some((key, value));
         }
         self.clock += 1;
-        if let Some((_, stamp)) = self.entries.insert(key.clone(), (value, self.clock)) {
-            self.by_age.remove(&stamp);
-        }
-        self.by_age.insert(self.clock, key);
-        if self.entries.len() > self.capacity {
-            let (_, oldest) = self.by_age.pop_first()?;
-            let (value, _) = self.entries.remove(&oldest)?;
-            return Some((oldest, value));
+        // A rewrite leaves its old age record stale.
+        self.entries.insert(key.clone(), (value, self.clock));
+        self.by_age.push_back((self.clock, key));
+        let evicted = if self.entries.len() > self.capacity {
+            self.pop_oldest()
+        } else {
+            None
+        };
+        self.sweep();
+        evicted
+    }
+
+    /// Removes the entry whose age record is the oldest live one.
+    fn pop_oldest(&mut self) -> Option<(K, V)> {
+        while let Some((stamp, key)) = self.by_age.pop_front() {
+            if self.entries.get(&key).is_some_and(|(_, s)| *s == stamp) {
+                let (value, _) = self.entries.remove(&key)?;
+                return Some((key, value));
+            }
         }
         None
     }
 
+    /// Drops the stale age records once they outnumber the live ones (so the index holds
+    /// at most about twice the entries), in one pass: O(1) amortised per write.
+    fn sweep(&mut self) {
+        if self.by_age.len() <= 2 * self.entries.len() + 8 {
+            return;
+        }
+        let entries = &self.entries;
+        self.by_age
+            .retain(|(stamp, key)| entries.get(key).is_some_and(|(_, s)| s == stamp));
+    }
+
     /// Makes `key` the newest without rewriting it, as an insert of the same value would;
-    /// `false` when it is not there. The age index gives its key back, so nothing is
-    /// cloned.
+    /// `false` when it is not there. The key is cloned into the age index: the keys
+    /// here are shared strings, so that is a reference count.
     pub(crate) fn touch<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> bool
     where
         K: Borrow<Q>,
     {
-        let Some((_, stamp)) = self.entries.get_mut(key) else {
+        let Some((owned, (_, stamp))) = self.entries.get_key_value(key) else {
             return false;
         };
-        let Some(owned) = self.by_age.remove(stamp) else {
-            return false;
-        };
+        if *stamp == self.clock {
+            // Already the newest.
+            return true;
+        }
+        let owned = owned.clone();
         self.clock += 1;
-        *stamp = self.clock;
-        self.by_age.insert(self.clock, owned);
+        if let Some((_, stamp)) = self.entries.get_mut(key) {
+            *stamp = self.clock;
+        }
+        // The old record goes stale.
+        self.by_age.push_back((self.clock, owned));
+        self.sweep();
         true
     }
 
@@ -71,11 +105,10 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
     where
         K: Borrow<Q>,
     {
-        let Some((_, stamp)) = self.entries.remove(key) else {
-            return false;
-        };
-        self.by_age.remove(&stamp);
-        true
+        // Its age record goes stale.
+        let removed = self.entries.remove(key).is_some();
+        self.sweep();
+        removed
     }
 
     /// The key held for `key`: for a key that carries data of its own.

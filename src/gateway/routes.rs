@@ -34,17 +34,41 @@ impl ChatRoute {
         profile: Option<&str>,
     ) -> Option<Self> {
         let parts = [Some(chat_id), Some(platform), scope_id, user_id, profile];
-        let mut text = String::with_capacity(parts.iter().flatten().map(|p| p.len()).sum());
+        // Built on the stack and copied once into its shared allocation: a `String` would
+        // be a second allocation, since `Arc<str>` cannot adopt its buffer. A longer route
+        // (over 256 bytes, rare) is built in a `String`.
+        let mut stack = [0u8; 256];
+        let mut heap = String::new();
         let mut ends = [0; 5];
+        let mut len = 0usize;
         for (end, part) in ends.iter_mut().zip(parts) {
-            text.push_str(part.unwrap_or_default());
-            *end = u32::try_from(text.len()).ok()?;
+            let part = part.unwrap_or_default();
+            if heap.is_empty() {
+                match stack.get_mut(len..len + part.len()) {
+                    Some(room) => room.copy_from_slice(part.as_bytes()),
+                    None => {
+                        let done = stack.get(..len).unwrap_or_default();
+                        heap = String::from_utf8_lossy(done).into_owned();
+                        heap.push_str(part);
+                    }
+                }
+            } else {
+                heap.push_str(part);
+            }
+            len += part.len();
+            *end = u32::try_from(len).ok()?;
         }
+        let text: Arc<str> = if heap.is_empty() {
+            // Whole `str`s concatenated: valid UTF-8, so this never falls back.
+            Arc::from(std::str::from_utf8(stack.get(..len)?).ok()?)
+        } else {
+            Arc::from(heap)
+        };
         let present = u8::from(scope_id.is_some())
             | u8::from(user_id.is_some()) << 1
             | u8::from(profile.is_some()) << 2;
         Some(Self {
-            text: Arc::from(text),
+            text,
             ends,
             present,
         })
