@@ -3,7 +3,8 @@
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use crate::hash::SeededFx;
 
@@ -134,10 +135,102 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
     }
 }
 
+/// A copied string key for a [`Bounded`] map (an id that outlives its message): kept inline
+/// up to 22 bytes, else in one shared allocation, so the copy the age index holds is
+/// free. Short ids (`buf-17`) then cost no allocation at all; an `Arc<str>` cost one each.
+#[derive(Clone, Debug)]
+pub(crate) struct SmallKey(KeyRepr);
+
+#[derive(Clone, Debug)]
+enum KeyRepr {
+    Inline { len: u8, bytes: [u8; 22] },
+    Shared(Arc<str>),
+}
+
+impl SmallKey {
+    /// A copy of `text`.
+    pub(crate) fn new(text: &str) -> Self {
+        let mut bytes = [0; 22];
+        match (bytes.get_mut(..text.len()), u8::try_from(text.len())) {
+            (Some(room), Ok(len)) => {
+                room.copy_from_slice(text.as_bytes());
+                Self(KeyRepr::Inline { len, bytes })
+            }
+            _ => Self(KeyRepr::Shared(Arc::from(text))),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match &self.0 {
+            // Copied from a `str`, so the check never fails.
+            KeyRepr::Inline { len, bytes } => bytes
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            KeyRepr::Shared(text) => text,
+        }
+    }
+}
+
+impl PartialEq for SmallKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SmallKey {}
+
+impl Hash for SmallKey {
+    // As `str` hashes, so that `Borrow<str>` lookups find it.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl Borrow<str> for SmallKey {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::{Bounded, SeededFx};
+    use super::{Bounded, SeededFx, SmallKey};
+
+    #[test]
+    fn small_keys_are_found_by_their_text_short_or_long() {
+        let mut map = Bounded::new(4, SeededFx::default());
+        let long = "a-buffer-id-longer-than-twenty-two-bytes";
+        map.insert(SmallKey::new("buf-1"), 1);
+        map.insert(SmallKey::new(long), 2);
+        map.insert(SmallKey::new(""), 3);
+        assert_eq!(map.get("buf-1"), Some(&1));
+        assert_eq!(map.get(long), Some(&2));
+        assert_eq!(map.get(""), Some(&3));
+        assert_eq!(map.get("buf-2"), None);
+        assert!(map.touch(long));
+    }
+
+    #[test]
+    fn stale_age_records_are_swept_and_skipped() {
+        let mut map = Bounded::new(3, SeededFx::default());
+        for i in 0..3 {
+            map.insert(i, i);
+        }
+        // Many touches leave many stale records; the index stays bounded and the
+        // eviction order stays true.
+        for _ in 0..100 {
+            assert!(map.touch(&0));
+            assert!(map.touch(&1));
+        }
+        assert!(map.by_age.len() <= 2 * 3 + 8);
+        assert_eq!(map.insert(3, 3), Some((2, 2)));
+        assert!(map.remove(&0));
+        assert!(!map.remove(&0));
+        map.insert(4, 4);
+        assert_eq!(map.insert(5, 5), Some((1, 1)));
+    }
 
     #[test]
     fn forgets_the_least_recently_written_first() {
