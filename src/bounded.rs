@@ -101,6 +101,11 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         true
     }
 
+    /// The most entries it holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Forgets `key`; `false` when it is not there.
     pub(crate) fn remove<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> bool
     where

@@ -339,7 +339,7 @@ fn source(u: &mut Unstructured<'_>) -> Result<SessionSource> {
 pub fn action_result(u: &mut Unstructured<'_>) -> Result<ActionResult> {
     Ok(ActionResult {
         success: u.arbitrary()?,
-        message_id: opt_text(u)?,
+        message_id: opt_text(u)?.map(Into::into),
         error: opt_text(u)?,
         code: opt_text(u)?,
         thread_id: opt_text(u)?,

@@ -53,7 +53,6 @@ pub(crate) struct Handed {
     holding: usize,
     /// Ids whose ack is owed, oldest first; checked against `entries` when taken.
     owed: VecDeque<BufferId>,
-    capacity: usize,
 }
 
 impl Handed {
@@ -62,7 +61,6 @@ impl Handed {
             entries: Bounded::new(capacity, hasher),
             holding: 0,
             owed: VecDeque::new(),
-            capacity,
         }
     }
 
@@ -107,7 +105,7 @@ impl Handed {
         if let Some(entry) = self.entries.get_mut(id.as_str()) {
             if entry.state == Status::Acked {
                 entry.state = Status::Owed;
-                if self.owed.len() >= self.capacity {
+                if self.owed.len() >= self.entries.capacity() {
                     self.owed.pop_front();
                 }
                 self.owed.push_back(id);
