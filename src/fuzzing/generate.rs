@@ -159,7 +159,9 @@ fn metadata(u: &mut Unstructured<'_>) -> Result<Map<String, Value>> {
 /// A non-empty buffer id (`""` reads as "not buffered").
 pub fn buffer_id(u: &mut Unstructured<'_>) -> Result<BufferId> {
     let id = text(u)?;
-    Ok(BufferId(if id.is_empty() { "b".to_owned() } else { id }))
+    Ok(BufferId(
+        (if id.is_empty() { "b".to_owned() } else { id }).into(),
+    ))
 }
 
 fn opt_buffer_id(u: &mut Unstructured<'_>) -> Result<Option<BufferId>> {

@@ -108,7 +108,9 @@ impl Handed {
                 if self.owed.len() >= self.entries.capacity() {
                     self.owed.pop_front();
                 }
-                self.owed.push_back(id);
+                // A copy: a long id may be a slice of the message it came in, which
+                // state must not pin.
+                self.owed.push_back(BufferId::from(id.as_str()));
             }
         }
     }

@@ -316,9 +316,14 @@ pub struct RequestId(pub String);
 ///
 /// On read a JSON integer is accepted and kept as its decimal text (the reference
 /// stringifies non-string scalars); `null` and `""` mean "not buffered".
+///
+/// A [`Str`]: an id of up to 23 bytes (`buf-17`, a row number) is kept inline, so
+/// decoding a buffered delivery, cloning its id to ack it and queueing the ack allocate
+/// nothing for it; a longer one is a slice of the received message, and the gateway's
+/// own state keeps a copy of it, never the slice.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct BufferId(pub String);
+pub struct BufferId(pub Str);
 
 macro_rules! id_common {
     ($($ty:ident),*) => {$(
@@ -335,12 +340,12 @@ macro_rules! id_common {
         }
         impl From<&str> for $ty {
             fn from(s: &str) -> Self {
-                $ty(s.to_owned())
+                $ty(s.into())
             }
         }
         impl From<String> for $ty {
             fn from(s: String) -> Self {
-                $ty(s)
+                $ty(s.into())
             }
         }
     )*};
@@ -361,23 +366,26 @@ fn optional_buffer_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BufferId
 
 struct BufferIdVisitor;
 
-impl Visitor<'_> for BufferIdVisitor {
+impl<'de> Visitor<'de> for BufferIdVisitor {
     type Value = Option<BufferId>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a string or an integer (bufferId)")
     }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok((!v.is_empty()).then(|| BufferId(text::from_borrowed(v))))
+    }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok((!v.is_empty()).then(|| BufferId(v.to_owned())))
+        Ok((!v.is_empty()).then(|| BufferId(v.into())))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok((!v.is_empty()).then_some(BufferId(v)))
+        Ok((!v.is_empty()).then(|| BufferId(v.into())))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(BufferId(v.to_string())))
+        Ok(Some(BufferId(v.to_string().into())))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(BufferId(v.to_string())))
+        Ok(Some(BufferId(v.to_string().into())))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(None)

@@ -156,7 +156,7 @@ pub(crate) fn with_source<T>(line: &Bytes, decode: impl FnOnce() -> T) -> T {
 
 /// A `Str` for `text` borrowed from the decoder's input: a slice of the source line when
 /// it lies inside it, else a copy.
-fn from_borrowed(text: &str) -> Str {
+pub(crate) fn from_borrowed(text: &str) -> Str {
     if let Some(short) = Str::inline(text) {
         return short;
     }

@@ -49,7 +49,7 @@ impl Model {
                 .cloned()
                 .unwrap_or_else(|| RequestId(format!("r{i}")))
         };
-        let buffer = |i: u8| BufferId(format!("b-{}", i % 16));
+        let buffer = |i: u8| BufferId(format!("b-{}", i % 16).into());
         let frame = match frame {
             PeerFrame::Descriptor(p) => {
                 // Mostly announced platforms; sometimes one of 64 invented ones, enough to
