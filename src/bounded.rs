@@ -57,9 +57,14 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
     /// Removes the entry whose age record is the oldest live one.
     fn pop_oldest(&mut self) -> Option<(K, V)> {
         while let Some((stamp, key)) = self.by_age.pop_front() {
-            if self.entries.get(&key).is_some_and(|(_, s)| *s == stamp) {
-                let (value, _) = self.entries.remove(&key)?;
-                return Some((key, value));
+            // One lookup: a live record's entry is removed at once; a stale one's entry
+            // (rewritten or touched since) is put back, which is rare.
+            match self.entries.remove_entry(&key) {
+                Some((key, (value, s))) if s == stamp => return Some((key, value)),
+                Some((key, entry)) => {
+                    self.entries.insert(key, entry);
+                }
+                None => {}
             }
         }
         None
