@@ -353,13 +353,13 @@ pub fn action_result(u: &mut Unstructured<'_>) -> Result<ActionResult> {
 /// A canonical passthrough forward.
 pub fn passthrough_forward(u: &mut Unstructured<'_>) -> Result<PassthroughForward> {
     Ok(PassthroughForward {
-        platform: text(u)?,
-        bot_id: text(u)?,
-        method: text(u)?,
-        path: text(u)?,
-        headers: list(u, |u| Ok((text(u)?, text(u)?)))?,
+        platform: text(u)?.into(),
+        bot_id: text(u)?.into(),
+        method: text(u)?.into(),
+        path: text(u)?.into(),
+        headers: list(u, |u| Ok((text(u)?.into(), text(u)?.into())))?,
         body: body(u)?,
-        profile: opt_text(u)?,
+        profile: opt_text(u)?.map(Into::into),
     })
 }
 

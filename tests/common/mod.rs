@@ -370,13 +370,13 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
             "passthrough_forward",
             PassthroughFrame {
                 forward: Box::new(PassthroughForward {
-                    platform: "discord".to_owned(),
-                    bot_id: "1122334455".to_owned(),
-                    method: "POST".to_owned(),
-                    path: "/interactions/discord/1122334455".to_owned(),
-                    headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+                    platform: "discord".into(),
+                    bot_id: "1122334455".into(),
+                    method: "POST".into(),
+                    path: "/interactions/discord/1122334455".into(),
+                    headers: vec![("content-type".into(), "application/json".into())],
                     body: Ok(Bytes::from_static(DISCORD_INTERACTION.as_bytes())),
-                    profile: Some("reviewer".to_owned()),
+                    profile: Some("reviewer".into()),
                 }),
                 buffer_id: Some(BufferId::from("pb-3")),
             }
@@ -386,16 +386,16 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
             "passthrough_forward/live-binary",
             PassthroughFrame {
                 forward: Box::new(PassthroughForward {
-                    bot_id: "1122334455".to_owned(),
-                    method: "POST".to_owned(),
-                    path: "/webhooks/twilio".to_owned(),
+                    bot_id: "1122334455".into(),
+                    method: "POST".into(),
+                    path: "/webhooks/twilio".into(),
                     headers: vec![
                         (
-                            "content-type".to_owned(),
-                            "application/octet-stream".to_owned(),
+                            "content-type".into(),
+                            "application/octet-stream".into(),
                         ),
-                        ("x-trace".to_owned(), "a".to_owned()),
-                        ("X-Trace".to_owned(), "b".to_owned()),
+                        ("x-trace".into(), "a".into()),
+                        ("X-Trace".into(), "b".into()),
                     ],
                     ..PassthroughForward::new("twilio", Bytes::from_static(&[0, 0xff, 0xfe, 1]))
                 }),
