@@ -539,12 +539,12 @@ fn seed_steps(options: &Options, identities: &[Identity]) -> Vec<Seed> {
         let body = json!({ "type": 2, "id": format!("i{i}"), "channel_id": "4455", "guild_id": "1000",
             "data": { "name": "ping" }, "member": { "user": { "id": "77", "username": "alice" } } });
         let mut forward = PassthroughForward::new("discord", body.to_string().into_bytes());
-        forward.bot_id = bot_id.to_owned();
+        forward.bot_id = bot_id.into();
         forward.method = "POST".into();
         forward.path = if bot_id.is_empty() {
             "/interactions/discord".into()
         } else {
-            format!("/interactions/discord/{bot_id}")
+            format!("/interactions/discord/{bot_id}").into()
         };
         forward.headers = vec![("content-type".into(), "application/json".into())];
         steps.push(Seed::Deliver(forward.into(), options.buffered_passthrough));

@@ -93,7 +93,7 @@ pub enum InteractionError {
 pub fn interaction_event(forward: &PassthroughForward) -> Result<MessageEvent, InteractionError> {
     if canonical_platform(&forward.platform) != "discord" {
         return Err(InteractionError::NotDiscord {
-            platform: forward.platform.clone(),
+            platform: forward.platform.to_string(),
         });
     }
     let body = forward
@@ -138,7 +138,7 @@ pub fn decode_prompt_token(custom_id: &str) -> Option<(&str, &str)> {
 
 /// The conversion proper. Every read tests truthiness as the reference does (`x or …`), so
 /// `""`, `0`, `false`, `null`, `[]` and `{}` all count as absent.
-fn convert(payload: &Map<String, Value>, profile: Option<String>) -> MessageEvent {
+fn convert(payload: &Map<String, Value>, profile: Option<Str>) -> MessageEvent {
     let kind = payload.get("type");
     let data = payload.get("data").and_then(Value::as_object);
     let field = |key: &str| data.and_then(|d| truthy(d.get(key))).map(py_str);
@@ -173,7 +173,7 @@ fn convert(payload: &Map<String, Value>, profile: Option<String>) -> MessageEven
 }
 
 /// The session source, keyed like the text lane's so both lanes share one session.
-fn source(payload: &Map<String, Value>, profile: Option<String>) -> SessionSource {
+fn source(payload: &Map<String, Value>, profile: Option<Str>) -> SessionSource {
     let get = |key: &str| truthy(payload.get(key));
     let member = payload.get("member").and_then(Value::as_object);
     // member.user in a guild, user in a DM. A member whose `user` is present but not an
@@ -218,7 +218,7 @@ fn source(payload: &Map<String, Value>, profile: Option<String>) -> SessionSourc
         // The interaction id; the event-level message_id stays unset, so the text lane's
         // replay dedupe does not apply to interactions.
         message_id: get("id").map(|v| py_str(v).into()),
-        profile: profile.map(Str::from),
+        profile,
         ..SessionSource::new("discord", chat_type, chat_id)
     }
 }

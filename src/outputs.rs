@@ -61,6 +61,16 @@ impl<C, E> Queue<C, E> {
         });
     }
 
+    /// Queues a line encoded by the caller: for a frame that is moved into its
+    /// accounting once encoded (an ack's id), where a clone would cost an allocation.
+    pub(crate) fn transmit_line(&mut self, conn: u64, line: Transmit, carries: Carries) {
+        self.items.push_back(Item::Transmit {
+            conn,
+            line,
+            carries,
+        });
+    }
+
     pub(crate) fn command(&mut self, conn: Option<u64>, command: C) {
         self.items.push_back(Item::Command { conn, command });
     }

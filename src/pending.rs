@@ -1,23 +1,30 @@
 //! Requests awaiting their result: a map for lookup beside an ordered deadline index, so
 //! the next deadline is the index's first entry and no timeout ever scans the table.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Instant;
 
 use crate::hash::SeededFx;
 use crate::wire::RequestId;
 
+/// The deadline index is a min-heap of `(deadline, id)` with lazy deletion: a request that
+/// resolves leaves its record behind, stale (its id is no longer in the map, or maps to
+/// another deadline). Stale records are dropped when they reach the top, so the top is
+/// always a live request, and swept out whenever they outnumber the live ones. Unlike the
+/// B-tree this replaces, the heap reuses its buffer: resolving a request allocates and
+/// frees nothing, where the B-tree freed and later reallocated its nodes.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     deadlines: HashMap<RequestId, Instant, SeededFx>,
-    order: BTreeSet<(Instant, RequestId)>,
+    order: BinaryHeap<Reverse<(Instant, RequestId)>>,
 }
 
 impl Pending {
     pub(crate) fn new(hasher: SeededFx) -> Self {
         Self {
             deadlines: HashMap::with_hasher(hasher),
-            order: BTreeSet::new(),
+            order: BinaryHeap::new(),
         }
     }
 
@@ -34,45 +41,64 @@ impl Pending {
     }
 
     pub(crate) fn insert(&mut self, id: RequestId, deadline: Instant) {
-        if let Some(old) = self.deadlines.insert(id.clone(), deadline) {
-            self.order.remove(&(old, id.clone()));
-        }
-        self.order.insert((deadline, id));
+        // A previous deadline of the same id goes stale.
+        self.deadlines.insert(id.clone(), deadline);
+        self.order.push(Reverse((deadline, id)));
+        self.settle();
     }
 
-    /// Takes `id` out; `false` when it was not pending (unknown, late or answered).
     pub(crate) fn remove(&mut self, id: &RequestId) -> bool {
-        // The map hands back its own copy of the id, which builds the index key: no clone.
-        match self.deadlines.remove_entry(id) {
-            Some((id, deadline)) => {
-                self.order.remove(&(deadline, id));
-                true
-            }
-            None => false,
-        }
+        // Its record goes stale.
+        let removed = self.deadlines.remove(id).is_some();
+        self.settle();
+        removed
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.order.first().map(|(at, _)| *at)
+        self.order.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// Takes the earliest request whose deadline is `<= now`.
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<RequestId> {
-        let (at, _) = self.order.first()?;
+        let Reverse((at, _)) = self.order.peek()?;
         if *at > now {
             return None;
         }
-        let (_, id) = self.order.pop_first()?;
+        let Reverse((_, id)) = self.order.pop()?;
         self.deadlines.remove(&id);
+        self.settle();
         Some(id)
     }
 
-    /// Takes every request, earliest deadline first (a deterministic order).
+    /// Every pending request, soonest deadline first (ties by id), and forgets them.
     pub(crate) fn drain(&mut self) -> Vec<RequestId> {
-        self.deadlines.clear();
-        std::mem::take(&mut self.order)
+        let deadlines = std::mem::take(&mut self.deadlines);
+        let mut live: Vec<(Instant, RequestId)> = std::mem::take(&mut self.order)
             .into_iter()
-            .map(|(_, id)| id)
-            .collect()
+            .map(|Reverse(record)| record)
+            .filter(|(at, id)| deadlines.get(id) == Some(at))
+            .collect();
+        live.sort_unstable();
+        // An id inserted twice with the same deadline has two live records.
+        live.dedup();
+        // Keep the map's hasher (its seed) for the next requests.
+        self.deadlines = deadlines;
+        self.deadlines.clear();
+        live.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Drops stale records from the top, and sweeps them all out once they outnumber the
+    /// live ones (O(1) amortised per operation).
+    fn settle(&mut self) {
+        while let Some(Reverse((at, id))) = self.order.peek() {
+            if self.deadlines.get(id) == Some(at) {
+                break;
+            }
+            self.order.pop();
+        }
+        if self.order.len() > 2 * self.deadlines.len() + 16 {
+            let deadlines = &self.deadlines;
+            self.order
+                .retain(|Reverse((at, id))| deadlines.get(id) == Some(at));
+        }
     }
 }

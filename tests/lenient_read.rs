@@ -67,7 +67,7 @@ fn error(line: &str) -> DecodeError {
 
 fn inbound(line: &str) -> relay_machine::wire::Inbound {
     match frame(line) {
-        Frame::Inbound(i) => *i,
+        Frame::Inbound(i) => i,
         other => panic!("not inbound: {other:?}"),
     }
 }
@@ -102,10 +102,10 @@ fn legacy_guild_id_is_a_fallback_for_scope_id() {
     let mut written = Vec::new();
     relay_machine::codec::encode_into(
         &relay_machine::wire::Inbound {
-            event: relay_machine::wire::MessageEvent {
+            event: Box::new(relay_machine::wire::MessageEvent {
                 source: source_of(json!({"guild_id": "1000"})),
                 ..Default::default()
-            },
+            }),
             buffer_id: None,
         }
         .into(),

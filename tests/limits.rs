@@ -53,11 +53,11 @@ fn result_line(id: &RequestId) -> bytes::Bytes {
 
 fn inbound_line(chat: &str, buffer_id: Option<&str>) -> bytes::Bytes {
     encode(&Frame::from(Inbound {
-        event: MessageEvent {
+        event: Box::new(MessageEvent {
             text: "hi".into(),
             source: SessionSource::new("discord", "group", chat),
             ..MessageEvent::default()
-        },
+        }),
         buffer_id: buffer_id.map(BufferId::from),
     }))
 }
@@ -370,9 +370,9 @@ fn a_flood_of_unacked_deliveries_is_bounded() {
         ))),
         "the oldest is forgotten"
     );
-    let newest = BufferId(format!("b-{}", n - 1));
+    let newest = BufferId(format!("b-{}", n - 1).into());
     assert_eq!(gw.ack_inbound(t0, &newest), Ok(()));
-    let oldest_kept = BufferId(format!("b-{}", n - 4096));
+    let oldest_kept = BufferId(format!("b-{}", n - 4096).into());
     assert_eq!(gw.ack_inbound(t0, &oldest_kept), Ok(()));
     assert_eq!(gw.unacked(), 4094);
     still_serves(&mut gw, t0);

@@ -59,7 +59,7 @@ fn edge_values_round_trip() {
     frames.push((
         "bad body keeps its text",
         PassthroughFrame {
-            forward: PassthroughForward {
+            forward: Box::new(PassthroughForward {
                 body: Err(BodyError {
                     reason: Base64Error::InvalidByte {
                         offset: 0,
@@ -68,7 +68,7 @@ fn edge_values_round_trip() {
                     encoded: "-_8=".to_owned(),
                 }),
                 ..PassthroughForward::new("discord", Bytes::new())
-            },
+            }),
             buffer_id: Some(BufferId::from("pb-1")),
         }
         .into(),
@@ -76,7 +76,7 @@ fn edge_values_round_trip() {
     frames.push((
         "empty body",
         PassthroughFrame {
-            forward: PassthroughForward::new("", Bytes::new()),
+            forward: Box::new(PassthroughForward::new("", Bytes::new())),
             buffer_id: None,
         }
         .into(),
@@ -84,7 +84,10 @@ fn edge_values_round_trip() {
     frames.push((
         "every byte value in a body",
         PassthroughFrame {
-            forward: PassthroughForward::new("x", (0..=255u8).collect::<Vec<u8>>()),
+            forward: Box::new(PassthroughForward::new(
+                "x",
+                (0..=255u8).collect::<Vec<u8>>(),
+            )),
             buffer_id: None,
         }
         .into(),
@@ -92,7 +95,7 @@ fn edge_values_round_trip() {
     frames.push((
         "default event",
         Inbound {
-            event: MessageEvent::default(),
+            event: Box::new(MessageEvent::default()),
             buffer_id: None,
         }
         .into(),
@@ -100,11 +103,11 @@ fn edge_values_round_trip() {
     frames.push((
         "control characters and separators in text",
         Inbound {
-            event: MessageEvent {
+            event: Box::new(MessageEvent {
                 text: "\u{0}\u{1}\u{1f}\u{7f}\u{2028}\u{2029}\"\\/\r\n\t\u{feff}\u{10ffff}".into(),
                 message_type: MessageType::Other("image".to_owned()),
                 ..MessageEvent::default()
-            },
+            }),
             buffer_id: Some(BufferId::from("b 1 \u{e9}")),
         }
         .into(),
@@ -112,7 +115,7 @@ fn edge_values_round_trip() {
     frames.push((
         "numeric limits",
         Inbound {
-            event: MessageEvent {
+            event: Box::new(MessageEvent {
                 media: vec![MediaItem {
                     url: "u".to_owned(),
                     kind: None,
@@ -122,7 +125,7 @@ fn edge_values_round_trip() {
                     caption: None,
                 }],
                 ..MessageEvent::default()
-            },
+            }),
             buffer_id: None,
         }
         .into(),
@@ -188,7 +191,7 @@ fn values_the_decoder_normalises() {
     // An empty bufferId means "not buffered".
     let Ok(Frame::Inbound(i)) = normalised(
         Inbound {
-            event: MessageEvent::default(),
+            event: Box::new(MessageEvent::default()),
             buffer_id: Some(BufferId::from("")),
         }
         .into(),
@@ -210,10 +213,10 @@ fn values_the_decoder_normalises() {
     // A known message type spelled through `Other` comes back as the known variant.
     let Ok(Frame::Inbound(i)) = normalised(
         Inbound {
-            event: MessageEvent {
+            event: Box::new(MessageEvent {
                 message_type: MessageType::Other("photo".to_owned()),
                 ..MessageEvent::default()
-            },
+            }),
             buffer_id: None,
         }
         .into(),

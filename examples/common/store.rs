@@ -231,7 +231,9 @@ impl Sqlite {
             [instance, kind, &body],
         )
         .map_err(sql)?;
-        Ok(BufferId(format!("{prefix}{}", db.last_insert_rowid())))
+        Ok(BufferId(
+            format!("{prefix}{}", db.last_insert_rowid()).into(),
+        ))
     }
 }
 
@@ -292,7 +294,7 @@ impl Backend for Sqlite {
         rows.map(|row| {
             let (id, kind, body) = row.map_err(sql)?;
             Ok((
-                BufferId(format!("{}{id}", self.prefix)),
+                BufferId(format!("{}{id}", self.prefix).into()),
                 decode(&kind, &body)?,
             ))
         })
@@ -387,7 +389,7 @@ impl Backend for Redis {
             script.arg(kind).arg(body);
         }
         let ids: Option<Vec<String>> = script.query(&mut self.db).map_err(redis_error)?;
-        Ok(ids.map(|ids| ids.into_iter().map(BufferId).collect()))
+        Ok(ids.map(|ids| ids.into_iter().map(BufferId::from).collect()))
     }
 
     fn append(&mut self, instance: &str, delivery: Delivery) -> Result<BufferId, String> {
@@ -401,7 +403,7 @@ impl Backend for Redis {
             .arg(body)
             .query(&mut self.db)
             .map_err(redis_error)?;
-        Ok(BufferId(id))
+        Ok(BufferId(id.into()))
     }
 
     fn unacked_after(
@@ -432,7 +434,7 @@ impl Backend for Redis {
                         .ok_or(format!("entry {id} has no {name}"))
                 };
                 let delivery = decode(field("kind")?, field("body")?)?;
-                Ok((BufferId(id.clone()), delivery))
+                Ok((BufferId(id.clone().into()), delivery))
             })
             .collect()
     }

@@ -37,7 +37,7 @@ impl Found {
                 text("requestId").map(|id| Salvage::OutboundResult(RequestId(id)))
             }
             Some("inbound" | "passthrough_forward") => {
-                text("bufferId").map(|id| Salvage::Delivery(BufferId(id)))
+                text("bufferId").map(|id| Salvage::Delivery(BufferId(id.into())))
             }
             _ => None,
         };

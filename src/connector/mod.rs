@@ -406,13 +406,9 @@ impl ConnectorMachine {
 
 fn frame_of(delivery: Delivery, buffer_id: Option<BufferId>) -> Frame {
     match delivery {
-        Delivery::Inbound(event) => Frame::from(Inbound {
-            event: *event,
-            buffer_id,
-        }),
-        Delivery::Passthrough(forward) => Frame::PassthroughForward(PassthroughFrame {
-            forward: *forward,
-            buffer_id,
-        }),
+        Delivery::Inbound(event) => Frame::Inbound(Inbound { event, buffer_id }),
+        Delivery::Passthrough(forward) => {
+            Frame::PassthroughForward(PassthroughFrame { forward, buffer_id })
+        }
     }
 }

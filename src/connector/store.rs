@@ -106,7 +106,7 @@ impl MemoryStore {
 impl DeliveryStore for MemoryStore {
     fn append(&mut self, delivery: Delivery) -> BufferId {
         let seq = self.base + self.entries.len() as u64;
-        let id = BufferId(format!("b-{}-{}", self.epoch, seq + 1));
+        let id = BufferId(format!("b-{}-{}", self.epoch, seq + 1).into());
         self.seq_of.insert(id.clone(), seq);
         self.entries.push_back((id.clone(), Some(delivery)));
         self.unacked += 1;

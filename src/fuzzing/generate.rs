@@ -159,7 +159,9 @@ fn metadata(u: &mut Unstructured<'_>) -> Result<Map<String, Value>> {
 /// A non-empty buffer id (`""` reads as "not buffered").
 pub fn buffer_id(u: &mut Unstructured<'_>) -> Result<BufferId> {
     let id = text(u)?;
-    Ok(BufferId(if id.is_empty() { "b".to_owned() } else { id }))
+    Ok(BufferId(
+        (if id.is_empty() { "b".to_owned() } else { id }).into(),
+    ))
 }
 
 fn opt_buffer_id(u: &mut Unstructured<'_>) -> Result<Option<BufferId>> {
@@ -178,7 +180,7 @@ pub fn frame(u: &mut Unstructured<'_>) -> Result<Frame> {
             descriptor: descriptor(u)?,
         }),
         2 => Frame::from(Inbound {
-            event: message_event(u)?,
+            event: Box::new(message_event(u)?),
             buffer_id: opt_buffer_id(u)?,
         }),
         3 => Frame::InboundAck(InboundAck {
@@ -205,7 +207,7 @@ pub fn frame(u: &mut Unstructured<'_>) -> Result<Frame> {
         8 => Frame::GoingIdle,
         9 => Frame::GoingIdleAck,
         10 => Frame::PassthroughForward(PassthroughFrame {
-            forward: passthrough_forward(u)?,
+            forward: Box::new(passthrough_forward(u)?),
             buffer_id: opt_buffer_id(u)?,
         }),
         _ => Frame::Unknown(UnknownFrame {
@@ -339,7 +341,7 @@ fn source(u: &mut Unstructured<'_>) -> Result<SessionSource> {
 pub fn action_result(u: &mut Unstructured<'_>) -> Result<ActionResult> {
     Ok(ActionResult {
         success: u.arbitrary()?,
-        message_id: opt_text(u)?,
+        message_id: opt_text(u)?.map(Into::into),
         error: opt_text(u)?,
         code: opt_text(u)?,
         thread_id: opt_text(u)?,
@@ -351,13 +353,13 @@ pub fn action_result(u: &mut Unstructured<'_>) -> Result<ActionResult> {
 /// A canonical passthrough forward.
 pub fn passthrough_forward(u: &mut Unstructured<'_>) -> Result<PassthroughForward> {
     Ok(PassthroughForward {
-        platform: text(u)?,
-        bot_id: text(u)?,
-        method: text(u)?,
-        path: text(u)?,
-        headers: list(u, |u| Ok((text(u)?, text(u)?)))?,
+        platform: text(u)?.into(),
+        bot_id: text(u)?.into(),
+        method: text(u)?.into(),
+        path: text(u)?.into(),
+        headers: list(u, |u| Ok((text(u)?.into(), text(u)?.into())))?,
         body: body(u)?,
-        profile: opt_text(u)?,
+        profile: opt_text(u)?.map(Into::into),
     })
 }
 

@@ -107,7 +107,12 @@ fn forward_frame(u: &mut Unstructured<'_>) {
         panic!("a well-typed forward did not decode: {items:?}");
     };
     let forward = &frame.forward;
-    assert_eq!(forward.headers, headers);
+    let got: Vec<(String, String)> = forward
+        .headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(got, headers);
     match (&forward.body, decode_base64(&body)) {
         (Ok(got), Ok(want)) => assert_eq!(got, &want),
         (Err(got), Err(reason)) => {
@@ -133,7 +138,10 @@ fn interaction(u: &mut Unstructured<'_>) {
         "twilio"
     };
     let mut forward = PassthroughForward::new(platform, body);
-    forward.profile = u.arbitrary().unwrap_or_default();
+    forward.profile = u
+        .arbitrary::<Option<String>>()
+        .unwrap_or_default()
+        .map(Into::into);
     discord_hook(&forward);
 }
 

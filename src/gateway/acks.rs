@@ -11,11 +11,11 @@
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::*;
+use crate::bounded::SmallKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -46,13 +46,13 @@ pub(crate) enum Arrival {
 
 #[derive(Debug)]
 pub(crate) struct Handed {
-    /// Keyed by a shared string: the age index holds the same key without another copy.
-    entries: Bounded<Arc<str>, Entry>,
+    /// Keyed by a copy of the id, inline when short: the age index holds the same key
+    /// without another allocation.
+    entries: Bounded<SmallKey, Entry>,
     /// Entries in [`Status::Held`].
     holding: usize,
     /// Ids whose ack is owed, oldest first; checked against `entries` when taken.
     owed: VecDeque<BufferId>,
-    capacity: usize,
 }
 
 impl Handed {
@@ -61,7 +61,6 @@ impl Handed {
             entries: Bounded::new(capacity, hasher),
             holding: 0,
             owed: VecDeque::new(),
-            capacity,
         }
     }
 
@@ -106,10 +105,12 @@ impl Handed {
         if let Some(entry) = self.entries.get_mut(id.as_str()) {
             if entry.state == Status::Acked {
                 entry.state = Status::Owed;
-                if self.owed.len() >= self.capacity {
+                if self.owed.len() >= self.entries.capacity() {
                     self.owed.pop_front();
                 }
-                self.owed.push_back(id);
+                // A copy: a long id may be a slice of the message it came in, which
+                // state must not pin.
+                self.owed.push_back(BufferId::from(id.as_str()));
             }
         }
     }
@@ -139,7 +140,7 @@ impl Handed {
             .entries
             .get(id.as_str())
             .is_some_and(|e| e.state == Status::Held);
-        let evicted = self.entries.insert(Arc::from(id.as_str()), entry);
+        let evicted = self.entries.insert(SmallKey::new(id.as_str()), entry);
         self.holding += usize::from(held);
         self.holding -= usize::from(replaced);
         if evicted.is_some_and(|(_, e)| e.state == Status::Held) {
@@ -216,10 +217,7 @@ impl RelayMachine {
         let Inbound { event, buffer_id } = inbound;
         if self.admit(buffer_id.as_ref(), || digest(&event)) {
             self.record_route(&event.source);
-            self.event(GatewayEvent::Inbound {
-                event: Box::new(event),
-                buffer_id,
-            });
+            self.event(GatewayEvent::Inbound { event, buffer_id });
         }
     }
 
@@ -227,10 +225,7 @@ impl RelayMachine {
     pub(super) fn on_passthrough(&mut self, frame: PassthroughFrame) {
         let PassthroughFrame { forward, buffer_id } = frame;
         if self.admit(buffer_id.as_ref(), || forward_digest(&forward)) {
-            self.event(GatewayEvent::Passthrough {
-                forward: Box::new(forward),
-                buffer_id,
-            });
+            self.event(GatewayEvent::Passthrough { forward, buffer_id });
         }
     }
 
@@ -277,12 +272,15 @@ impl RelayMachine {
             Some(connection) => {
                 let generation = connection.generation;
                 crate::trace::debug!(generation, buffer_id = %id, "ack written");
-                let frame = Frame::InboundAck(InboundAck {
-                    buffer_id: id.clone(),
-                });
+                // Encoded, then the id moves on into the queue's accounting: no clone.
+                let frame = Frame::InboundAck(InboundAck { buffer_id: id });
+                let line = crate::transmit::Transmit::encode(&frame);
+                let Frame::InboundAck(InboundAck { buffer_id: id }) = frame else {
+                    return; // Built just above as an ack.
+                };
                 self.core
                     .outputs
-                    .transmit(generation, &frame, Carries::Ack(id));
+                    .transmit_line(generation, line, Carries::Ack(id));
             }
             None => {
                 crate::trace::debug!(buffer_id = %id, "ack owed to the next connection");

@@ -159,8 +159,8 @@ pub struct RelayMachine {
     /// Buffered deliveries handed to the application (held, acked, owed).
     handed: Handed,
     /// Routing facts of each chat's latest inbound (bounded, least recent forgotten).
-    /// Keyed by a shared string: the age index holds the same key without another copy.
-    routes: Bounded<std::sync::Arc<str>, ChatRoute>,
+    /// Each route is its own key, in one shared allocation that the age index shares.
+    routes: Bounded<routes::RouteKey, ()>,
     timers: Timers,
     /// The bytes handed in, the diagnostics budget, the ordered outputs.
     core: Core<ConnectionCommand, GatewayEvent>,
@@ -255,7 +255,7 @@ impl RelayMachine {
     pub(super) fn handle_frame(&mut self, now: Instant, frame: Frame) {
         match frame {
             Frame::Descriptor(d) => self.on_descriptor(now, d.descriptor),
-            Frame::Inbound(inbound) => self.on_inbound(*inbound),
+            Frame::Inbound(inbound) => self.on_inbound(inbound),
             Frame::PassthroughForward(forward) => self.on_passthrough(forward),
             Frame::OutboundResult(OutboundResult { request_id, result }) => {
                 self.on_result(request_id, result);

@@ -430,9 +430,12 @@ pub struct ActionResult {
     /// The action was performed. Absent reads as `false`, as in the reference.
     #[serde(default)]
     pub success: bool,
-    /// Id of the created or edited message.
+    /// Id of the created or edited message. A [`Str`](super::Str): ids are short, so it
+    /// is kept inline, and a result decodes without allocating for it. (The other fields
+    /// stay `String`: they are rare, and each `Str` makes the result 16 bytes larger,
+    /// which every queued gateway output pays.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
+    pub message_id: Option<super::Str>,
     /// Human-readable failure reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -484,7 +487,7 @@ impl ActionResult {
     }
 
     /// A success that created or edited `message_id`.
-    pub fn ok_with_message(message_id: impl Into<String>) -> Self {
+    pub fn ok_with_message(message_id: impl Into<super::Str>) -> Self {
         Self {
             success: true,
             message_id: Some(message_id.into()),

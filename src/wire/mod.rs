@@ -51,8 +51,10 @@ pub enum Frame {
     Hello(Identity),
     /// connector → gateway: capabilities of one announced platform.
     Descriptor(Descriptor),
-    /// connector → gateway: one message event, possibly replayed from the buffer.
-    Inbound(Box<Inbound>),
+    /// connector → gateway: one message event, possibly replayed from the buffer. Not
+    /// boxed: [`Inbound`] boxes its event, which is decoded into that box once and handed
+    /// to the application in it.
+    Inbound(Inbound),
     /// gateway → connector: durable receipt of a buffered delivery.
     InboundAck(InboundAck),
     /// gateway → connector: a request to perform an action.
@@ -109,9 +111,11 @@ pub struct Descriptor {
 /// `inbound`: one message event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inbound {
-    /// The event.
+    /// The event, boxed: it is large (hundreds of bytes), and the box it is decoded into
+    /// is the one the gateway hands to the application, so it is never moved or boxed
+    /// again on the way.
     #[serde(deserialize_with = "tagged::object")]
-    pub event: MessageEvent,
+    pub event: Box<MessageEvent>,
     /// Present when the event was replayed from the connector's durable buffer; the
     /// gateway must then acknowledge it with `inbound_ack` once it owns it.
     #[serde(
@@ -180,9 +184,10 @@ pub struct InterruptInbound {
 /// `passthrough_forward`: a provider webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassthroughFrame {
-    /// The webhook.
+    /// The webhook, boxed like an inbound's event: decoded into the box the gateway
+    /// hands to the application.
     #[serde(deserialize_with = "tagged::object")]
-    pub forward: PassthroughForward,
+    pub forward: Box<PassthroughForward>,
     /// Present when replayed from the durable buffer; acknowledge like an `inbound`.
     #[serde(
         default,
@@ -265,7 +270,7 @@ frames! {
     bodies {
         Hello(Identity) = "hello",
         Descriptor(Descriptor) = "descriptor",
-        Inbound(Box<Inbound>) = "inbound",
+        Inbound(Inbound) = "inbound",
         InboundAck(InboundAck) = "inbound_ack",
         Outbound(Outbound) = "outbound",
         OutboundResult(OutboundResult) = "outbound_result",
@@ -276,12 +281,6 @@ frames! {
     units {
         GoingIdle = "going_idle",
         GoingIdleAck = "going_idle_ack",
-    }
-}
-
-impl From<Inbound> for Frame {
-    fn from(body: Inbound) -> Self {
-        Frame::Inbound(Box::new(body))
     }
 }
 
@@ -317,9 +316,14 @@ pub struct RequestId(pub String);
 ///
 /// On read a JSON integer is accepted and kept as its decimal text (the reference
 /// stringifies non-string scalars); `null` and `""` mean "not buffered".
+///
+/// A [`Str`]: an id of up to 23 bytes (`buf-17`, a row number) is kept inline, so
+/// decoding a buffered delivery, cloning its id to ack it and queueing the ack allocate
+/// nothing for it; a longer one is a slice of the received message, and the gateway's
+/// own state keeps a copy of it, never the slice.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct BufferId(pub String);
+pub struct BufferId(pub Str);
 
 macro_rules! id_common {
     ($($ty:ident),*) => {$(
@@ -336,12 +340,12 @@ macro_rules! id_common {
         }
         impl From<&str> for $ty {
             fn from(s: &str) -> Self {
-                $ty(s.to_owned())
+                $ty(s.into())
             }
         }
         impl From<String> for $ty {
             fn from(s: String) -> Self {
-                $ty(s)
+                $ty(s.into())
             }
         }
     )*};
@@ -362,23 +366,26 @@ fn optional_buffer_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BufferId
 
 struct BufferIdVisitor;
 
-impl Visitor<'_> for BufferIdVisitor {
+impl<'de> Visitor<'de> for BufferIdVisitor {
     type Value = Option<BufferId>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a string or an integer (bufferId)")
     }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok((!v.is_empty()).then(|| BufferId(text::from_borrowed(v))))
+    }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok((!v.is_empty()).then(|| BufferId(v.to_owned())))
+        Ok((!v.is_empty()).then(|| BufferId(v.into())))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok((!v.is_empty()).then_some(BufferId(v)))
+        Ok((!v.is_empty()).then(|| BufferId(v.into())))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(BufferId(v.to_string())))
+        Ok(Some(BufferId(v.to_string().into())))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(BufferId(v.to_string())))
+        Ok(Some(BufferId(v.to_string().into())))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(None)

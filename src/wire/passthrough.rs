@@ -5,6 +5,8 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::Str;
+
 /// A provider webhook (e.g. a Discord interaction) that the connector verified and
 /// acknowledged at its edge, forwarded with its original body.
 ///
@@ -12,29 +14,33 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// characters). A malformed body does not fail the frame: [`body`](Self::body) holds the
 /// typed error together with the text that was received, and every other field is still
 /// there, so the application can log it and the buffered delivery can still be acked.
+///
+/// Its strings are [`Str`]s, as an event's are: short ones inline, longer ones slices of
+/// the received message, so a forward decodes with an allocation for its header list and
+/// its body, not one per string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassthroughForward {
     /// Provider (`discord`, `twilio`, ...).
     #[serde(default)]
-    pub platform: String,
+    pub platform: Str,
     /// Bot identity the webhook was addressed to.
     #[serde(default, rename = "botId")]
-    pub bot_id: String,
+    pub bot_id: Str,
     /// Original HTTP method.
     #[serde(default)]
-    pub method: String,
+    pub method: Str,
     /// Original request path.
     #[serde(default)]
-    pub path: String,
+    pub path: Str,
     /// Request headers as `[name, value]` pairs, in arrival order.
     #[serde(default)]
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(Str, Str)>,
     /// The decoded request body, or why `bodyB64` could not be decoded.
     #[serde(default = "empty_body", rename = "bodyB64", with = "body_b64")]
     pub body: Result<Bytes, BodyError>,
     /// Multiplex target profile, to be stamped on the resulting event's source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
+    pub profile: Option<Str>,
 }
 
 fn empty_body() -> Result<Bytes, BodyError> {
@@ -43,12 +49,12 @@ fn empty_body() -> Result<Bytes, BodyError> {
 
 impl PassthroughForward {
     /// A forward of `body` for `platform`, everything else empty.
-    pub fn new(platform: impl Into<String>, body: impl Into<Bytes>) -> Self {
+    pub fn new(platform: impl Into<Str>, body: impl Into<Bytes>) -> Self {
         Self {
             platform: platform.into(),
-            bot_id: String::new(),
-            method: String::new(),
-            path: String::new(),
+            bot_id: Str::new(),
+            method: Str::new(),
+            path: Str::new(),
             headers: Vec::new(),
             body: Ok(body.into()),
             profile: None,

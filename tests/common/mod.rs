@@ -258,13 +258,13 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
         (
             "inbound/buffered",
             Inbound {
-                event: MessageEvent {
+                event: Box::new(MessageEvent {
                     text: "what is 2+2".into(),
                     message_type: MessageType::Text,
                     message_id: Some("9001".into()),
                     source: guild_source(),
                     ..MessageEvent::default()
-                },
+                }),
                 buffer_id: Some(BufferId::from("b-17")),
             }
             .into(),
@@ -272,7 +272,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
         (
             "inbound/rich",
             Inbound {
-                event: rich_event(),
+                event: Box::new(rich_event()),
                 buffer_id: Some(BufferId::from("b-18")),
             }
             .into(),
@@ -280,7 +280,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
         (
             "inbound/live-dm",
             Inbound {
-                event: MessageEvent {
+                event: Box::new(MessageEvent {
                     text: "caf\u{e9} \u{1F680}\nsecond line \"quoted\" \\ tab\t".into(),
                     message_id: Some("311".into()),
                     source: SessionSource {
@@ -289,7 +289,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
                         ..SessionSource::new("telegram", "dm", "9988")
                     },
                     ..MessageEvent::default()
-                },
+                }),
                 buffer_id: None,
             }
             .into(),
@@ -369,15 +369,15 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
         (
             "passthrough_forward",
             PassthroughFrame {
-                forward: PassthroughForward {
-                    platform: "discord".to_owned(),
-                    bot_id: "1122334455".to_owned(),
-                    method: "POST".to_owned(),
-                    path: "/interactions/discord/1122334455".to_owned(),
-                    headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+                forward: Box::new(PassthroughForward {
+                    platform: "discord".into(),
+                    bot_id: "1122334455".into(),
+                    method: "POST".into(),
+                    path: "/interactions/discord/1122334455".into(),
+                    headers: vec![("content-type".into(), "application/json".into())],
                     body: Ok(Bytes::from_static(DISCORD_INTERACTION.as_bytes())),
-                    profile: Some("reviewer".to_owned()),
-                },
+                    profile: Some("reviewer".into()),
+                }),
                 buffer_id: Some(BufferId::from("pb-3")),
             }
             .into(),
@@ -385,20 +385,20 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
         (
             "passthrough_forward/live-binary",
             PassthroughFrame {
-                forward: PassthroughForward {
-                    bot_id: "1122334455".to_owned(),
-                    method: "POST".to_owned(),
-                    path: "/webhooks/twilio".to_owned(),
+                forward: Box::new(PassthroughForward {
+                    bot_id: "1122334455".into(),
+                    method: "POST".into(),
+                    path: "/webhooks/twilio".into(),
                     headers: vec![
                         (
-                            "content-type".to_owned(),
-                            "application/octet-stream".to_owned(),
+                            "content-type".into(),
+                            "application/octet-stream".into(),
                         ),
-                        ("x-trace".to_owned(), "a".to_owned()),
-                        ("X-Trace".to_owned(), "b".to_owned()),
+                        ("x-trace".into(), "a".into()),
+                        ("X-Trace".into(), "b".into()),
                     ],
                     ..PassthroughForward::new("twilio", Bytes::from_static(&[0, 0xff, 0xfe, 1]))
-                },
+                }),
                 buffer_id: None,
             }
             .into(),

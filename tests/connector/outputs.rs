@@ -45,7 +45,7 @@ fn every_frame_comes_before_its_close() {
                         Push::Buffered => conn
                             .send_buffered(
                                 now,
-                                BufferId(format!("b-0-{}", n + 1)),
+                                BufferId(format!("b-0-{}", n + 1).into()),
                                 Delivery::from(MessageEvent::default()),
                             )
                             .is_ok(),

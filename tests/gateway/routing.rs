@@ -29,8 +29,8 @@ fn guild_reply_carries_platform_bot_and_tenant() {
     let mut d = Driver::open(config3());
     d.feed(&guild_inbound());
     let route = d.gateway().route("4455").unwrap();
-    assert_eq!(route.platform, "discord");
-    assert_eq!(route.scope_id.as_deref(), Some("1000"));
+    assert_eq!(route.platform(), "discord");
+    assert_eq!(route.scope_id(), Some("1000"));
 
     let m = d.mark();
     let action = SendAction {

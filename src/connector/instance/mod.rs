@@ -456,7 +456,11 @@ impl Instance {
                     self.replay.window.remove(at);
                 }
                 if self.replay.loading.is_some() {
-                    self.replay.acked_while_loading.push(id.clone());
+                    // A copy: a long id is a slice of the received line, which state
+                    // must not pin.
+                    self.replay
+                        .acked_while_loading
+                        .push(BufferId::from(id.as_str()));
                 }
                 self.outputs.push_back(InstanceOutput::Acked(id));
                 self.load();

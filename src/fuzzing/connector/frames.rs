@@ -73,7 +73,7 @@ impl Model {
                     .delivered
                     .get(usize::from(i))
                     .cloned()
-                    .unwrap_or_else(|| BufferId(format!("b-{i}")));
+                    .unwrap_or_else(|| BufferId(format!("b-{i}").into()));
                 Frame::InboundAck(InboundAck { buffer_id })
             }
             GwFrame::Interrupt => Frame::Interrupt(Interrupt {

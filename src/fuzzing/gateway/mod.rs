@@ -289,7 +289,7 @@ impl Model {
                     .deliveries
                     .get(usize::from(which))
                     .cloned()
-                    .unwrap_or_else(|| BufferId(format!("b-{which}")));
+                    .unwrap_or_else(|| BufferId(format!("b-{which}").into()));
                 if gw.ack_inbound(now, &id).is_ok() {
                     self.check.app_acked(&id);
                 }

@@ -49,7 +49,7 @@ impl Model {
                 .cloned()
                 .unwrap_or_else(|| RequestId(format!("r{i}")))
         };
-        let buffer = |i: u8| BufferId(format!("b-{}", i % 16));
+        let buffer = |i: u8| BufferId(format!("b-{}", i % 16).into());
         let frame = match frame {
             PeerFrame::Descriptor(p) => {
                 // Mostly announced platforms; sometimes one of 64 invented ones, enough to
@@ -93,11 +93,11 @@ impl Model {
                 );
                 source.scope_id = Some("g".into());
                 Frame::from(Inbound {
-                    event: MessageEvent {
+                    event: Box::new(MessageEvent {
                         text: "hi".into(),
                         source,
                         ..Default::default()
-                    },
+                    }),
                     buffer_id: b.map(buffer),
                 })
             }
@@ -117,7 +117,7 @@ impl Model {
                         encoded: body,
                     });
                 Frame::PassthroughForward(PassthroughFrame {
-                    forward,
+                    forward: Box::new(forward),
                     buffer_id: b.map(buffer),
                 })
             }
