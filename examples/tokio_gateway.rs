@@ -4,8 +4,12 @@
 //! ```text
 //! cargo run --example tokio_gateway -- --url URL [--identity PLATFORM:BOTID]...
 //!     [--gateway-id ID --secret S] [--sends N] [--wait-inbound K] [--go-idle] [--timings]
-//!     [--timeout SECS]
+//!     [--timeout SECS] [--ping-interval S] [--liveness-timeout S] [--dial-timeout S]
+//!     [--close-timeout S] [--request-timeout S] [--backoff-base S] [--backoff-cap S]
 //! ```
+//!
+//! The command line and the application are `gateway`'s (examples/common/stages.rs); only
+//! the driver differs.
 //!
 //! Without flags it takes the reference gateway's environment: `GATEWAY_RELAY_URL`,
 //! `GATEWAY_RELAY_PLATFORMS`, `GATEWAY_RELAY_BOT_IDS`, `GATEWAY_RELAY_ID`,
@@ -29,32 +33,19 @@ use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use futures_util::{SinkExt as _, StreamExt as _};
 use relay_machine::auth;
-use relay_machine::gateway::{
-    ConnectionCommand, GatewayConfig, GatewayEvent, GatewayState, Identity, Output, RelayMachine,
-};
-use stages::{Exit, Plan, Stages, fail};
+use relay_machine::gateway::{ConnectionCommand, GatewayEvent, GatewayState, Output, RelayMachine};
+use stages::{Exit, Options, Stages, fail};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
 
 type Socket = WebSocketStream<TokioAdapter<TcpStream>>;
 
-struct Options {
-    url: String,
-    identities: Vec<Identity>,
-    credentials: Option<(String, String)>,
-    sends: usize,
-    wait_inbound: usize,
-    go_idle: bool,
-    timeout: Duration,
-    /// `--timings`: one `timing` line per timed stage.
-    timings: bool,
-}
-
 fn main() -> std::process::ExitCode {
-    let options = match parse_args() {
+    let help = stages::help("tokio_gateway");
+    let options = match stages::parse_args(&help) {
         Ok(o) => o,
-        Err(e) => return cli::usage_error("tokio_gateway", HELP, &e),
+        Err(e) => return cli::usage_error("tokio_gateway", &help, &e),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -67,13 +58,8 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(o: Options) -> Result<(), Exit> {
-    let config = GatewayConfig {
-        identities: o.identities.clone(),
-        // The example's exit code 2 means the first connection failed, as the reference.
-        retry_first_dial: false,
-        ..GatewayConfig::default()
-    };
-    let machine = RelayMachine::new(config, os_seed()).map_err(|e| fail(&e.to_string()))?;
+    let machine =
+        RelayMachine::new(o.config.clone(), os_seed()).map_err(|e| fail(&e.to_string()))?;
     let mut gw = Gateway {
         machine,
         url: o.url.clone(),
@@ -93,14 +79,7 @@ async fn run(o: Options) -> Result<(), Exit> {
 /// The application (`stages`), fed by this driver until it is over.
 async fn stages(gw: &mut Gateway, o: &Options) -> Result<(), Exit> {
     let _ = gw.machine.connect(Instant::now());
-    let plan = Plan {
-        sends: o.sends,
-        wait_inbound: o.wait_inbound,
-        go_idle: o.go_idle,
-        timings: o.timings,
-        timeout: o.timeout,
-    };
-    let mut stages = Stages::new(plan, Instant::now());
+    let mut stages = Stages::new(o.plan.clone(), Instant::now());
     loop {
         let event = tokio::select! {
             biased;
@@ -336,80 +315,4 @@ fn os_seed() -> u64 {
     std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish()
-}
-
-const HELP: &str = "\
-usage: tokio_gateway --url URL [--identity PLATFORM:BOTID]... [--gateway-id ID --secret S]
-    [--sends N] [--wait-inbound K] [--go-idle] [--timings] [--timeout SECS]
-
-  --url URL               the connector (http(s) or ws; default GATEWAY_RELAY_URL)
-  --identity P:BOT        a platform identity, repeatable; BOT may be empty (\"discord:\")
-                          (default GATEWAY_RELAY_PLATFORMS with GATEWAY_RELAY_BOT_IDS,
-                          a JSON object like {\"discord\": {\"botId\": \"111\"}})
-  --gateway-id ID         the upgrade token's gateway id (default GATEWAY_RELAY_ID)
-  --secret S              the upgrade token's secret; needs --gateway-id
-                          (default GATEWAY_RELAY_SECRET)
-  --sends N               send N messages to chat `demo` after the handshake
-  --wait-inbound K        wait for K inbound deliveries
-  --go-idle               go idle at the end instead of disconnecting
-  --timings               a line {\"event\":\"timing\",\"stage\":\"results\"|\"inbound\",\"count\":N,
-                          \"seconds\":S,\"per_second\":R} when the sends are all answered
-                          and when the inbound wait ends, each timed from the handshake
-  --timeout SECS          how long each stage may wait, 0 to 86400 (default 30)
-  -h, --help              this text
-
-Prints one JSON line per event.
-Exit codes: 0 ok, 2 connect or handshake failed (4401 included), 3 a wait timed out,
-4 going idle not acknowledged, 64 usage error.
-";
-
-fn parse_args() -> Result<Options, String> {
-    let mut args = cli::args(HELP).into_iter();
-    let mut identities = cli::env_identities()?;
-    let mut url = cli::env("GATEWAY_RELAY_URL");
-    let (mut id, mut secret) = (
-        cli::env("GATEWAY_RELAY_ID"),
-        cli::env("GATEWAY_RELAY_SECRET"),
-    );
-    let mut o = Options {
-        url: String::new(),
-        identities: Vec::new(),
-        credentials: None,
-        sends: 0,
-        wait_inbound: 0,
-        go_idle: false,
-        timings: false,
-        timeout: Duration::from_secs(30),
-    };
-    let mut flag_identities = Vec::new();
-    while let Some(arg) = args.next() {
-        let mut value = || cli::value(&arg, &mut args);
-        match arg.as_str() {
-            "--url" => url = Some(value()?),
-            "--identity" => flag_identities.push(cli::identity(&value()?)?),
-            "--gateway-id" => id = Some(value()?),
-            "--secret" => secret = Some(value()?),
-            "--sends" => o.sends = cli::number(&arg, &value()?)?,
-            "--wait-inbound" => o.wait_inbound = cli::number(&arg, &value()?)?,
-            "--go-idle" => o.go_idle = true,
-            "--timings" => o.timings = true,
-            "--timeout" => o.timeout = cli::seconds(&arg, &value()?)?,
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    if !flag_identities.is_empty() {
-        identities = flag_identities;
-    }
-    o.identities = identities;
-    o.url = relay_machine::url::dial_url(&url.ok_or("--url (or GATEWAY_RELAY_URL) is required")?)
-        .map_err(|e| format!("--url: {e}"))?;
-    o.credentials = cli::credentials(id, secret)?;
-    // What the machine would refuse (a platform twice, too many identities) is the flags'
-    // fault: a usage error, not a failed connection.
-    let config = GatewayConfig {
-        identities: o.identities.clone(),
-        ..GatewayConfig::default()
-    };
-    config.validate().map_err(|e| e.to_string())?;
-    Ok(o)
 }

@@ -117,10 +117,17 @@ fn help_prints_usage_flags_and_exit_codes_to_stdout() {
     }
 }
 
-/// The flags an example's source matches on (`"--flag" =>`).
+/// The flags an example's source matches on (`"--flag" =>`), its shared modules included
+/// (`#[path = "common/stages.rs"]`: the gateway examples parse their flags there).
 fn parsed_flags(name: &str) -> Vec<String> {
-    let path = format!("{}/examples/{name}.rs", env!("CARGO_MANIFEST_DIR"));
-    let source = std::fs::read_to_string(path).unwrap();
+    let dir = format!("{}/examples", env!("CARGO_MANIFEST_DIR"));
+    let mut source = std::fs::read_to_string(format!("{dir}/{name}.rs")).unwrap();
+    let included: Vec<String> = source
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("#[path = \"")?.strip_suffix("\"]"))
+        .map(|path| std::fs::read_to_string(format!("{dir}/{path}")).unwrap())
+        .collect();
+    source.extend(included);
     source
         .lines()
         .filter_map(|line| {
@@ -146,6 +153,7 @@ fn every_flag_an_example_parses_is_in_its_help() {
         }
     }
     assert!(parsed_flags("connector").contains(&"--interrupt-after".to_owned()));
+    assert!(parsed_flags("tokio_gateway").contains(&"--ping-interval".to_owned()));
 }
 
 #[test]

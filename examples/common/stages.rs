@@ -4,9 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use relay_machine::gateway::{GatewayEvent, RelayMachine};
+use relay_machine::gateway::{GatewayConfig, GatewayEvent, RelayMachine};
 use relay_machine::wire::{RequestId, SendAction};
 use serde_json::json;
+
+use crate::cli;
 
 /// The examples' exit codes past 0 (64, a usage error, is `cli`'s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +22,7 @@ pub enum Exit {
 }
 
 /// What the flags ask the application to do.
+#[derive(Clone)]
 pub struct Plan {
     pub sends: usize,
     pub wait_inbound: usize,
@@ -231,4 +234,119 @@ fn status(event: &GatewayEvent) -> String {
         GatewayEvent::Diagnostic(d) => format!("Diagnostic {d}"),
         other => other.to_string(),
     }
+}
+
+/// The command line of both gateway examples (`{name}` is the program's name).
+const HELP_TEMPLATE: &str = "\
+usage: {name} --url URL [--identity PLATFORM:BOTID]... [--gateway-id ID --secret S]
+    [--sends N] [--wait-inbound K] [--go-idle] [--timings] [--timeout SECS]
+    [--ping-interval S] [--liveness-timeout S] [--dial-timeout S] [--close-timeout S]
+    [--request-timeout S] [--backoff-base S] [--backoff-cap S]
+
+  --url URL               the connector (http(s) or ws; default GATEWAY_RELAY_URL)
+  --identity P:BOT        a platform identity, repeatable; BOT may be empty (\"discord:\")
+                          (default GATEWAY_RELAY_PLATFORMS with GATEWAY_RELAY_BOT_IDS,
+                          a JSON object like {\"discord\": {\"botId\": \"111\"}})
+  --gateway-id ID         the upgrade token's gateway id (default GATEWAY_RELAY_ID)
+  --secret S              the upgrade token's secret; needs --gateway-id
+                          (default GATEWAY_RELAY_SECRET)
+  --sends N               send N messages to chat `demo` after the handshake
+  --wait-inbound K        wait for K inbound deliveries
+  --go-idle               go idle at the end instead of disconnecting
+  --timings               a line {\"event\":\"timing\",\"stage\":\"results\"|\"inbound\",\"count\":N,
+                          \"seconds\":S,\"per_second\":R} when the sends are all answered
+                          and when the inbound wait ends, each timed from the handshake
+  --timeout SECS          how long each stage may wait (default 30)
+  --ping-interval S, --liveness-timeout S, --dial-timeout S, --close-timeout S,
+  --request-timeout S, --backoff-base S, --backoff-cap S
+                          the machine's timers (0 disables the first four)
+  -h, --help              this text
+
+Seconds are between 0 and 86400. Prints one JSON line per event.
+Exit codes: 0 ok, 2 connect or handshake failed (4401 included), 3 a wait timed out,
+4 going idle not acknowledged, 64 usage error.
+";
+
+/// The usage text of the gateway example called `name`.
+pub fn help(name: &str) -> String {
+    HELP_TEMPLATE.replace("{name}", name)
+}
+
+/// What the command line asks for.
+pub struct Options {
+    /// The connector's URL, as dialled.
+    pub url: String,
+    /// The upgrade token's gateway id and secret.
+    pub credentials: Option<(String, String)>,
+    /// The stages to walk.
+    pub plan: Plan,
+    /// The machine's config: identities, timers and backoff from the flags.
+    pub config: GatewayConfig,
+}
+
+/// Parses the command line (and the `GATEWAY_RELAY_*` environment) of a gateway example
+/// whose usage is `help`; `--help` prints it and exits 0.
+pub fn parse_args(help: &str) -> Result<Options, String> {
+    let mut args = cli::args(help).into_iter();
+    let mut identities = cli::env_identities()?;
+    let mut url = cli::env("GATEWAY_RELAY_URL");
+    let (mut id, mut secret) = (
+        cli::env("GATEWAY_RELAY_ID"),
+        cli::env("GATEWAY_RELAY_SECRET"),
+    );
+    let mut plan = Plan {
+        sends: 0,
+        wait_inbound: 0,
+        go_idle: false,
+        timings: false,
+        timeout: Duration::from_secs(30),
+    };
+    let mut tuning = GatewayConfig {
+        // The examples' exit code 2 means the first connection failed, as the reference.
+        retry_first_dial: false,
+        ..GatewayConfig::default()
+    };
+    let mut flag_identities = Vec::new();
+    while let Some(arg) = args.next() {
+        let mut value = || cli::value(&arg, &mut args);
+        let timer = |v: String| cli::seconds(&arg, &v).map(|d| Some(d).filter(|d| !d.is_zero()));
+        match arg.as_str() {
+            "--url" => url = Some(value()?),
+            "--identity" => flag_identities.push(cli::identity(&value()?)?),
+            "--gateway-id" => id = Some(value()?),
+            "--secret" => secret = Some(value()?),
+            "--sends" => plan.sends = cli::number(&arg, &value()?)?,
+            "--wait-inbound" => plan.wait_inbound = cli::number(&arg, &value()?)?,
+            "--go-idle" => plan.go_idle = true,
+            "--timings" => plan.timings = true,
+            "--timeout" => plan.timeout = cli::seconds(&arg, &value()?)?,
+            "--ping-interval" => tuning.ping_interval = timer(value()?)?,
+            "--liveness-timeout" => tuning.liveness_timeout = timer(value()?)?,
+            "--dial-timeout" => tuning.dial_timeout = timer(value()?)?,
+            "--close-timeout" => tuning.close_timeout = timer(value()?)?,
+            "--request-timeout" => tuning.request_timeout = cli::seconds(&arg, &value()?)?,
+            "--backoff-base" => tuning.backoff.base = cli::seconds(&arg, &value()?)?,
+            "--backoff-cap" => tuning.backoff.cap = cli::seconds(&arg, &value()?)?,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if !flag_identities.is_empty() {
+        identities = flag_identities;
+    }
+    let url = relay_machine::url::dial_url(&url.ok_or("--url (or GATEWAY_RELAY_URL) is required")?)
+        .map_err(|e| format!("--url: {e}"))?;
+    let credentials = cli::credentials(id, secret)?;
+    let config = GatewayConfig {
+        identities,
+        ..tuning
+    };
+    // What the machine would refuse (a platform twice, too many identities) is the flags'
+    // fault: a usage error, not a failed connection.
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(Options {
+        url,
+        credentials,
+        plan,
+        config,
+    })
 }
