@@ -6,9 +6,9 @@
 mod process;
 
 use std::net::TcpStream;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use process::{Process, SOON, example, free_port};
+use process::{Process, SOON, command, free_port};
 
 const EXAMPLES: [&str; 7] = [
     "gateway",
@@ -23,17 +23,7 @@ const GATEWAYS: [&str; 3] = ["gateway", "tokio_gateway", "blocking_gateway"];
 
 /// Runs an example to its end with a clean gateway environment plus `env`.
 fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(example(name));
-    command.args(args);
-    for var in [
-        "GATEWAY_RELAY_URL",
-        "GATEWAY_RELAY_PLATFORMS",
-        "GATEWAY_RELAY_BOT_IDS",
-        "GATEWAY_RELAY_ID",
-        "GATEWAY_RELAY_SECRET",
-    ] {
-        command.env_remove(var);
-    }
+    let mut command = command(name, args);
     command.envs(env.iter().copied());
     command.output().unwrap()
 }

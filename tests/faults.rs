@@ -197,18 +197,7 @@ impl Drop for Connector {
 }
 
 fn gateway_command(args: &[&str]) -> Command {
-    let mut command = Command::new(example("gateway"));
-    command.args(args);
-    for var in [
-        "GATEWAY_RELAY_URL",
-        "GATEWAY_RELAY_PLATFORMS",
-        "GATEWAY_RELAY_BOT_IDS",
-        "GATEWAY_RELAY_ID",
-        "GATEWAY_RELAY_SECRET",
-    ] {
-        command.env_remove(var);
-    }
-    command
+    process::command("gateway", args)
 }
 
 /// A gateway run to its end: exit code, output lines, standard error, and how long it took.

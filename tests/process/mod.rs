@@ -57,6 +57,23 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The command that runs example `name` with `args` and none of the reference gateway's
+/// environment (`GATEWAY_RELAY_*`), so a developer's shell cannot change what a test sees.
+pub fn command(name: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(example(name));
+    command.args(args);
+    for var in [
+        "GATEWAY_RELAY_URL",
+        "GATEWAY_RELAY_PLATFORMS",
+        "GATEWAY_RELAY_BOT_IDS",
+        "GATEWAY_RELAY_ID",
+        "GATEWAY_RELAY_SECRET",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
 /// A child example whose output lines are read while it runs; killed (SIGKILL) on drop.
 pub struct Process {
     pub child: Child,
@@ -67,17 +84,7 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(name: &str, args: &[&str]) -> Self {
-        let mut command = Command::new(example(name));
-        command.args(args);
-        for var in [
-            "GATEWAY_RELAY_URL",
-            "GATEWAY_RELAY_PLATFORMS",
-            "GATEWAY_RELAY_BOT_IDS",
-            "GATEWAY_RELAY_ID",
-            "GATEWAY_RELAY_SECRET",
-        ] {
-            command.env_remove(var);
-        }
+        let mut command = command(name, args);
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
