@@ -78,7 +78,10 @@ impl Str {
         Some(Self(Repr::Inline { len, bytes }))
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    /// The text's bytes. Unlike [`as_str`](Self::as_str) (and deref), this does not
+    /// re-check that they are UTF-8, so hashing or comparing by bytes on a hot path costs
+    /// no validation.
+    pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
             Repr::Shared(bytes) => bytes,
