@@ -1,8 +1,11 @@
 //! The inbound message event and its session source (protocol.md §4).
 
+use std::fmt;
+
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::tagged;
+use super::tagged::{self, Objects, OptionalObject, Seen, Text};
 use super::text::Str;
 
 /// One normalised platform message, as carried by an `inbound` frame.
@@ -10,56 +13,37 @@ use super::text::Str;
 /// Every field but `source` is optional on the wire; absent fields take the defaults of
 /// protocol.md §4.1. Ids must be JSON strings (the reference does not coerce numbers
 /// either, it only lets them leak into keys; here they are a typed error).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct MessageEvent {
     /// The message text.
-    #[serde(default)]
     pub text: Str,
     /// What kind of message this is.
-    #[serde(default)]
     pub message_type: MessageType,
     /// Platform message id (replay dedupe, reactions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<Str>,
     /// Id of the message this one quotes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to_message_id: Option<Str>,
     /// What the user quoted.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "tagged::optional_object"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<ReplyTo>,
     /// Fetchable attachment references.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub media_urls: Vec<String>,
     /// Metadata for attachments, matched to `media_urls` by URL.
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "tagged::objects"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub media: Vec<MediaItem>,
     /// Surrounding messages, oldest first (multi-party chats, `supports_context`).
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "tagged::objects"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub context: Vec<ContextItem>,
     /// Connector-side marker that fetching context failed; informational.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub context_error: Option<bool>,
     /// Structured answer to an interactive prompt (a button press).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "tagged::optional_object"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_response: Option<PromptResponse>,
     /// Where the message came from.
-    #[serde(default, deserialize_with = "tagged::object")]
     pub source: SessionSource,
 }
 
@@ -245,8 +229,7 @@ pub struct PromptResponse {
 ///
 /// `scope_id` is read with the legacy `guild_id` key as a fallback; only `scope_id` is
 /// written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "SourceWire")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionSource {
     /// The underlying platform (`discord`, `telegram`, ...). Default `relay`.
     pub platform: Str,
@@ -317,12 +300,6 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-impl Default for SessionSource {
-    fn default() -> Self {
-        SourceWire::default().into()
-    }
-}
-
 impl SessionSource {
     /// A source for `chat_id` of `chat_type` on `platform`, everything else unset.
     pub fn new(
@@ -348,65 +325,13 @@ impl SessionSource {
     }
 }
 
-/// The wire form, which also accepts the legacy `guild_id`.
-#[derive(Deserialize)]
-#[serde(expecting = "struct SessionSource")]
-struct SourceWire {
-    #[serde(default = "default_platform")]
-    platform: Str,
-    #[serde(default)]
-    chat_id: Str,
-    #[serde(default)]
-    chat_name: Option<Str>,
-    #[serde(default = "default_chat_type")]
-    chat_type: Str,
-    #[serde(default)]
-    user_id: Option<Str>,
-    #[serde(default)]
-    user_name: Option<Str>,
-    #[serde(default)]
-    user_display_name: Option<Str>,
-    #[serde(default)]
-    user_handle: Option<Str>,
-    #[serde(default)]
-    thread_id: Option<Str>,
-    #[serde(default)]
-    chat_topic: Option<Str>,
-    #[serde(default)]
-    user_id_alt: Option<Str>,
-    #[serde(default)]
-    chat_id_alt: Option<Str>,
-    #[serde(default)]
-    scope_id: Option<Str>,
-    #[serde(default)]
-    guild_id: Option<Str>,
-    #[serde(default)]
-    parent_chat_id: Option<Str>,
-    #[serde(default)]
-    message_id: Option<Str>,
-    #[serde(default)]
-    profile: Option<Str>,
-    #[serde(default)]
-    auto_thread_created: bool,
-    #[serde(default)]
-    auto_thread_initial_name: Option<Str>,
-    #[serde(default)]
-    prospective_thread_id: Option<Str>,
-    #[serde(default)]
-    is_bot: Option<bool>,
-    #[serde(default)]
-    one_to_one_verified: Option<bool>,
-    #[serde(default)]
-    message_is_edit: Option<bool>,
-}
-
-impl Default for SourceWire {
+impl Default for SessionSource {
     fn default() -> Self {
         Self {
-            platform: default_platform(),
+            platform: Str::from_static("relay"),
             chat_id: Str::new(),
             chat_name: None,
-            chat_type: default_chat_type(),
+            chat_type: Str::from_static("dm"),
             user_id: None,
             user_name: None,
             user_display_name: None,
@@ -416,7 +341,6 @@ impl Default for SourceWire {
             user_id_alt: None,
             chat_id_alt: None,
             scope_id: None,
-            guild_id: None,
             parent_chat_id: None,
             message_id: None,
             profile: None,
@@ -430,39 +354,208 @@ impl Default for SourceWire {
     }
 }
 
-fn default_platform() -> Str {
-    Str::from_static("relay")
+// Events are decoded by hand, straight into their final place. serde's derived visitors
+// build every field in a local, then the struct on the stack, then move it into its box
+// and through each enclosing `Result`: for an event of over a kilobyte those copies cost
+// more than parsing its JSON did. Here the event's box is allocated first (with the
+// defaults of protocol.md §4.1) and each field is written into it as its key is read.
+// What is accepted, and every error message, is what the derived code gave: unknown keys
+// are skipped, a repeated key is a `duplicate field` error, only objects are structs.
+
+/// Decodes an event object into a new box, without moving the event.
+pub(crate) fn boxed<'de, D: Deserializer<'de>>(d: D) -> Result<Box<MessageEvent>, D::Error> {
+    let mut event = Box::<MessageEvent>::default();
+    d.deserialize_map(EventInto(&mut event))?;
+    Ok(event)
 }
 
-fn default_chat_type() -> Str {
-    Str::from_static("dm")
+impl<'de> Deserialize<'de> for MessageEvent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut event = MessageEvent::default();
+        d.deserialize_map(EventInto(&mut event))?;
+        Ok(event)
+    }
 }
 
-impl From<SourceWire> for SessionSource {
-    fn from(w: SourceWire) -> Self {
-        Self {
-            platform: w.platform,
-            chat_id: w.chat_id,
-            chat_name: w.chat_name,
-            chat_type: w.chat_type,
-            user_id: w.user_id,
-            user_name: w.user_name,
-            user_display_name: w.user_display_name,
-            user_handle: w.user_handle,
-            thread_id: w.thread_id,
-            chat_topic: w.chat_topic,
-            user_id_alt: w.user_id_alt,
-            chat_id_alt: w.chat_id_alt,
-            scope_id: w.scope_id.or(w.guild_id),
-            parent_chat_id: w.parent_chat_id,
-            message_id: w.message_id,
-            profile: w.profile,
-            auto_thread_created: w.auto_thread_created,
-            auto_thread_initial_name: w.auto_thread_initial_name,
-            prospective_thread_id: w.prospective_thread_id,
-            is_bot: w.is_bot,
-            one_to_one_verified: w.one_to_one_verified,
-            message_is_edit: w.message_is_edit,
+impl<'de> Deserialize<'de> for SessionSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut source = SessionSource::default();
+        d.deserialize_map(SourceInto(&mut source))?;
+        Ok(source)
+    }
+}
+
+/// Reads `key`'s value into `$place`, after checking the key is not repeated.
+macro_rules! read_fields {
+    ($map:ident, $seen:ident, $key:expr, { $($name:literal => $bit:literal $place:expr,)* } else $other:block) => {
+        match $key {
+            $($name => {
+                $seen.first($bit, $name)?;
+                $place = $map.next_value()?;
+            })*
+            _ => $other
+        }
+    };
+}
+
+struct EventInto<'a>(&'a mut MessageEvent);
+
+impl<'de> Visitor<'de> for EventInto<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct MessageEvent")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        let e = self.0;
+        let mut seen = Seen::default();
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            read_fields!(map, seen, key.as_str(), {
+                "text" => 0 e.text,
+                "message_type" => 1 e.message_type,
+                "message_id" => 2 e.message_id,
+                "reply_to_message_id" => 3 e.reply_to_message_id,
+                "media_urls" => 5 e.media_urls,
+                "context_error" => 8 e.context_error,
+            } else {
+                match key.as_str() {
+                    "reply_to" => {
+                        seen.first(4, "reply_to")?;
+                        e.reply_to = map.next_value::<OptionalObject<_>>()?.0;
+                    }
+                    "media" => {
+                        seen.first(6, "media")?;
+                        e.media = map.next_value::<Objects<_>>()?.0;
+                    }
+                    "context" => {
+                        seen.first(7, "context")?;
+                        e.context = map.next_value::<Objects<_>>()?.0;
+                    }
+                    "prompt_response" => {
+                        seen.first(9, "prompt_response")?;
+                        e.prompt_response = map.next_value::<OptionalObject<_>>()?.0;
+                    }
+                    "source" => {
+                        seen.first(10, "source")?;
+                        map.next_value_seed(SourceInto(&mut e.source))?;
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a source object over the defaults already in place.
+struct SourceInto<'a>(&'a mut SessionSource);
+
+impl<'de> DeserializeSeed<'de> for SourceInto<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SourceInto<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct SessionSource")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        let s = self.0;
+        let mut seen = Seen::default();
+        // The legacy key, used only when `scope_id` is absent or null.
+        let mut guild_id: Option<Str> = None;
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            read_fields!(map, seen, key.as_str(), {
+                "platform" => 0 s.platform,
+                "chat_id" => 1 s.chat_id,
+                "chat_name" => 2 s.chat_name,
+                "chat_type" => 3 s.chat_type,
+                "user_id" => 4 s.user_id,
+                "user_name" => 5 s.user_name,
+                "user_display_name" => 6 s.user_display_name,
+                "user_handle" => 7 s.user_handle,
+                "thread_id" => 8 s.thread_id,
+                "chat_topic" => 9 s.chat_topic,
+                "user_id_alt" => 10 s.user_id_alt,
+                "chat_id_alt" => 11 s.chat_id_alt,
+                "scope_id" => 12 s.scope_id,
+                "guild_id" => 13 guild_id,
+                "parent_chat_id" => 14 s.parent_chat_id,
+                "message_id" => 15 s.message_id,
+                "profile" => 16 s.profile,
+                "auto_thread_created" => 17 s.auto_thread_created,
+                "auto_thread_initial_name" => 18 s.auto_thread_initial_name,
+                "prospective_thread_id" => 19 s.prospective_thread_id,
+                "is_bot" => 20 s.is_bot,
+                "one_to_one_verified" => 21 s.one_to_one_verified,
+                "message_is_edit" => 22 s.message_is_edit,
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            });
+        }
+        if s.scope_id.is_none() {
+            s.scope_id = guild_id;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn event(json: &str) -> Result<MessageEvent, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    /// The hand-written visitors accept and reject what serde's derived ones did.
+    #[test]
+    fn events_decode_in_place_as_the_derived_code_did() {
+        let e = event(r#"{"x":[1,{"y":2}],"text":"hi","source":{"chat_id":"c","guild_id":"g"}}"#)
+            .unwrap();
+        assert_eq!((e.text.as_str(), e.source.chat_id.as_str()), ("hi", "c"));
+        assert_eq!(e.source.scope_id.as_deref(), Some("g"));
+        assert_eq!(
+            (e.source.platform.as_str(), e.source.chat_type.as_str()),
+            ("relay", "dm")
+        );
+        // `scope_id` wins over the legacy key in either order; `null` falls back to it.
+        for source in [
+            r#"{"scope_id":"s","guild_id":"g"}"#,
+            r#"{"guild_id":"g","scope_id":"s"}"#,
+        ] {
+            let e = event(&format!(r#"{{"source":{source}}}"#)).unwrap();
+            assert_eq!(e.source.scope_id.as_deref(), Some("s"));
+        }
+        let e = event(r#"{"source":{"scope_id":null,"guild_id":"g"}}"#).unwrap();
+        assert_eq!(e.source.scope_id.as_deref(), Some("g"));
+        assert_eq!(event("{}").unwrap(), MessageEvent::default());
+
+        let errors = [
+            (r#"{"text":"a","text":"b"}"#, "duplicate field `text`"),
+            (
+                r#"{"source":{"chat_id":"a","chat_id":"b"}}"#,
+                "duplicate field `chat_id`",
+            ),
+            (r#"{"source":5}"#, "expected struct SessionSource"),
+            (r#"{"source":null}"#, "expected struct SessionSource"),
+            (r#"["hi"]"#, "expected struct MessageEvent"),
+            (r#"{"text":5}"#, "expected a string"),
+            (r#"{"media":[5]}"#, "invalid type: integer `5`"),
+        ];
+        for (json, expected) in errors {
+            let error = event(json).unwrap_err();
+            assert!(error.contains(expected), "{json}: {error}");
         }
     }
 }

@@ -114,7 +114,7 @@ pub struct Inbound {
     /// The event, boxed: it is large (hundreds of bytes), and the box it is decoded into
     /// is the one the gateway hands to the application, so it is never moved or boxed
     /// again on the way.
-    #[serde(deserialize_with = "tagged::object")]
+    #[serde(deserialize_with = "event::boxed")]
     pub event: Box<MessageEvent>,
     /// Present when the event was replayed from the connector's durable buffer; the
     /// gateway must then acknowledge it with `inbound_ack` once it owns it.

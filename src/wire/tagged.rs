@@ -264,6 +264,41 @@ pub(crate) fn objects<'de, D: Deserializer<'de>, T: de::Deserialize<'de>>(
 
 struct Obj<T>(T);
 
+/// A field read with [`optional_object`], for hand-written visitors.
+pub(crate) struct OptionalObject<T>(pub(crate) Option<T>);
+
+impl<'de, T: de::Deserialize<'de>> de::Deserialize<'de> for OptionalObject<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        optional_object(d).map(OptionalObject)
+    }
+}
+
+/// A field read with [`objects`], for hand-written visitors.
+pub(crate) struct Objects<T>(pub(crate) Vec<T>);
+
+impl<'de, T: de::Deserialize<'de>> de::Deserialize<'de> for Objects<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        objects(d).map(Objects)
+    }
+}
+
+/// Which fields of an object a hand-written visitor has read, so that a repeated key is
+/// the same error serde's derived visitors give.
+#[derive(Default)]
+pub(crate) struct Seen(u64);
+
+impl Seen {
+    /// Marks field number `bit` (below 64) as read; an error if it was already.
+    pub(crate) fn first<E: de::Error>(&mut self, bit: u32, name: &'static str) -> Result<(), E> {
+        let mask = 1u64.checked_shl(bit).unwrap_or(0);
+        if self.0 & mask != 0 {
+            return Err(E::duplicate_field(name));
+        }
+        self.0 |= mask;
+        Ok(())
+    }
+}
+
 impl<'de, T: de::Deserialize<'de>> de::Deserialize<'de> for Obj<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         T::deserialize(ObjectOnly(d)).map(Obj)
