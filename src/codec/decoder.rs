@@ -207,7 +207,7 @@ impl FrameDecoder {
         if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
             return None;
         }
-        let decoded = crate::wire::text::with_source(source, || decode_line(line));
+        let decoded = decode_line(source, line);
         Some(decoded.map_err(|e| DecodeError {
             kind: e.kind,
             line: self.line,

@@ -1,9 +1,11 @@
 //! Decoding one line into a frame, or into the [`LineError`] that says why it is not one.
 #![deny(clippy::indexing_slicing)]
 
+use bytes::Bytes;
+
 use super::{DecodeErrorKind, Salvage};
 use crate::wire::tagged::{self, Shape};
-use crate::wire::{BufferId, Frame, RequestId};
+use crate::wire::{BufferId, Frame, RequestId, text};
 
 /// A line's problem, before it is placed in the stream.
 pub(super) struct LineError {
@@ -48,7 +50,9 @@ impl Found {
     }
 }
 
-pub(super) fn decode_line(line: &[u8]) -> Result<Frame, LineError> {
+/// Decodes `line`, which lies within `source` (its unescaped strings may become slices of
+/// it).
+pub(super) fn decode_line(source: &Bytes, line: &[u8]) -> Result<Frame, LineError> {
     let text = std::str::from_utf8(line).map_err(|e| LineError {
         kind: DecodeErrorKind::InvalidUtf8,
         at: e.valid_up_to(),
@@ -67,6 +71,28 @@ pub(super) fn decode_line(line: &[u8]) -> Result<Frame, LineError> {
             Err(e) => json_error(DecodeErrorKind::InvalidJson, text, &e, Found::default()),
         });
     }
+    if let Some(frame) = super::fast::frame(text, source) {
+        return Ok(frame);
+    }
+    // The general path reads `Str`s through serde, which knows nothing of `source`: it is
+    // made the thread's source of slices for the duration.
+    text::with_source(source, || general(text))
+}
+
+/// For the fast path's oracle: what the fast path and the general path make of one line
+/// (without its newline), when the fast path decides it.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn both_paths(line: &[u8]) -> Option<(Frame, Result<Frame, String>)> {
+    let source = Bytes::copy_from_slice(line);
+    let text = std::str::from_utf8(&source).ok()?;
+    let fast = super::fast::frame(text, &source)?;
+    let general = text::with_source(&source, || general(text)).map_err(|e| e.message);
+    Some((fast, general))
+}
+
+/// A line the fast path left alone: serde_json decides, and says what is wrong.
+fn general(text: &str) -> Result<Frame, LineError> {
+    let start = text.len() - text.trim_start().len();
     let mut parsed = tagged::from_str::<Frame>(text);
     // Python's json writes and reads lone surrogate escapes (`"\ud800"`); serde_json
     // rejects them. Only a line that failed is looked at again: with each replaced by

@@ -2,7 +2,11 @@
 #![deny(clippy::indexing_slicing)]
 
 mod decoder;
+mod fast;
 mod line;
+
+#[cfg(feature = "fuzzing")]
+pub(crate) use line::both_paths;
 
 use std::fmt;
 

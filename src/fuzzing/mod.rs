@@ -17,6 +17,7 @@
 
 mod connector;
 mod decode;
+mod fast_path;
 mod gateway;
 pub mod generate;
 mod passthrough;
@@ -25,6 +26,7 @@ mod token;
 
 pub use connector::connector_ops;
 pub use decode::{decode, roundtrip};
+pub use fast_path::{fast_path, fast_path_line};
 pub use gateway::gateway_ops;
 pub use passthrough::passthrough;
 #[cfg(feature = "auth")]
@@ -39,6 +41,7 @@ pub const TARGETS: &[&str] = &[
     "passthrough",
     #[cfg(feature = "auth")]
     "token",
+    "fast_path",
 ];
 
 /// Runs target `name` on `data`; `false` when there is no such target.
@@ -49,6 +52,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "gateway_ops" => gateway_ops(data),
         "connector_ops" => connector_ops(data),
         "passthrough" => passthrough(data),
+        "fast_path" => fast_path(data),
         #[cfg(feature = "auth")]
         "token" => token(data),
         _ => return false,

@@ -118,7 +118,7 @@ impl MessageType {
         }
     }
 
-    fn from_wire(s: &str) -> Self {
+    pub(crate) fn from_wire(s: &str) -> Self {
         match s {
             "text" => MessageType::Text,
             "location" => MessageType::Location,

@@ -171,6 +171,19 @@ pub(crate) fn from_borrowed(text: &str) -> Str {
     })
 }
 
+/// A `Str` for `text`, which lies within `source` when it was read from it: a slice of
+/// `source` then (unless short enough to be inline), else a copy.
+pub(crate) fn from_source(source: &Bytes, text: &str) -> Str {
+    if let Some(short) = Str::inline(text) {
+        return short;
+    }
+    if contains(source, text.as_bytes()) {
+        Str(Repr::Shared(source.slice_ref(text.as_bytes())))
+    } else {
+        Str::from(text)
+    }
+}
+
 impl Deref for Str {
     type Target = str;
 

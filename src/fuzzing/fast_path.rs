@@ -1,0 +1,27 @@
+//! The `fast_path` target: the codec's hand-written reader of the frames a gateway
+//! receives most (`codec/fast.rs`) against serde_json's general path.
+
+/// Every line of `data` through both paths.
+///
+/// Invariant: whenever the fast path decodes a line, the general path decodes it to an
+/// equal frame (it may not accept, or read differently, anything the general path does
+/// not). The seeds are corpus frames, so the fuzzer mutates lines the fast path reads.
+pub fn fast_path(data: &[u8]) {
+    for line in data.split(|&b| b == b'\n') {
+        fast_path_line(line);
+    }
+}
+
+/// One line (without its newline) through both paths, as [`fast_path`] does; returns
+/// whether the fast path decided it, so a test can tell its lines exercise that path.
+pub fn fast_path_line(line: &[u8]) -> bool {
+    let Some((fast, general)) = crate::codec::both_paths(line) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(line);
+    match general {
+        Ok(general) => assert_eq!(fast, general, "the paths decode {text:?} differently"),
+        Err(e) => panic!("the fast path decodes {text:?} to {fast:?}; the general path: {e}"),
+    }
+    true
+}

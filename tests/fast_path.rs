@@ -1,0 +1,141 @@
+//! The codec's fast path (the hand-written reader of `inbound`, `outbound_result` and
+//! `passthrough_forward`) decodes exactly what serde_json's general path decodes, to the
+//! same frames, and leaves everything else to it. Each line below goes through both paths
+//! (`fuzzing::fast_path_line` panics when they disagree); the `fast_path` fuzz target does
+//! the same on mutated corpus lines.
+#![cfg(feature = "fuzzing")]
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+#[path = "../benches/corpus/mod.rs"]
+mod corpus;
+
+use relay_machine::fuzzing::fast_path_line;
+use relay_machine::rng::SplitMix64;
+
+fn corpus_lines(n: usize) -> Vec<String> {
+    corpus::gen_mixed(n).lines().map(str::to_owned).collect()
+}
+
+/// Every frame of the benchmark corpus is read by the fast path, to the frame the general
+/// path reads.
+#[test]
+fn the_corpus_takes_the_fast_path() {
+    let lines = corpus_lines(5_000);
+    let fast = lines
+        .iter()
+        .filter(|l| fast_path_line(l.as_bytes()))
+        .count();
+    assert_eq!(fast, lines.len());
+}
+
+/// Bytes that change what a JSON text means.
+const SPECIAL: &[u8] = b"\"\\{}[],: \t\r\x01\x7fnu0-.eE+ta\xc3\xa9";
+
+/// Corpus lines with one to three random edits: each edited line either goes the general
+/// way or decodes to what the general path decodes. Some must still be decided by the fast
+/// path, or this would test nothing.
+#[test]
+fn mutated_lines_agree() {
+    let lines = corpus_lines(400);
+    let mut rng = SplitMix64::new(0xFA57);
+    let mut pick = |n: usize| usize::try_from(rng.next_u64() % n.max(1) as u64).unwrap();
+    let (mut decided, mut total) = (0, 0);
+    for line in &lines {
+        for _ in 0..60 {
+            let mut bytes = line.as_bytes().to_vec();
+            for _ in 0..=pick(3) {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = pick(bytes.len());
+                match pick(5) {
+                    0 => {
+                        bytes.remove(at);
+                    }
+                    1 => bytes.insert(at, SPECIAL[pick(SPECIAL.len())]),
+                    2 => bytes[at] = SPECIAL[pick(SPECIAL.len())],
+                    3 => {
+                        // Repeat a stretch (often a key and its value).
+                        let end = (at + pick(40)).min(bytes.len());
+                        let stretch = bytes[at..end].to_vec();
+                        bytes.splice(end..end, stretch);
+                    }
+                    _ => bytes.truncate(at),
+                }
+            }
+            total += 1;
+            decided += usize::from(fast_path_line(&bytes));
+        }
+    }
+    assert!(
+        decided > total / 20,
+        "only {decided} of {total} decided fast"
+    );
+}
+
+/// Lines written to probe each rule: escapes, surrogates, repeated and unknown keys, the
+/// legacy `guild_id`, nulls, numbers, nesting, whitespace, what only serde reads.
+#[test]
+fn edge_cases_agree() {
+    let fast = [
+        r#"{"type":"inbound","event":{"text":"caf\u00e9 \ud83d\ude80 \"q\" \\ \/ \b\f\n\r\t","source":{"chat_id":"c"}}}"#,
+        r#"{"type":"inbound","event":{"source":{"guild_id":"g","scope_id":null}},"bufferId":null}"#,
+        r#"{"type":"inbound","event":{"source":{"scope_id":"s","guild_id":"g"}},"bufferId":""}"#,
+        r#"{"type":"inbound","event":{"message_type":"sticker","context_error":null},"type":"x"}"#,
+        r#"{"type":"inbound","event":{"message_type":"gif\u0021"}}"#,
+        r#"{"type":"inbound","event":{"media":[{"url":"u","size":5}],"media_urls":["u"]}}"#,
+        r#"{"type":"inbound","event":{"reply_to":null,"prompt_response":{"prompt_id":"p","option_id":"o"}}}"#,
+        r#"{"type":"inbound","event":{"unknown":[1,-0.5e-3,1E+2,{"a":[[]]},true,false,null,"s"]}}"#,
+        " \t{ \"type\" : \"inbound\" , \"event\" : { } } \r",
+        r#"{"type":"outbound_result","requestId":"r\u002d1","result":{}}"#,
+        r#"{"type":"outbound_result","result":{"success":true,"message_id":"m"},"requestId":"r"}"#,
+        r#"{"type":"outbound_result","requestId":"r","result":{"success":false,"error":"e","x":[1]}}"#,
+        r#"{"type":"passthrough_forward","forward":{"headers":[["a","b"]],"bodyB64":"aGk="}}"#,
+        r#"{"type":"passthrough_forward","forward":{"bodyB64":"not base64!"},"bufferId":"b"}"#,
+        r#"{"type":"passthrough_forward","forward":{"bodyB64":"aGk\u003d","profile":"p"}}"#,
+    ];
+    for line in fast {
+        assert!(fast_path_line(line.as_bytes()), "not decided fast: {line}");
+    }
+    // Left to the general path (which accepts some and rejects others).
+    let general = [
+        r#"{"event":{},"type":"inbound"}"#,
+        r#"{"type":"inbound"}"#,
+        r#"{"type":"inbound","event":{},"event":{}}"#,
+        r#"{"type":"inbound","event":{"text":"a","text":"b"}}"#,
+        r#"{"type":"inbound","event":{"source":{"chat_id":"a","chat_id":"b"}}}"#,
+        r#"{"type":"inbound","event":{"source":{"guild_id":"a","guild_id":"b"}}}"#,
+        r#"{"type":"inbound","event":{"text":null}}"#,
+        r#"{"type":"inbound","event":{"source":null}}"#,
+        r#"{"type":"inbound","event":[]}"#,
+        r#"{"type":"inbound","event":{"text":"\ud800"}}"#,
+        r#"{"type":"inbound","event":{"text":"\ud800\u0041"}}"#,
+        r#"{"type":"inbound","event":{"text":"\x"}}"#,
+        "{\"type\":\"inbound\",\"event\":{\"text\":\"tab\there\"}}",
+        r#"{"type":"inbound","event":{},"bufferId":7}"#,
+        r#"{"type":"inbound","event":{"x":01}}"#,
+        r#"{"type":"inbound","event":{"x":1.}}"#,
+        r#"{"type":"inbound","event":{"x":-}}"#,
+        r#"{"type":"inbound","event":{"x":[1,]}}"#,
+        r#"{"type":"inbound","event":{"x":{"a":1,}}}"#,
+        r#"{"type":"inbound","event":{},}"#,
+        r#"{"type":"inbound","event":{}} x"#,
+        r#"{"type":"inbound","event":{}}{}"#,
+        r#"{"type":"inbound","event":{"te\u0078t":"a"}}"#,
+        r#"{"type":"in\u0062ound","event":{}}"#,
+        r#"{"type":"outbound_result","requestId":"r"}"#,
+        r#"{"type":"outbound_result","requestId":5,"result":{}}"#,
+        r#"{"type":"passthrough_forward","forward":{"headers":[["a","b","c"]]}}"#,
+        r#"{"type":"passthrough_forward","forward":{"headers":null}}"#,
+        r#"{"type":"hello","platform":"p","botId":"b"}"#,
+    ];
+    for line in general {
+        assert!(!fast_path_line(line.as_bytes()), "decided fast: {line}");
+    }
+    let deep = format!(
+        r#"{{"type":"inbound","event":{{"x":{}1{}}}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    assert!(!fast_path_line(deep.as_bytes()));
+}
