@@ -29,7 +29,7 @@ fn the_corpus_takes_the_fast_path() {
 }
 
 /// Bytes that change what a JSON text means.
-const SPECIAL: &[u8] = b"\"\\{}[],: \t\r\x01\x7fnu0-.eE+ta\xc3\xa9";
+const SPECIAL: &[u8] = b"\"\\{}[],: \t\r\x01\x7fnu0-.eE+ta\xc3\xa9\xff\x80";
 
 /// Corpus lines with one to three random edits: each edited line either goes the general
 /// way or decodes to what the general path decodes. Some must still be decided by the fast
@@ -131,6 +131,17 @@ fn edge_cases_agree() {
     ];
     for line in general {
         assert!(!fast_path_line(line.as_bytes()), "decided fast: {line}");
+    }
+    // Not UTF-8, in a value and in a key.
+    for bad in [&b"\xff"[..], b"\xc3", b"\xed\xa0\x80"] {
+        for template in [
+            &br#"{"type":"inbound","event":{"text":"a@b"}}"#[..],
+            br#"{"type":"inbound","event":{"@":"a"}}"#,
+        ] {
+            let at = template.iter().position(|&b| b == b'@').unwrap();
+            let line = [&template[..at], bad, &template[at + 1..]].concat();
+            assert!(!fast_path_line(&line), "decided fast: {line:?}");
+        }
     }
     let deep = format!(
         r#"{{"type":"inbound","event":{{"x":{}1{}}}}}"#,
