@@ -43,8 +43,9 @@ struct Slot<K, V> {
 /// no key is cloned into an age index, no stale records pile up, and a steady stream of
 /// new keys (every inbound of a new chat) reuses the evicted entry's slot in place,
 /// allocating nothing. The lookup index is an open-addressed table (linear probing,
-/// at most half full) of slot numbers: four bytes a cell, so probing it stays in cache,
-/// and a candidate is checked by its stored hash before its key is compared. Removing a
+/// at most half full) of slot numbers, each with 32 bits of its hash: eight bytes a cell,
+/// so probing it stays in cache and reads a slot only for a likely match (then checked by
+/// the slot's full hash and key). Removing a
 /// cell shifts the cells after it back, so there are no tombstones. The slot vector and the
 /// index only grow as entries arrive: an idle map holds no heap.
 #[derive(Debug)]
@@ -52,8 +53,9 @@ pub(crate) struct Bounded<K, V> {
     capacity: usize,
     hasher: SeededFx,
     slots: Vec<Slot<K, V>>,
-    /// Cells of `slot + 1`; 0 is empty. Its length is 0 or a power of two.
-    index: Vec<u32>,
+    /// Cells of `slot + 1` with the low half of the slot's hash above it; 0 is empty.
+    /// Its length is 0 or a power of two.
+    index: Vec<u64>,
     oldest: u32,
     newest: u32,
 }
@@ -81,34 +83,56 @@ impl<K: KeyBytes, V> Bounded<K, V> {
         self.index.len().wrapping_sub(1)
     }
 
-    /// The index cell and slot of `bytes` (whose hash is `hash`).
+    /// The cell of `slot` with hash `hash`: the hash's low half above `slot + 1` (never 0,
+    /// which is an empty cell). Slots are bounded by [`MAX_SLOTS`], so the number fits.
+    fn cell(slot: usize, hash: u64) -> u64 {
+        (hash << 32) | (slot as u64 + 1)
+    }
+
+    /// Where a cell's probe sequence starts: its hash's low bits (the index has at most
+    /// 2³¹ cells, so the low half the cell keeps has them all).
+    fn home(cell: u64, mask: usize) -> usize {
+        (cell >> 32) as usize & mask
+    }
+
+    /// The index cell and slot of `bytes` (whose hash is `hash`). A probe compares the
+    /// hash bits its cells keep and reads a slot only when they match, so a miss (every
+    /// new chat) touches nothing but the index.
     fn find(&self, bytes: &[u8], hash: u64) -> Option<(usize, usize)> {
         if self.index.is_empty() {
             return None;
         }
         let mask = self.mask();
-        let mut cell = hash as usize & mask;
+        let mut at = hash as usize & mask;
+        let bits = hash & 0xffff_ffff;
         // At most half full, so an empty cell ends every probe.
         loop {
-            let slot = (*self.index.get(cell)? as usize).checked_sub(1)?;
-            let candidate = self.slots.get(slot)?;
-            if candidate.hash == hash && candidate.key.key_bytes() == bytes {
-                return Some((cell, slot));
+            let cell = *self.index.get(at)?;
+            if cell == 0 {
+                return None;
             }
-            cell = (cell + 1) & mask;
+            if cell >> 32 == bits {
+                let slot = ((cell & 0xffff_ffff) as usize).wrapping_sub(1);
+                if let Some(candidate) = self.slots.get(slot) {
+                    if candidate.hash == hash && candidate.key.key_bytes() == bytes {
+                        return Some((at, slot));
+                    }
+                }
+            }
+            at = (at + 1) & mask;
         }
     }
 
-    /// The index cell that holds `slot`, whose hash is `hash`.
+    /// The index position that holds `slot`, whose hash is `hash`.
     fn cell_of(&self, slot: usize, hash: u64) -> Option<usize> {
         let mask = self.mask();
-        let mut cell = hash as usize & mask;
-        let wanted = u32::try_from(slot + 1).ok()?;
+        let mut at = hash as usize & mask;
+        let wanted = Self::cell(slot, hash);
         loop {
-            match *self.index.get(cell)? {
+            match *self.index.get(at)? {
                 0 => return None,
-                found if found == wanted => return Some(cell),
-                _ => cell = (cell + 1) & mask,
+                found if found == wanted => return Some(at),
+                _ => at = (at + 1) & mask,
             }
         }
     }
@@ -116,41 +140,37 @@ impl<K: KeyBytes, V> Bounded<K, V> {
     /// Puts `slot` (hash `hash`) in the first free cell of its probe sequence.
     fn place(&mut self, slot: usize, hash: u64) {
         let mask = self.mask();
-        let mut cell = hash as usize & mask;
-        let Ok(value) = u32::try_from(slot + 1) else {
-            return; // Slots are bounded by `MAX_SLOTS`.
-        };
-        while let Some(found) = self.index.get_mut(cell) {
+        let mut at = hash as usize & mask;
+        let value = Self::cell(slot, hash);
+        while let Some(found) = self.index.get_mut(at) {
             if *found == 0 {
                 *found = value;
                 return;
             }
-            cell = (cell + 1) & mask;
+            at = (at + 1) & mask;
         }
     }
 
-    /// Empties `cell`, shifting back the cells after it that may move into the hole, so
-    /// that every probe still finds its key without tombstones.
-    fn unplace(&mut self, cell: usize) {
+    /// Empties index position `at`, shifting back the cells after it that may move into
+    /// the hole, so that every probe still finds its key without tombstones. Each cell
+    /// knows its home from the hash bits it keeps: no slot is read.
+    fn unplace(&mut self, at: usize) {
         let mask = self.mask();
-        let mut hole = cell;
-        let mut next = cell;
+        let mut hole = at;
+        let mut next = at;
         loop {
             next = (next + 1) & mask;
-            let Some(&value) = self.index.get(next) else {
+            let Some(&cell) = self.index.get(next) else {
                 break;
             };
-            let Some(slot) = (value as usize).checked_sub(1) else {
+            if cell == 0 {
                 break;
-            };
-            let home = self
-                .slots
-                .get(slot)
-                .map_or(next, |s| s.hash as usize & mask);
+            }
+            let home = Self::home(cell, mask);
             // The cell may move back if its home is at or before the hole along the probe.
             if next.wrapping_sub(home) & mask >= next.wrapping_sub(hole) & mask {
                 if let Some(h) = self.index.get_mut(hole) {
-                    *h = value;
+                    *h = cell;
                 }
                 hole = next;
             }

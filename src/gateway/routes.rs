@@ -8,23 +8,47 @@ use super::*;
 /// The routing facts of a chat's latest inbound: its platform, and the tenant facts
 /// (scope, user, profile) a reply to the chat inherits.
 ///
-/// Stored in one shared allocation: the chat id and every fact concatenated, with the
-/// offsets where each ends. Every inbound of a new chat records a route (and, at capacity,
-/// evicts the oldest), so four separately allocated strings per route were most of an
-/// inbound's allocations; cloning a route is a reference count. The bytes are copied from
-/// the message's strings as they are and read back as text when a reply asks for them:
-/// checking them as UTF-8 on every inbound was a cost paid for routes mostly never read.
-#[derive(Clone, PartialEq, Eq)]
+/// The chat id and every fact concatenated, with the offsets where each ends: held inline
+/// up to [`INLINE`] bytes (snowflake ids and a platform name take about 70), else in one
+/// shared allocation. Every inbound of a new chat records a route and, at capacity,
+/// evicts the oldest: inline, that writes the new route over the evicted one's slot and
+/// allocates and frees nothing. The bytes are copied from the message's strings as they
+/// are and read back as text when a reply asks for them: checking them as UTF-8 on every
+/// inbound was a cost paid for routes mostly never read.
+#[derive(Clone)]
 pub struct ChatRoute {
     /// The chat id, platform, scope, user and profile, in that order: whole UTF-8
     /// strings concatenated.
-    bytes: Arc<[u8]>,
+    bytes: RouteBytes,
     /// Where each of them ends in `bytes`.
     ends: [u32; 5],
     /// Which of scope, user and profile are present (bits 0, 1, 2): an absent fact and
     /// an empty one are different to the metadata a reply inherits.
     present: u8,
 }
+
+/// Longest route kept inline: what makes [`RouteBytes`] 88 bytes, and a route table slot
+/// two cache lines.
+const INLINE: usize = 86;
+
+#[derive(Clone)]
+enum RouteBytes {
+    /// The first `len` bytes of `bytes`.
+    Inline { len: u8, bytes: [u8; INLINE] },
+    /// A longer route (a long profile or ids), rare.
+    Shared(Arc<[u8]>),
+}
+
+impl PartialEq for ChatRoute {
+    fn eq(&self, other: &Self) -> bool {
+        // As text: which representation holds it does not matter.
+        self.all_bytes() == other.all_bytes()
+            && self.ends == other.ends
+            && self.present == other.present
+    }
+}
+
+impl Eq for ChatRoute {}
 
 impl ChatRoute {
     /// A route of `chat_id` with these facts (each the bytes of a string); `None` if their
@@ -44,29 +68,30 @@ impl ChatRoute {
             len += part.map_or(0, <[u8]>::len);
             *end = u32::try_from(len).ok()?;
         }
-        // Built on the stack and copied once into its shared allocation: a `Vec` would be
-        // a second allocation, since `Arc<[u8]>` cannot adopt its buffer. A longer route
-        // (over 256 bytes, rare) is built in a `Vec`.
-        let mut stack = [0u8; 256];
-        let bytes: Arc<[u8]> = match stack.get_mut(..len) {
-            Some(room) => {
+        let bytes = match (u8::try_from(len), len <= INLINE) {
+            (Ok(short), true) => {
+                let mut inline = [0u8; INLINE];
                 let mut at = 0;
                 for part in parts.into_iter().flatten() {
-                    if let Some(to) = room.get_mut(at..at + part.len()) {
+                    if let Some(to) = inline.get_mut(at..at + part.len()) {
                         to.copy_from_slice(part);
                     }
                     at += part.len();
                 }
-                Arc::from(&*room)
+                RouteBytes::Inline {
+                    len: short,
+                    bytes: inline,
+                }
             }
-            None => Arc::from(
+            // Two allocations (`Arc` cannot adopt the `Vec`'s buffer), for a rare route.
+            _ => RouteBytes::Shared(Arc::from(
                 parts
                     .into_iter()
                     .flatten()
                     .flatten()
                     .copied()
                     .collect::<Vec<u8>>(),
-            ),
+            )),
         };
         let present = u8::from(scope_id.is_some())
             | u8::from(user_id.is_some()) << 1
@@ -78,6 +103,14 @@ impl ChatRoute {
         })
     }
 
+    /// The whole concatenation.
+    fn all_bytes(&self) -> &[u8] {
+        match &self.bytes {
+            RouteBytes::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            RouteBytes::Shared(bytes) => bytes,
+        }
+    }
+
     /// The bytes of field `i` of the concatenation.
     fn part_bytes(&self, i: usize) -> &[u8] {
         let start = i
@@ -86,7 +119,7 @@ impl ChatRoute {
             .copied()
             .unwrap_or(0);
         let end = self.ends.get(i).copied().unwrap_or(0);
-        self.bytes
+        self.all_bytes()
             .get(start as usize..end as usize)
             .unwrap_or_default()
     }
@@ -221,8 +254,8 @@ impl RelayMachine {
         action: &mut OutboundAction,
         platform: Option<&str>,
     ) -> (Option<String>, Option<String>) {
-        let route = action.chat_id().and_then(|c| self.route(c)).cloned();
-        if let (Some(route), Some(metadata)) = (&route, action.metadata_mut()) {
+        let route = action.chat_id().and_then(|c| self.route(c));
+        if let (Some(route), Some(metadata)) = (route, action.metadata_mut()) {
             for (key, value) in [
                 ("scope_id", route.scope_id()),
                 ("user_id", route.user_id()),
