@@ -19,6 +19,13 @@ impl KeyBytes for &str {
     }
 }
 
+/// Where a key is in a [`Bounded`] map, or would go: see [`Bounded::probe`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe {
+    hash: u64,
+    slot: Option<usize>,
+}
+
 /// "No slot" in the age list.
 const NIL: u32 = u32::MAX;
 
@@ -232,14 +239,54 @@ impl<K: KeyBytes, V> Bounded<K, V> {
         self.newest = id;
     }
 
+    /// Where `key` is in the map, or would go: a lookup whose result a following
+    /// [`probed`](Self::probed), [`touch_probed`](Self::touch_probed) or
+    /// [`insert_probed`](Self::insert_probed) reuses, so that "look, then write" hashes
+    /// and probes once. Valid until the map is next written.
+    pub(crate) fn probe(&self, key: &[u8]) -> Probe {
+        let hash = self.hash(key);
+        Probe {
+            hash,
+            slot: self.find(key, hash).map(|(_, slot)| slot),
+        }
+    }
+
+    /// The entry `probe` found.
+    pub(crate) fn probed(&self, probe: &Probe) -> Option<(&K, &V)> {
+        let slot = self.slots.get(probe.slot?)?;
+        Some((&slot.key, &slot.value))
+    }
+
+    /// The value `probe` found.
+    pub(crate) fn probed_mut(&mut self, probe: &Probe) -> Option<&mut V> {
+        Some(&mut self.slots.get_mut(probe.slot?)?.value)
+    }
+
+    /// Makes the entry `probe` found the newest without rewriting it.
+    pub(crate) fn touch_probed(&mut self, probe: &Probe) {
+        if let Some(slot) = probe.slot {
+            self.make_newest(slot);
+        }
+    }
+
     /// Inserts or overwrites `key` (key and value both), making it the newest; evicts the
     /// oldest past capacity and returns what it evicted. With capacity 0 nothing is kept.
+    /// (The machine probes first and uses [`insert_probed`](Self::insert_probed).)
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<(K, V)> {
+        let probe = self.probe(key.key_bytes());
+        self.insert_probed(probe, key, value)
+    }
+
+    /// Inserts or overwrites the key `probe` looked up (`key`, the same bytes; key and
+    /// value both), making it the newest; evicts the oldest past capacity and returns what
+    /// it evicted. With capacity 0 nothing is kept.
+    pub(crate) fn insert_probed(&mut self, probe: Probe, key: K, value: V) -> Option<(K, V)> {
         if self.capacity == 0 {
             return Some((key, value));
         }
-        let hash = self.hash(key.key_bytes());
-        if let Some((_, slot)) = self.find(key.key_bytes(), hash) {
+        let hash = probe.hash;
+        if let Some(slot) = probe.slot {
             // A rewrite: same bytes, same hash, same cell.
             if let Some(s) = self.slots.get_mut(slot) {
                 s.key = key;
@@ -285,21 +332,6 @@ impl<K: KeyBytes, V> Bounded<K, V> {
         }
     }
 
-    /// Makes `key` the newest without rewriting it, as an insert of the same value would,
-    /// if `matches` accepts the entry it holds; `false` when it is not there or not
-    /// accepted (then it is left as it was). One lookup for the common
-    /// "already known, unchanged" case of a write.
-    pub(crate) fn touch_if(&mut self, key: &[u8], matches: impl FnOnce(&K) -> bool) -> bool {
-        let Some((_, slot)) = self.find(key, self.hash(key)) else {
-            return false;
-        };
-        if !self.slots.get(slot).is_some_and(|s| matches(&s.key)) {
-            return false;
-        }
-        self.make_newest(slot);
-        true
-    }
-
     /// The most entries it holds.
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
@@ -316,6 +348,7 @@ impl<K: KeyBytes, V> Bounded<K, V> {
         self.slots.get_mut(slot).map(|s| &mut s.value)
     }
 
+    #[cfg(test)]
     pub(crate) fn get(&self, key: &[u8]) -> Option<&V> {
         let (_, slot) = self.find(key, self.hash(key))?;
         self.slots.get(slot).map(|s| &s.value)
@@ -373,7 +406,7 @@ mod tests {
         assert_eq!(map.get(long), Some(&2));
         assert_eq!(map.get(b""), Some(&3));
         assert_eq!(map.get(b"buf-2"), None);
-        assert!(map.touch_if(long, |_| true));
+        assert!(map.probed(&map.probe(long)).is_some());
     }
 
     #[test]
@@ -387,9 +420,9 @@ mod tests {
         assert_eq!((map.get(b"a"), map.get(b"c")), (Some(&3), Some(&4)));
         assert_eq!(map.insert("d", 5), Some(("a", 3)));
         // Touching makes "c" the newest without rewriting it: "d" goes first.
-        assert!(map.touch_if(b"c", |_| true));
-        assert!(!map.touch_if(b"a", |_| true));
-        assert!(!map.touch_if(b"c", |_| false));
+        let probe = map.probe(b"c");
+        map.touch_probed(&probe);
+        assert!(map.probed(&map.probe(b"a")).is_none());
         assert_eq!(map.insert("e", 6), Some(("d", 5)));
         assert_eq!(map.get(b"c"), Some(&4));
         let mut none = Bounded::new(0, SeededFx::default());
@@ -427,7 +460,9 @@ mod tests {
                     }
                     _ => {
                         let at = model.iter().position(|(k, _)| *k == key);
-                        assert_eq!(map.touch_if(key.as_bytes(), |_| true), at.is_some());
+                        let probe = map.probe(key.as_bytes());
+                        assert_eq!(map.probed(&probe).is_some(), at.is_some());
+                        map.touch_probed(&probe);
                         if let Some(at) = at {
                             let entry = model.remove(at);
                             model.push(entry);

@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 
-use super::digest::digest;
+use super::digest::{digest, inbound_digest};
 use super::*;
 use crate::bounded::SmallKey;
 
@@ -65,7 +65,9 @@ impl Handed {
     /// Classifies an arriving delivery and remembers it; a new one is held (or acked at
     /// once with `auto_ack`). A re-ack is recorded as written.
     pub(crate) fn arrive(&mut self, id: &BufferId, digest: u64, auto_ack: bool) -> Arrival {
-        if let Some(entry) = self.entries.get_mut(id.0.as_bytes()) {
+        // One lookup serves the check and the write.
+        let probe = self.entries.probe(id.0.as_bytes());
+        if let Some(entry) = self.entries.probed_mut(&probe) {
             if entry.digest == digest {
                 return match entry.state {
                     Status::Held => Arrival::Held,
@@ -81,7 +83,20 @@ impl Handed {
         } else {
             Status::Held
         };
-        self.remember(id, Entry { digest, state });
+        let replaced = self
+            .entries
+            .probed(&probe)
+            .is_some_and(|(_, e)| e.state == Status::Held);
+        let evicted = self.entries.insert_probed(
+            probe,
+            SmallKey::new(id.0.as_bytes()),
+            Entry { digest, state },
+        );
+        self.holding += usize::from(state == Status::Held);
+        self.holding -= usize::from(replaced);
+        if evicted.is_some_and(|(_, e)| e.state == Status::Held) {
+            self.holding -= 1;
+        }
         Arrival::New
     }
 
@@ -130,20 +145,6 @@ impl Handed {
     /// Deliveries the application holds and has not acked.
     pub(crate) fn holding(&self) -> usize {
         self.holding
-    }
-
-    fn remember(&mut self, id: &BufferId, entry: Entry) {
-        let held = entry.state == Status::Held;
-        let replaced = self
-            .entries
-            .get(id.0.as_bytes())
-            .is_some_and(|e| e.state == Status::Held);
-        let evicted = self.entries.insert(SmallKey::new(id.0.as_bytes()), entry);
-        self.holding += usize::from(held);
-        self.holding -= usize::from(replaced);
-        if evicted.is_some_and(|(_, e)| e.state == Status::Held) {
-            self.holding -= 1;
-        }
     }
 }
 
@@ -216,7 +217,7 @@ impl RelayMachine {
     /// An `inbound`: to the application once (with its chat's route recorded).
     pub(super) fn on_inbound(&mut self, inbound: Inbound) {
         let Inbound { event, buffer_id } = inbound;
-        if self.admit(buffer_id.as_ref(), || digest(&event)) {
+        if self.admit(buffer_id.as_ref(), || inbound_digest(&event)) {
             self.record_route(&event.source);
             self.event(GatewayEvent::Inbound { event, buffer_id });
         }

@@ -14,6 +14,7 @@ use std::hash::{BuildHasher, Hasher};
 use serde::ser::{self, Serialize};
 
 use crate::hash::FxHasher;
+use crate::wire::{MessageEvent, SessionSource};
 
 /// The digest of `value`: a fixed seed, so the same content gives the same digest in every
 /// process. Allocates nothing.
@@ -22,6 +23,96 @@ pub(crate) fn digest(value: &(impl Serialize + ?Sized)) -> u64 {
     // The digest serialiser never fails; a value whose own `Serialize` fails part-way
     // still digests to the same value every time.
     let _ = value.serialize(&mut hasher);
+    hasher.0.finish()
+}
+
+/// [`digest`] of an inbound's event, its strings hashed as bytes (a `Str` serialised
+/// through serde is checked as UTF-8 first, which cost as much as the hashing). Every
+/// field goes in, in a fixed order, an absent one as its own tag, so no two events feed
+/// the same sequence; the nested and rarely set ones go through serde. The patterns name
+/// every field: one added to the event fails to compile here until it is digested.
+pub(crate) fn inbound_digest(event: &MessageEvent) -> u64 {
+    let MessageEvent {
+        text,
+        message_type,
+        message_id,
+        reply_to_message_id,
+        reply_to,
+        media_urls,
+        media,
+        context,
+        context_error,
+        prompt_response,
+        source,
+    } = event;
+    let SessionSource {
+        platform,
+        chat_id,
+        chat_name,
+        chat_type,
+        user_id,
+        user_name,
+        user_display_name,
+        user_handle,
+        thread_id,
+        chat_topic,
+        user_id_alt,
+        chat_id_alt,
+        scope_id,
+        parent_chat_id,
+        message_id: source_message_id,
+        profile,
+        auto_thread_created,
+        auto_thread_initial_name,
+        prospective_thread_id,
+        is_bot,
+        one_to_one_verified,
+        message_is_edit,
+    } = source;
+    let mut hasher = Digest(crate::hash::SeededFx::default().build_hasher());
+    for text in [text, platform, chat_id, chat_type] {
+        hasher.bytes(tag::STR, text.as_bytes());
+    }
+    for text in [
+        message_id,
+        reply_to_message_id,
+        chat_name,
+        user_id,
+        user_name,
+        user_display_name,
+        user_handle,
+        thread_id,
+        chat_topic,
+        user_id_alt,
+        chat_id_alt,
+        scope_id,
+        parent_chat_id,
+        source_message_id,
+        profile,
+        auto_thread_initial_name,
+        prospective_thread_id,
+    ] {
+        match text {
+            Some(text) => hasher.bytes(tag::SOME, text.as_bytes()),
+            None => hasher.tag(tag::NONE),
+        }
+    }
+    let flags = [context_error, is_bot, one_to_one_verified, message_is_edit];
+    for flag in flags {
+        // 0 absent, 1 false, 2 true.
+        hasher.0.write_u8(flag.map_or(0, |b| 1 + u8::from(b)));
+    }
+    hasher.0.write_u8(u8::from(*auto_thread_created));
+    // The digest serialiser never fails.
+    let _ = (
+        message_type,
+        reply_to,
+        media_urls,
+        media,
+        context,
+        prompt_response,
+    )
+        .serialize(&mut hasher);
     hasher.0.finish()
 }
 
@@ -329,5 +420,49 @@ mod tests {
             digest(&(None::<&str>, Some("")))
         );
         assert_ne!(digest(&(vec!["a"], "b")), digest(&(vec!["a", "b"],)));
+    }
+
+    #[test]
+    fn an_inbound_digest_changes_with_any_field() {
+        use crate::wire::{MessageEvent, Str};
+        let event = MessageEvent {
+            text: "hi".into(),
+            ..MessageEvent::default()
+        };
+        let same = event.clone();
+        assert_eq!(super::inbound_digest(&event), super::inbound_digest(&same));
+        let mut changes: Vec<MessageEvent> = Vec::new();
+        let mut e = event.clone();
+        e.text = "hj".into();
+        changes.push(e);
+        let mut e = event.clone();
+        e.source.chat_id = "1".into();
+        changes.push(e);
+        let mut e = event.clone();
+        e.source.user_id = Some(Str::from(""));
+        changes.push(e);
+        let mut e = event.clone();
+        e.source.user_name = Some(Str::from(""));
+        changes.push(e);
+        let mut e = event.clone();
+        e.source.is_bot = Some(false);
+        changes.push(e);
+        let mut e = event.clone();
+        e.media_urls.push("u".into());
+        changes.push(e);
+        for (i, changed) in changes.iter().enumerate() {
+            assert_ne!(
+                super::inbound_digest(&event),
+                super::inbound_digest(changed),
+                "{i}"
+            );
+        }
+        // Text moved from one field to the next is another event.
+        let mut a = event.clone();
+        a.source.chat_id = "ab".into();
+        let mut b = event;
+        b.source.chat_id = "a".into();
+        b.source.chat_type = format!("b{}", b.source.chat_type).as_str().into();
+        assert_ne!(super::inbound_digest(&a), super::inbound_digest(&b));
     }
 }

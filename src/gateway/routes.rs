@@ -227,8 +227,12 @@ impl RelayMachine {
         }
         // A chat's facts seldom change between its messages: then only its age moves, and
         // nothing is copied.
-        if self.routes.touch_if(chat_id, |key| key.0.matches(source)) {
-            return;
+        let probe = self.routes.probe(chat_id);
+        if let Some((key, ())) = self.routes.probed(&probe) {
+            if key.0.matches(source) {
+                self.routes.touch_probed(&probe);
+                return;
+            }
         }
         // A copy, not slices: the route outlives the message it came in. An insert
         // replaces the chat's old route, key and all.
@@ -243,7 +247,7 @@ impl RelayMachine {
             bytes(&source.profile),
         );
         if let Some(route) = route {
-            self.routes.insert(RouteKey(route), ());
+            self.routes.insert_probed(probe, RouteKey(route), ());
         }
     }
 
