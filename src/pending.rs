@@ -50,7 +50,14 @@ impl Pending {
     pub(crate) fn remove(&mut self, id: &RequestId) -> bool {
         // Its record goes stale.
         let removed = self.deadlines.remove(id).is_some();
-        self.settle();
+        if self.order.peek().is_some_and(|Reverse((_, top))| top == id) {
+            self.settle();
+        } else {
+            // The top was live and is another request's: it still is, so only the sweep
+            // may be due. A result mostly answers a request other than the oldest, and
+            // comparing ids is cheaper than looking the top up again.
+            self.sweep();
+        }
         removed
     }
 
@@ -95,6 +102,11 @@ impl Pending {
             }
             self.order.pop();
         }
+        self.sweep();
+    }
+
+    /// Sweeps the stale records out once they outnumber the live ones.
+    fn sweep(&mut self) {
         if self.order.len() > 2 * self.deadlines.len() + 16 {
             let deadlines = &self.deadlines;
             self.order

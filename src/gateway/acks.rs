@@ -12,8 +12,7 @@
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 
-use serde::Serialize;
-
+use super::digest::{digest, inbound_digest};
 use super::*;
 use crate::bounded::SmallKey;
 
@@ -46,8 +45,7 @@ pub(crate) enum Arrival {
 
 #[derive(Debug)]
 pub(crate) struct Handed {
-    /// Keyed by a copy of the id, inline when short: the age index holds the same key
-    /// without another allocation.
+    /// Keyed by a copy of the id, inline when short (no allocation).
     entries: Bounded<SmallKey, Entry>,
     /// Entries in [`Status::Held`].
     holding: usize,
@@ -67,7 +65,9 @@ impl Handed {
     /// Classifies an arriving delivery and remembers it; a new one is held (or acked at
     /// once with `auto_ack`). A re-ack is recorded as written.
     pub(crate) fn arrive(&mut self, id: &BufferId, digest: u64, auto_ack: bool) -> Arrival {
-        if let Some(entry) = self.entries.get_mut(id.as_str()) {
+        // One lookup serves the check and the write.
+        let probe = self.entries.probe(id.0.as_bytes());
+        if let Some(entry) = self.entries.probed_mut(&probe) {
             if entry.digest == digest {
                 return match entry.state {
                     Status::Held => Arrival::Held,
@@ -83,13 +83,26 @@ impl Handed {
         } else {
             Status::Held
         };
-        self.remember(id, Entry { digest, state });
+        let replaced = self
+            .entries
+            .probed(&probe)
+            .is_some_and(|(_, e)| e.state == Status::Held);
+        let evicted = self.entries.insert_probed(
+            probe,
+            SmallKey::new(id.0.as_bytes()),
+            Entry { digest, state },
+        );
+        self.holding += usize::from(state == Status::Held);
+        self.holding -= usize::from(replaced);
+        if evicted.is_some_and(|(_, e)| e.state == Status::Held) {
+            self.holding -= 1;
+        }
         Arrival::New
     }
 
     /// The application acks `id`; `false` unless it holds it.
     pub(crate) fn ack(&mut self, id: &BufferId) -> bool {
-        match self.entries.get_mut(id.as_str()) {
+        match self.entries.get_mut(id.0.as_bytes()) {
             Some(entry) if entry.state == Status::Held => {
                 entry.state = Status::Acked;
                 self.holding -= 1;
@@ -102,7 +115,7 @@ impl Handed {
     /// The ack of `id` was acked by the application but never written (no connection, or
     /// its connection ended first): owe it to the next connection.
     pub(crate) fn owe(&mut self, id: BufferId) {
-        if let Some(entry) = self.entries.get_mut(id.as_str()) {
+        if let Some(entry) = self.entries.get_mut(id.0.as_bytes()) {
             if entry.state == Status::Acked {
                 entry.state = Status::Owed;
                 if self.owed.len() >= self.entries.capacity() {
@@ -119,7 +132,7 @@ impl Handed {
     pub(crate) fn take_owed(&mut self) -> Vec<BufferId> {
         let mut due = Vec::new();
         for id in std::mem::take(&mut self.owed) {
-            if let Some(entry) = self.entries.get_mut(id.as_str()) {
+            if let Some(entry) = self.entries.get_mut(id.0.as_bytes()) {
                 if entry.state == Status::Owed {
                     entry.state = Status::Acked;
                     due.push(id);
@@ -133,60 +146,49 @@ impl Handed {
     pub(crate) fn holding(&self) -> usize {
         self.holding
     }
-
-    fn remember(&mut self, id: &BufferId, entry: Entry) {
-        let held = entry.state == Status::Held;
-        let replaced = self
-            .entries
-            .get(id.as_str())
-            .is_some_and(|e| e.state == Status::Held);
-        let evicted = self.entries.insert(SmallKey::new(id.as_str()), entry);
-        self.holding += usize::from(held);
-        self.holding -= usize::from(replaced);
-        if evicted.is_some_and(|(_, e)| e.state == Status::Held) {
-            self.holding -= 1;
-        }
-    }
 }
 
-/// A digest of a delivery's content: its JSON form streamed into the fast hasher (a fixed
-/// seed, so the same content gives the same digest in every process), without allocating.
-/// It only tells a redelivery (same id, same content) from an id reused for other content,
-/// so it need not resist a peer that could as well resend the id.
-pub(crate) fn digest(value: &impl Serialize) -> u64 {
-    struct Writer(crate::hash::FxHasher);
-    impl std::io::Write for Writer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.write(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut writer = Writer(crate::hash::SeededFx::default().build_hasher());
-    // Serialising plain data into a writer that never fails cannot fail.
-    let _ = serde_json::to_writer(&mut writer, value);
-    writer.0.finish()
-}
-
-/// [`digest`] for a forward: its fields hashed as they are, the body as its bytes. A
-/// forward is mostly its body, which the JSON form would re-encode to base64 (a 16 MiB
-/// webhook took longer to digest than to decode).
+/// [`digest`] for a forward: its fields hashed as they are, each length-prefixed (so no
+/// two fields can trade bytes), the body as its bytes. A forward is mostly its body, which
+/// the JSON form would re-encode to base64 (a 16 MiB webhook took longer to digest than to
+/// decode); its strings are hashed as bytes, with no UTF-8 re-check.
 pub(crate) fn forward_digest(forward: &crate::wire::PassthroughForward) -> u64 {
-    let body = match &forward.body {
-        Ok(bytes) => Ok(&bytes[..]),
-        Err(error) => Err(error.encoded.as_str()),
-    };
-    crate::hash::SeededFx::default().hash_one((
+    fn field(hasher: &mut crate::hash::FxHasher, bytes: &[u8]) {
+        hasher.write_usize(bytes.len());
+        hasher.write(bytes);
+    }
+    let mut hasher = crate::hash::SeededFx::default().build_hasher();
+    for text in [
         &forward.platform,
         &forward.bot_id,
         &forward.method,
         &forward.path,
-        &forward.headers,
-        body,
-        &forward.profile,
-    ))
+    ] {
+        field(&mut hasher, text.as_bytes());
+    }
+    hasher.write_usize(forward.headers.len());
+    for (name, value) in &forward.headers {
+        field(&mut hasher, name.as_bytes());
+        field(&mut hasher, value.as_bytes());
+    }
+    match &forward.body {
+        Ok(bytes) => {
+            hasher.write_u8(0);
+            field(&mut hasher, bytes);
+        }
+        Err(error) => {
+            hasher.write_u8(1);
+            field(&mut hasher, error.encoded.as_bytes());
+        }
+    }
+    match &forward.profile {
+        Some(profile) => {
+            hasher.write_u8(1);
+            field(&mut hasher, profile.as_bytes());
+        }
+        None => hasher.write_u8(0),
+    }
+    hasher.finish()
 }
 
 impl RelayMachine {
@@ -215,7 +217,7 @@ impl RelayMachine {
     /// An `inbound`: to the application once (with its chat's route recorded).
     pub(super) fn on_inbound(&mut self, inbound: Inbound) {
         let Inbound { event, buffer_id } = inbound;
-        if self.admit(buffer_id.as_ref(), || digest(&event)) {
+        if self.admit(buffer_id.as_ref(), || inbound_digest(&event)) {
             self.record_route(&event.source);
             self.event(GatewayEvent::Inbound { event, buffer_id });
         }

@@ -4,6 +4,7 @@ mod acks;
 mod config;
 mod connection;
 mod descriptors;
+mod digest;
 mod disconnect;
 mod handshake;
 mod idle;

@@ -8,89 +8,141 @@ use super::*;
 /// The routing facts of a chat's latest inbound: its platform, and the tenant facts
 /// (scope, user, profile) a reply to the chat inherits.
 ///
-/// Stored in one shared allocation: the chat id and every fact concatenated, with the
-/// offsets where each ends. Every inbound of a new chat records a route (and, at capacity,
-/// evicts the oldest), so four separately allocated strings per route were most of an
-/// inbound's allocations; cloning a route is a reference count.
-#[derive(Clone, PartialEq, Eq)]
+/// The chat id and every fact concatenated, with the offsets where each ends: held inline
+/// up to [`INLINE`] bytes (snowflake ids and a platform name take about 70), else in one
+/// shared allocation. Every inbound of a new chat records a route and, at capacity,
+/// evicts the oldest: inline, that writes the new route over the evicted one's slot and
+/// allocates and frees nothing. The bytes are copied from the message's strings as they
+/// are and read back as text when a reply asks for them: checking them as UTF-8 on every
+/// inbound was a cost paid for routes mostly never read.
+#[derive(Clone)]
 pub struct ChatRoute {
-    /// The chat id, platform, scope, user and profile, in that order.
-    text: Arc<str>,
-    /// Where each of them ends in `text`.
+    /// The chat id, platform, scope, user and profile, in that order: whole UTF-8
+    /// strings concatenated.
+    bytes: RouteBytes,
+    /// Where each of them ends in `bytes`.
     ends: [u32; 5],
     /// Which of scope, user and profile are present (bits 0, 1, 2): an absent fact and
     /// an empty one are different to the metadata a reply inherits.
     present: u8,
 }
 
+/// Longest route kept inline: what makes [`RouteBytes`] 88 bytes, and a route table slot
+/// two cache lines.
+const INLINE: usize = 86;
+
+#[derive(Clone)]
+enum RouteBytes {
+    /// The first `len` bytes of `bytes`.
+    Inline { len: u8, bytes: [u8; INLINE] },
+    /// A longer route (a long profile or ids), rare.
+    Shared(Arc<[u8]>),
+}
+
+impl PartialEq for ChatRoute {
+    fn eq(&self, other: &Self) -> bool {
+        // As text: which representation holds it does not matter.
+        self.all_bytes() == other.all_bytes()
+            && self.ends == other.ends
+            && self.present == other.present
+    }
+}
+
+impl Eq for ChatRoute {}
+
 impl ChatRoute {
-    /// A route of `chat_id` with these facts; `None` if their total length does not fit
-    /// the offsets (over 4 GiB, which no frame within any sane line limit carries).
+    /// A route of `chat_id` with these facts (each the bytes of a string); `None` if their
+    /// total length does not fit the offsets (over 4 GiB, which no frame within any sane
+    /// line limit carries).
     fn new(
-        chat_id: &str,
-        platform: &str,
-        scope_id: Option<&str>,
-        user_id: Option<&str>,
-        profile: Option<&str>,
+        chat_id: &[u8],
+        platform: &[u8],
+        scope_id: Option<&[u8]>,
+        user_id: Option<&[u8]>,
+        profile: Option<&[u8]>,
     ) -> Option<Self> {
         let parts = [Some(chat_id), Some(platform), scope_id, user_id, profile];
-        // Built on the stack and copied once into its shared allocation: a `String` would
-        // be a second allocation, since `Arc<str>` cannot adopt its buffer. A longer route
-        // (over 256 bytes, rare) is built in a `String`.
-        let mut stack = [0u8; 256];
-        let mut heap = String::new();
         let mut ends = [0; 5];
         let mut len = 0usize;
         for (end, part) in ends.iter_mut().zip(parts) {
-            let part = part.unwrap_or_default();
-            if heap.is_empty() {
-                match stack.get_mut(len..len + part.len()) {
-                    Some(room) => room.copy_from_slice(part.as_bytes()),
-                    None => {
-                        let done = stack.get(..len).unwrap_or_default();
-                        heap = String::from_utf8_lossy(done).into_owned();
-                        heap.push_str(part);
-                    }
-                }
-            } else {
-                heap.push_str(part);
-            }
-            len += part.len();
+            len += part.map_or(0, <[u8]>::len);
             *end = u32::try_from(len).ok()?;
         }
-        let text: Arc<str> = if heap.is_empty() {
-            // Whole `str`s concatenated: valid UTF-8, so this never falls back.
-            Arc::from(std::str::from_utf8(stack.get(..len)?).ok()?)
-        } else {
-            Arc::from(heap)
+        let bytes = match (u8::try_from(len), len <= INLINE) {
+            (Ok(short), true) => {
+                let mut inline = [0u8; INLINE];
+                let mut at = 0;
+                for part in parts.into_iter().flatten() {
+                    if let Some(to) = inline.get_mut(at..at + part.len()) {
+                        to.copy_from_slice(part);
+                    }
+                    at += part.len();
+                }
+                RouteBytes::Inline {
+                    len: short,
+                    bytes: inline,
+                }
+            }
+            // Two allocations (`Arc` cannot adopt the `Vec`'s buffer), for a rare route.
+            _ => RouteBytes::Shared(Arc::from(
+                parts
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .copied()
+                    .collect::<Vec<u8>>(),
+            )),
         };
         let present = u8::from(scope_id.is_some())
             | u8::from(user_id.is_some()) << 1
             | u8::from(profile.is_some()) << 2;
         Some(Self {
-            text,
+            bytes,
             ends,
             present,
         })
     }
 
-    /// Field `i` of the concatenation.
-    fn part(&self, i: usize) -> &str {
+    /// The whole concatenation.
+    fn all_bytes(&self) -> &[u8] {
+        match &self.bytes {
+            RouteBytes::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            RouteBytes::Shared(bytes) => bytes,
+        }
+    }
+
+    /// The bytes of field `i` of the concatenation.
+    fn part_bytes(&self, i: usize) -> &[u8] {
         let start = i
             .checked_sub(1)
             .and_then(|j| self.ends.get(j))
             .copied()
             .unwrap_or(0);
         let end = self.ends.get(i).copied().unwrap_or(0);
-        // The offsets were taken at char boundaries of `text` when it was built.
-        self.text
+        self.all_bytes()
             .get(start as usize..end as usize)
             .unwrap_or_default()
     }
 
+    /// Field `i` of the concatenation.
+    fn part(&self, i: usize) -> &str {
+        // Copied whole from strings, so the check never fails.
+        std::str::from_utf8(self.part_bytes(i)).unwrap_or_default()
+    }
+
+    /// Whether optional field `i` (2, 3 or 4) is present.
+    fn has(&self, i: usize) -> bool {
+        self.present >> (i - 2) & 1 == 1
+    }
+
     /// Optional field `i` (2, 3 or 4).
     fn optional(&self, i: usize) -> Option<&str> {
-        (self.present >> (i - 2) & 1 == 1).then(|| self.part(i))
+        self.has(i).then(|| self.part(i))
+    }
+
+    /// The bytes of optional field `i` (2, 3 or 4).
+    fn optional_bytes(&self, i: usize) -> Option<&[u8]> {
+        self.has(i).then(|| self.part_bytes(i))
     }
 
     /// The chat.
@@ -118,12 +170,12 @@ impl ChatRoute {
         self.optional(4)
     }
 
-    /// Whether `source` carries exactly these facts.
+    /// Whether `source` carries exactly these facts (compared as bytes).
     fn matches(&self, source: &crate::wire::SessionSource) -> bool {
-        self.platform() == source.platform
-            && self.scope_id() == source.scope_id.as_deref()
-            && self.user_id() == source.user_id.as_deref()
-            && self.profile() == source.profile.as_deref()
+        self.part_bytes(1) == source.platform.as_bytes()
+            && self.optional_bytes(2) == source.scope_id.as_ref().map(|s| s.as_bytes())
+            && self.optional_bytes(3) == source.user_id.as_ref().map(|s| s.as_bytes())
+            && self.optional_bytes(4) == source.profile.as_ref().map(|s| s.as_bytes())
     }
 }
 
@@ -139,29 +191,14 @@ impl std::fmt::Debug for ChatRoute {
     }
 }
 
-/// A route as the key of the route table: it hashes and compares as its chat id alone, so
-/// the table is looked up by `&str` and holds each route once (the age index shares it).
+/// A route as the key of the route table: it is known by its chat id alone, so the table
+/// is looked up by the chat id's bytes and holds each route once.
 #[derive(Clone, Debug)]
 pub(super) struct RouteKey(ChatRoute);
 
-impl PartialEq for RouteKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.chat_id() == other.0.chat_id()
-    }
-}
-
-impl Eq for RouteKey {}
-
-impl std::hash::Hash for RouteKey {
-    // As `str` hashes, so that `Borrow<str>` lookups find it.
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.chat_id().hash(state);
-    }
-}
-
-impl std::borrow::Borrow<str> for RouteKey {
-    fn borrow(&self) -> &str {
-        self.0.chat_id()
+impl crate::bounded::KeyBytes for RouteKey {
+    fn key_bytes(&self) -> &[u8] {
+        self.0.part_bytes(0)
     }
 }
 
@@ -179,40 +216,38 @@ impl RelayMachine {
 
     /// What the machine remembers of `chat_id` from its latest inbound.
     pub fn route(&self, chat_id: &str) -> Option<&ChatRoute> {
-        self.routes.get_key(chat_id).map(|key| &key.0)
+        self.routes.get_key(chat_id.as_bytes()).map(|key| &key.0)
     }
 
     /// Remembers the routing facts of a chat's latest inbound.
     pub(super) fn record_route(&mut self, source: &crate::wire::SessionSource) {
-        if source.chat_id.is_empty() {
+        let chat_id = source.chat_id.as_bytes();
+        if chat_id.is_empty() {
             return;
         }
         // A chat's facts seldom change between its messages: then only its age moves, and
         // nothing is copied.
-        match self
-            .route(source.chat_id.as_str())
-            .map(|r| r.matches(source))
-        {
-            Some(true) => {
-                self.routes.touch(source.chat_id.as_str());
+        let probe = self.routes.probe(chat_id);
+        if let Some((key, ())) = self.routes.probed(&probe) {
+            if key.0.matches(source) {
+                self.routes.touch_probed(&probe);
                 return;
             }
-            // The table keeps the key it holds on an insert: the old route goes first.
-            Some(false) => {
-                self.routes.remove(source.chat_id.as_str());
-            }
-            None => {}
         }
-        // A copy, not slices: the route outlives the message it came in.
+        // A copy, not slices: the route outlives the message it came in. An insert
+        // replaces the chat's old route, key and all.
+        fn bytes(s: &Option<crate::wire::Str>) -> Option<&[u8]> {
+            s.as_ref().map(crate::wire::Str::as_bytes)
+        }
         let route = ChatRoute::new(
-            source.chat_id.as_str(),
-            source.platform.as_str(),
-            source.scope_id.as_deref(),
-            source.user_id.as_deref(),
-            source.profile.as_deref(),
+            chat_id,
+            source.platform.as_bytes(),
+            bytes(&source.scope_id),
+            bytes(&source.user_id),
+            bytes(&source.profile),
         );
         if let Some(route) = route {
-            self.routes.insert(RouteKey(route), ());
+            self.routes.insert_probed(probe, RouteKey(route), ());
         }
     }
 
@@ -223,8 +258,8 @@ impl RelayMachine {
         action: &mut OutboundAction,
         platform: Option<&str>,
     ) -> (Option<String>, Option<String>) {
-        let route = action.chat_id().and_then(|c| self.route(c)).cloned();
-        if let (Some(route), Some(metadata)) = (&route, action.metadata_mut()) {
+        let route = action.chat_id().and_then(|c| self.route(c));
+        if let (Some(route), Some(metadata)) = (route, action.metadata_mut()) {
             for (key, value) in [
                 ("scope_id", route.scope_id()),
                 ("user_id", route.user_id()),
