@@ -19,15 +19,18 @@ impl ConnectorMachine {
     ) -> Result<(), ConnectorError> {
         self.flush_input();
         self.open()?;
-        // The set hands back its own copy of the id for the frame: no clone.
-        let Some(request_id) = self.open_requests.take(request_id) else {
+        if !self.open_requests.remove(&OpenId::of(request_id)) {
             return Err(ConnectorError::UnknownRequest(request_id.clone()));
-        };
+        }
         crate::trace::debug!(request_id = %request_id, outcome = %result, "request resolved");
-        self.transmit(&Frame::OutboundResult(OutboundResult {
-            request_id,
-            result,
-        }));
+        if !self.closed {
+            // Encoded from the caller's id and result as they are: building the frame
+            // would take a copy of the id.
+            let line = Transmit::outbound_result(request_id, &result);
+            self.core
+                .outputs
+                .transmit_line(CONNECTION, line, Carries::Nothing);
+        }
         Ok(())
     }
 
@@ -38,7 +41,7 @@ impl ConnectorMachine {
         // An id still open belongs to a request the application will answer: a second
         // answer for it would be a duplicate result.
         if let Some(Salvage::Outbound(id)) = &e.salvage {
-            if !self.open_requests.contains(id) {
+            if !self.open_requests.contains(&OpenId::of(id)) {
                 crate::trace::info!(request_id = %id, "request refused: undecodable outbound");
                 let error = format!("invalid outbound: {}", e.message);
                 self.transmit(&Frame::OutboundResult(OutboundResult {
@@ -57,7 +60,8 @@ impl ConnectorMachine {
             platform,
             bot_id,
         } = outbound;
-        if self.open_requests.contains(&request_id) {
+        let key = OpenId::of(&request_id);
+        if self.open_requests.contains(&key) {
             return self.diagnostic(ConnectorDiagnostic::DuplicateRequest(request_id));
         }
         let identity = match &platform {
@@ -65,7 +69,7 @@ impl ConnectorMachine {
             None => self.identities.first(),
         }
         .filter(|i| bot_id.as_ref().is_none_or(|b| *b == i.bot_id))
-        .cloned();
+        .map(Arc::clone);
         let Some(identity) = identity else {
             let error = format!(
                 "identity {}:{} is not announced on this connection",
@@ -92,11 +96,41 @@ impl ConnectorMachine {
             return self.diagnostic(ConnectorDiagnostic::TooManyRequests(request_id));
         }
         crate::trace::debug!(request_id = %request_id, platform = %identity.platform, "request received");
-        self.open_requests.insert(request_id.clone());
+        self.open_requests.insert(key);
         self.event(ConnectorEvent::Outbound {
             request_id,
             action,
             identity,
         });
+    }
+}
+
+/// An open request's id as the machine keeps it. Ids of up to 32 bytes (the 32 hex
+/// characters gateways built on this crate mint) are kept inline, so opening and
+/// answering a request allocates nothing for its bookkeeping; a longer id (any string is
+/// accepted from a peer) is copied, as before. Exact either way: never a hash standing in
+/// for the id, so two requests are never mistaken for one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum OpenId {
+    /// The first `len` bytes of `bytes`; the rest are zero.
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    /// A longer id.
+    Heap(Box<str>),
+}
+
+/// Longest id kept inline.
+const INLINE_ID: usize = 32;
+
+impl OpenId {
+    pub(super) fn of(id: &RequestId) -> Self {
+        let text = id.as_str();
+        let mut bytes = [0; INLINE_ID];
+        match (u8::try_from(text.len()), bytes.get_mut(..text.len())) {
+            (Ok(len), Some(prefix)) => {
+                prefix.copy_from_slice(text.as_bytes());
+                OpenId::Inline { len, bytes }
+            }
+            _ => OpenId::Heap(text.into()),
+        }
     }
 }

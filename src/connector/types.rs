@@ -1,6 +1,7 @@
 //! What goes in and out of a [`ConnectorMachine`](super::ConnectorMachine)(super::ConnectorMachine) besides bytes.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError};
@@ -79,8 +80,10 @@ pub enum ConnectorEvent {
         request_id: RequestId,
         /// What to do.
         action: OutboundAction,
-        /// The identity to act as: the tagged one, or the session default.
-        identity: Identity,
+        /// The identity to act as: the tagged one, or the session default. Shared with
+        /// the machine (it reads as an `Identity`): every request names one of the few
+        /// announced identities, so each event holds a reference count, not a copy.
+        identity: Arc<Identity>,
     },
     /// The gateway asks to stop a session's running turn; route it to the gateway that owns
     /// the session as an `interrupt_inbound`.
@@ -277,5 +280,27 @@ impl fmt::Display for ConnectorEvent {
             }
             ConnectorEvent::Diagnostic(d) => write!(f, "Diagnostic {d:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn probe() {
+        use crate::wire::*;
+        eprintln!(
+            "Output {} Event {} Action {} Frame {} Outbound {} Send {} Prompt {} SendMedia {} ThreadRename {} Identity {} Item {}",
+            size_of::<super::Output>(),
+            size_of::<super::ConnectorEvent>(),
+            size_of::<OutboundAction>(),
+            size_of::<Frame>(),
+            size_of::<Outbound>(),
+            size_of::<SendAction>(),
+            size_of::<PromptAction>(),
+            size_of::<SendMediaAction>(),
+            size_of::<ThreadRenameAction>(),
+            size_of::<Identity>(),
+            size_of::<crate::outputs::Item<super::ConnectorCommand, super::ConnectorEvent>>()
+        );
     }
 }
