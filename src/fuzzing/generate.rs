@@ -410,7 +410,7 @@ pub fn action(u: &mut Unstructured<'_>) -> Result<OutboundAction> {
             metadata: metadata(u)?,
         }),
         4 => OutboundAction::GetChatInfo(GetChatInfoAction { chat_id: str(u)? }),
-        5 => OutboundAction::SendMedia(SendMediaAction {
+        5 => OutboundAction::SendMedia(Box::new(SendMediaAction {
             chat_id: str(u)?,
             media_kind: str(u)?,
             source_url: str(u)?,
@@ -418,8 +418,8 @@ pub fn action(u: &mut Unstructured<'_>) -> Result<OutboundAction> {
             reply_to: opt_str(u)?,
             metadata: metadata(u)?,
             filename: opt_str(u)?,
-        }),
-        6 => OutboundAction::Prompt(PromptAction {
+        })),
+        6 => OutboundAction::Prompt(Box::new(PromptAction {
             chat_id: str(u)?,
             content: str(u)?,
             prompt_kind: str(u)?,
@@ -434,7 +434,7 @@ pub fn action(u: &mut Unstructured<'_>) -> Result<OutboundAction> {
             reply_to: opt_str(u)?,
             metadata: metadata(u)?,
             timeout_s: u.arbitrary()?,
-        }),
+        })),
         7 => OutboundAction::React(ReactAction {
             chat_id: str(u)?,
             message_id: str(u)?,
@@ -448,14 +448,14 @@ pub fn action(u: &mut Unstructured<'_>) -> Result<OutboundAction> {
             message_id: opt_str(u)?,
             metadata: metadata(u)?,
         }),
-        9 => OutboundAction::ThreadRename(ThreadRenameAction {
+        9 => OutboundAction::ThreadRename(Box::new(ThreadRenameAction {
             chat_id: str(u)?,
             message_id: str(u)?,
             thread_name: str(u)?,
             metadata: metadata(u)?,
             only_if_connector_created: u.arbitrary()?,
             only_if_current_name: opt_str(u)?,
-        }),
+        })),
         10 => OutboundAction::Delete(DeleteAction {
             chat_id: str(u)?,
             message_id: str(u)?,

@@ -34,16 +34,18 @@ pub enum OutboundAction {
     FollowUp(FollowUpAction),
     /// `get_chat_info`: ask for a chat's name and type.
     GetChatInfo(GetChatInfoAction),
-    /// `send_media`: post an attachment.
-    SendMedia(SendMediaAction),
+    /// `send_media`: post an attachment. Boxed, as are `prompt` and `thread_rename`: they
+    /// are the largest actions and rare, and every event and frame is as large as its
+    /// largest variant, moved several times on the way to the application.
+    SendMedia(Box<SendMediaAction>),
     /// `prompt`: post a message with answer buttons.
-    Prompt(PromptAction),
+    Prompt(Box<PromptAction>),
     /// `react`: add or remove a reaction.
     React(ReactAction),
     /// `thread_create`: open a thread.
     ThreadCreate(ThreadCreateAction),
     /// `thread_rename`: rename a thread, optionally guarded.
-    ThreadRename(ThreadRenameAction),
+    ThreadRename(Box<ThreadRenameAction>),
     /// `delete`: delete a message.
     Delete(DeleteAction),
     /// `draft`: update a native streaming draft.
@@ -356,15 +358,32 @@ ops! {
     Typing(TypingAction) = "typing",
     FollowUp(FollowUpAction) = "follow_up",
     GetChatInfo(GetChatInfoAction) = "get_chat_info",
-    SendMedia(SendMediaAction) = "send_media",
-    Prompt(PromptAction) = "prompt",
+    SendMedia(Box<SendMediaAction>) = "send_media",
+    Prompt(Box<PromptAction>) = "prompt",
     React(ReactAction) = "react",
     ThreadCreate(ThreadCreateAction) = "thread_create",
-    ThreadRename(ThreadRenameAction) = "thread_rename",
+    ThreadRename(Box<ThreadRenameAction>) = "thread_rename",
     Delete(DeleteAction) = "delete",
     Draft(DraftAction) = "draft",
     TaskCard(TaskCardAction) = "task_card",
     TaskCardStop(TaskCardStopAction) = "task_card_stop",
+}
+
+/// The boxed variants convert from their action as the others do.
+macro_rules! boxed_from {
+    ($($variant:ident($ty:ty),)*) => {$(
+        impl From<$ty> for OutboundAction {
+            fn from(action: $ty) -> Self {
+                OutboundAction::$variant(Box::new(action))
+            }
+        }
+    )*};
+}
+
+boxed_from! {
+    SendMedia(SendMediaAction),
+    Prompt(PromptAction),
+    ThreadRename(ThreadRenameAction),
 }
 
 impl<'de> Deserialize<'de> for OutboundAction {
