@@ -553,3 +553,43 @@ impl ActionResult {
                     .is_some_and(|e| e.to_ascii_lowercase().contains("egress declined:")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::wire::text::with_source;
+
+    /// Decoded as the codec decodes a line (the line is the source of borrowed strings):
+    /// an action's long unescaped strings are slices of the line, short ones are inline,
+    /// escaped ones (Python's `\uXXXX`) are owned copies, and all read as the text.
+    #[test]
+    fn unescaped_action_strings_are_slices_of_the_line() {
+        let line = Bytes::from_static(
+            br#"{"op": "follow_up", "session_key": "agent:main:discord:group:4455", "kind": "discord.interaction_token", "content": "Working on it \u2026 \ud83d\ude80", "metadata": {}}"#,
+        );
+        let action: OutboundAction = with_source(&line, || serde_json::from_slice(&line)).unwrap();
+        let OutboundAction::FollowUp(f) = action else {
+            panic!("{action:?}")
+        };
+        assert!(f.session_key.is_shared_slice(&line));
+        assert!(f.kind.is_shared_slice(&line));
+        assert_eq!(f.kind, "discord.interaction_token");
+        assert!(!f.content.is_shared_slice(&line));
+        assert_eq!(f.content, "Working on it \u{2026} \u{1F680}");
+
+        let line = Bytes::from_static(
+            br#"{"op": "send", "chat_id": "4455", "content": "a reply long enough to be a slice", "reply_to": "77"}"#,
+        );
+        let action: OutboundAction = with_source(&line, || serde_json::from_slice(&line)).unwrap();
+        let OutboundAction::Send(send) = action else {
+            panic!("{action:?}")
+        };
+        assert!(send.content.is_shared_slice(&line));
+        assert_eq!(send.chat_id, "4455");
+        assert_eq!(send.reply_to.as_deref(), Some("77"));
+    }
+}
