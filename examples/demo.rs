@@ -136,7 +136,7 @@ async fn run() -> Result<(), String> {
                 }
                 if event.text.contains("please deploy") {
                     let reply = SendAction {
-                        chat_id: event.source.chat_id.to_string(),
+                        chat_id: event.source.chat_id.clone(),
                         content: "deploying".into(),
                         ..Default::default()
                     };

@@ -116,7 +116,7 @@ pub fn run(say: &mut dyn FnMut(&str, String)) -> Result<Outcome, Box<dyn Error>>
             format!("{} from {author}: session {gateway_key}", event.text),
         );
         let follow_up = FollowUpAction {
-            session_key: gateway_key.clone(),
+            session_key: gateway_key.clone().into(),
             kind: "discord.interaction_token".into(),
             content: "Started a new session.".into(),
             metadata: Default::default(),
@@ -135,7 +135,7 @@ pub fn run(say: &mut dyn FnMut(&str, String)) -> Result<Outcome, Box<dyn Error>>
             continue;
         };
         let result = match &action {
-            OutboundAction::FollowUp(f) => match vault.get(&f.session_key) {
+            OutboundAction::FollowUp(f) => match vault.get(f.session_key.as_str()) {
                 Some(capability) => {
                     say("conn", format!("follow_up names {}", f.session_key));
                     // Stands in for Discord's `POST /webhooks/{application_id}/{token}`.
@@ -147,7 +147,7 @@ pub fn run(say: &mut dyn FnMut(&str, String)) -> Result<Outcome, Box<dyn Error>>
                             capability.application_id, f.content
                         ),
                     );
-                    executed = Some((capability.token.clone(), f.content.clone()));
+                    executed = Some((capability.token.clone(), f.content.to_string()));
                     ActionResult::ok_with_message("m-1")
                 }
                 None => ActionResult::failure("no capability bound to that session", None),

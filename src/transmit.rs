@@ -5,7 +5,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::codec;
-use crate::wire::Frame;
+use crate::wire::{ActionResult, Frame, RequestId};
 
 /// One wire line to write as one WebSocket **text** message: compact JSON ending in `\n`.
 ///
@@ -24,6 +24,25 @@ impl Transmit {
         codec::encode_into(frame, &mut out);
         // serde_json writes UTF-8 only; the fallback cannot be taken, and would write an
         // empty line (skipped by every decoder) rather than panic.
+        Self(String::from_utf8(out).unwrap_or_default())
+    }
+
+    /// The `outbound_result` line answering `request_id` with `result`: byte for byte what
+    /// [`encode`](Self::encode) writes for that frame, written from borrowed parts, so a
+    /// connector answers a request without copying its id into a frame first.
+    pub(crate) fn outbound_result(request_id: &RequestId, result: &ActionResult) -> Self {
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(b"{\"type\":\"outbound_result\",\"requestId\":");
+        let written = serde_json::to_writer(&mut out, request_id.as_str()).and_then(|()| {
+            out.extend_from_slice(b",\"result\":");
+            serde_json::to_writer(&mut out, result)
+        });
+        if written.is_err() {
+            // As `encode`: a failed write (impossible for these types) is an empty line,
+            // skipped by every decoder, never half a frame.
+            return Self(String::new());
+        }
+        out.extend_from_slice(b"}\n");
         Self(String::from_utf8(out).unwrap_or_default())
     }
 
@@ -98,5 +117,42 @@ impl fmt::Debug for Transmit {
 impl fmt::Display for Transmit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0.trim_end_matches('\n'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::OutboundResult;
+
+    /// The borrowed encoding of a result writes the same bytes as encoding the frame.
+    #[test]
+    fn an_outbound_result_is_written_as_its_frame_is() {
+        let mut extra = serde_json::Map::new();
+        extra.insert(
+            "chat_info".into(),
+            serde_json::json!({"name": "n\u{e9}", "n": 1}),
+        );
+        let results = [
+            ActionResult::ok(),
+            ActionResult::ok_with_message("m-1"),
+            ActionResult::failure("quote \" and \u{2014} and \n", Some("egress_declined")),
+            ActionResult {
+                thread_id: Some("t".into()),
+                auto_thread_name: Some("a".into()),
+                extra,
+                ..ActionResult::ok()
+            },
+        ];
+        for id in ["r-1", "", "a\"b\\c\u{1}\u{1F680}", &"9".repeat(40)] {
+            for result in &results {
+                let frame = Frame::OutboundResult(OutboundResult {
+                    request_id: RequestId::from(id),
+                    result: result.clone(),
+                });
+                let line = Transmit::outbound_result(&RequestId::from(id), result);
+                assert_eq!(line, Transmit::encode(&frame));
+            }
+        }
     }
 }

@@ -81,7 +81,7 @@ fn gateway_traffic(gw: &mut RelayMachine, now: Instant) {
             }
         }
         let action = SendAction {
-            chat_id: (i % 3).to_string(),
+            chat_id: (i % 3).to_string().into(),
             content: "ok".into(),
             ..SendAction::default()
         };

@@ -136,9 +136,9 @@ fn edge_values_round_trip() {
             common::outbound(
                 "r",
                 DraftAction {
-                    chat_id: "c".to_owned(),
+                    chat_id: "c".into(),
                     draft_id,
-                    content: String::new(),
+                    content: String::new().into(),
                     is_final: false,
                     metadata: Default::default(),
                 },

@@ -107,7 +107,7 @@ impl Stages {
                 for i in 0..self.plan.sends {
                     let action = SendAction {
                         chat_id: "demo".into(),
-                        content: format!("send {i}"),
+                        content: format!("send {i}").into(),
                         ..Default::default()
                     };
                     match machine.send(now, action, None) {

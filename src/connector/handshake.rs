@@ -5,7 +5,7 @@ use super::*;
 
 impl ConnectorMachine {
     /// The identities announced so far, in order; the first is the session default.
-    pub fn identities(&self) -> &[Identity] {
+    pub fn identities(&self) -> &[Arc<Identity>] {
         &self.identities
     }
 
@@ -46,8 +46,10 @@ impl ConnectorMachine {
             return self.diagnostic(ConnectorDiagnostic::RefusedHello(identity.platform));
         }
         // The manifest is the application's, once; what the socket keeps is who it is.
-        self.identities
-            .push(Identity::new(&identity.platform, &identity.bot_id));
+        self.identities.push(Arc::new(Identity::new(
+            &identity.platform,
+            &identity.bot_id,
+        )));
         self.hello_due = None;
         if self.ping_due.is_none() && !self.closed {
             self.ping_due = self

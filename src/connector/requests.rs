@@ -2,6 +2,8 @@
 //! application once, with the identity it names, and answered exactly once; what cannot be
 //! executed is answered by the machine itself.
 
+use std::hash::{BuildHasher, Hash, Hasher};
+
 use super::*;
 
 impl ConnectorMachine {
@@ -19,15 +21,18 @@ impl ConnectorMachine {
     ) -> Result<(), ConnectorError> {
         self.flush_input();
         self.open()?;
-        // The set hands back its own copy of the id for the frame: no clone.
-        let Some(request_id) = self.open_requests.take(request_id) else {
+        if !self.open_requests.remove(&OpenId::of(request_id)) {
             return Err(ConnectorError::UnknownRequest(request_id.clone()));
-        };
+        }
         crate::trace::debug!(request_id = %request_id, outcome = %result, "request resolved");
-        self.transmit(&Frame::OutboundResult(OutboundResult {
-            request_id,
-            result,
-        }));
+        if !self.closed {
+            // Encoded from the caller's id and result as they are: building the frame
+            // would take a copy of the id.
+            let line = Transmit::outbound_result(request_id, &result);
+            self.core
+                .outputs
+                .transmit_line(CONNECTION, line, Carries::Nothing);
+        }
         Ok(())
     }
 
@@ -38,7 +43,7 @@ impl ConnectorMachine {
         // An id still open belongs to a request the application will answer: a second
         // answer for it would be a duplicate result.
         if let Some(Salvage::Outbound(id)) = &e.salvage {
-            if !self.open_requests.contains(id) {
+            if !self.open_requests.contains(&OpenId::of(id)) {
                 crate::trace::info!(request_id = %id, "request refused: undecodable outbound");
                 let error = format!("invalid outbound: {}", e.message);
                 self.transmit(&Frame::OutboundResult(OutboundResult {
@@ -57,16 +62,20 @@ impl ConnectorMachine {
             platform,
             bot_id,
         } = outbound;
-        if self.open_requests.contains(&request_id) {
-            return self.diagnostic(ConnectorDiagnostic::DuplicateRequest(request_id));
-        }
         let identity = match &platform {
             Some(p) => self.identities.iter().find(|i| &i.platform == p),
             None => self.identities.first(),
         }
         .filter(|i| bot_id.as_ref().is_none_or(|b| *b == i.bot_id))
-        .cloned();
+        .map(Arc::clone);
+        let open = self.open_requests.len();
+        // Opened first, so that a request is hashed once on its way in; a duplicate is
+        // refused before anything else, and a refusal below closes it again.
+        if !self.open_requests.insert(OpenId::of(&request_id)) {
+            return self.diagnostic(ConnectorDiagnostic::DuplicateRequest(request_id));
+        }
         let Some(identity) = identity else {
+            self.open_requests.remove(&OpenId::of(&request_id));
             let error = format!(
                 "identity {}:{} is not announced on this connection",
                 platform.as_deref().unwrap_or("<default>"),
@@ -83,7 +92,8 @@ impl ConnectorMachine {
                 bot_id,
             });
         };
-        if self.open_requests.len() >= self.config.max_open_requests {
+        if open >= self.config.max_open_requests {
+            self.open_requests.remove(&OpenId::of(&request_id));
             self.transmit(&Frame::OutboundResult(OutboundResult {
                 request_id: request_id.clone(),
                 result: ActionResult::failure("connector busy: too many open requests", None),
@@ -92,11 +102,157 @@ impl ConnectorMachine {
             return self.diagnostic(ConnectorDiagnostic::TooManyRequests(request_id));
         }
         crate::trace::debug!(request_id = %request_id, platform = %identity.platform, "request received");
-        self.open_requests.insert(request_id.clone());
         self.event(ConnectorEvent::Outbound {
             request_id,
             action,
             identity,
         });
+    }
+}
+
+/// An open request's id as the machine keeps it. Ids of up to 32 bytes (the 32 hex
+/// characters gateways built on this crate mint) are kept inline, so opening and
+/// answering a request allocates nothing for its bookkeeping; a longer id (any string is
+/// accepted from a peer) is copied, as before. Exact either way: never a hash standing in
+/// for the id, so two requests are never mistaken for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum OpenId {
+    /// The first `len` bytes of `bytes`; the rest are zero.
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    /// A longer id.
+    Heap(Box<str>),
+}
+
+/// Longest id kept inline.
+const INLINE_ID: usize = 32;
+
+impl OpenId {
+    pub(super) fn of(id: &RequestId) -> Self {
+        let text = id.as_str();
+        let mut bytes = [0; INLINE_ID];
+        match (u8::try_from(text.len()), bytes.get_mut(..text.len())) {
+            (Ok(len), Some(prefix)) => {
+                prefix.copy_from_slice(text.as_bytes());
+                OpenId::Inline { len, bytes }
+            }
+            _ => OpenId::Heap(text.into()),
+        }
+    }
+}
+
+impl Hash for OpenId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            // Four whole words and the length: a fixed, branch-free sequence (the padding
+            // is zero, so equal ids hash alike).
+            OpenId::Inline { len, bytes } => {
+                for word in bytes.chunks_exact(8) {
+                    let mut w = [0; 8];
+                    w.copy_from_slice(word);
+                    state.write_u64(u64::from_le_bytes(w));
+                }
+                state.write_u8(*len);
+            }
+            OpenId::Heap(text) => state.write(text.as_bytes()),
+        }
+    }
+}
+
+/// Builds the hashers of the open-request table: a multiply-rotate over 8-byte words from
+/// a per-machine random seed, then a full avalanche.
+///
+/// SipHash, the default, hashed each id three times per request (the duplicate check,
+/// the insert, the answer) for several percent of the receive path. The ids come from
+/// the authenticated gateway and the table is bounded (`max_open_requests`), so, as for
+/// the gateway's tables, a fast seeded hash is enough: colliding ids cannot be computed
+/// offline, and even all-colliding ids cost a bounded probe.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct IdHashing(u64);
+
+impl IdHashing {
+    /// A seed of its own for each machine.
+    pub(super) fn new() -> Self {
+        Self(std::collections::hash_map::RandomState::new().hash_one(0x6f70_656e_u64))
+    }
+}
+
+impl BuildHasher for IdHashing {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(self.0)
+    }
+}
+
+/// One hashing by [`IdHashing`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct IdHasher(u64);
+
+/// The FxHash multiplier (odd, with well-spread bits).
+const K: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in words.by_ref() {
+            let mut w = [0; 8];
+            w.copy_from_slice(word);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        let rest = words.remainder();
+        let mut w = [0; 8];
+        if let Some(prefix) = w.get_mut(..rest.len()) {
+            prefix.copy_from_slice(rest);
+        }
+        // The length tells `ab` from `ab\0`.
+        self.write_u64(u64::from_le_bytes(w) ^ ((bytes.len() as u64) << 56));
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(K);
+    }
+
+    fn finish(&self) -> u64 {
+        // The table indexes by the low bits and filters by the top seven: mix both
+        // (splitmix64's finaliser).
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inline up to 32 bytes, heap beyond; equal ids are equal keys that hash alike, and
+    /// ids that differ only past a prefix or by length stay apart.
+    #[test]
+    fn open_ids_are_exact_and_hash_alike() {
+        let hashing = IdHashing::new();
+        let ids = ["", "a", "a\0", "0123456789abcdef0123456789abcdef"];
+        let long = "0123456789abcdef0123456789abcdef0";
+        let keys: Vec<OpenId> = ids
+            .iter()
+            .chain([&long])
+            .map(|id| OpenId::of(&RequestId::from(*id)))
+            .collect();
+        assert!(matches!(keys[3], OpenId::Inline { len: 32, .. }));
+        assert!(matches!(keys[4], OpenId::Heap(_)));
+        for (i, a) in keys.iter().enumerate() {
+            for (j, b) in keys.iter().enumerate() {
+                assert_eq!(a == b, i == j, "{a:?} {b:?}");
+            }
+            let again = a.clone();
+            assert_eq!(hashing.hash_one(a), hashing.hash_one(&again));
+        }
+        let mut set = HashSet::with_hasher(hashing);
+        assert!(keys.iter().all(|k| set.insert(k.clone())));
+        assert!(keys.iter().all(|k| !set.insert(k.clone())));
     }
 }

@@ -1,6 +1,7 @@
 //! What goes in and out of a [`ConnectorMachine`](super::ConnectorMachine)(super::ConnectorMachine) besides bytes.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError};
@@ -79,8 +80,10 @@ pub enum ConnectorEvent {
         request_id: RequestId,
         /// What to do.
         action: OutboundAction,
-        /// The identity to act as: the tagged one, or the session default.
-        identity: Identity,
+        /// The identity to act as: the tagged one, or the session default. Shared with
+        /// the machine (it reads as an `Identity`): every request names one of the few
+        /// announced identities, so each event holds a reference count, not a copy.
+        identity: Arc<Identity>,
     },
     /// The gateway asks to stop a session's running turn; route it to the gateway that owns
     /// the session as an `interrupt_inbound`.
@@ -277,5 +280,18 @@ impl fmt::Display for ConnectorEvent {
             }
             ConnectorEvent::Diagnostic(d) => write!(f, "Diagnostic {d:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// Every output is moved from the queue to the driver, and every event several times
+    /// before it: the largest action variants are boxed to keep them small. A new action
+    /// or event field that grows them should be a decision, not an accident.
+    #[test]
+    fn events_and_outputs_stay_small() {
+        assert!(size_of::<crate::wire::OutboundAction>() <= 136);
+        assert!(size_of::<super::ConnectorEvent>() <= 168);
+        assert!(size_of::<super::Output>() <= 168);
     }
 }

@@ -29,7 +29,7 @@ use crate::wire::{
     Identity, Inbound, InboundAck, Interrupt, InterruptInbound, LenUnit, MediaItem, MessageEvent,
     MessageType, Outbound, OutboundAction, OutboundResult, PassthroughForward, PassthroughFrame,
     PromptAction, PromptOption, PromptResponse, ReactAction, ReplyTo, RequestId, SendAction,
-    SendMediaAction, SessionSource, TaskCardAction, TaskCardStopAction, ThreadCreateAction,
+    SendMediaAction, SessionSource, Str, TaskCardAction, TaskCardStopAction, ThreadCreateAction,
     ThreadRenameAction, TypingAction, UnknownAction, UnknownFrame, decode_base64,
 };
 
@@ -91,6 +91,16 @@ pub fn text(u: &mut Unstructured<'_>) -> Result<String> {
 
 fn opt_text(u: &mut Unstructured<'_>) -> Result<Option<String>> {
     Ok(if u.arbitrary()? { Some(text(u)?) } else { None })
+}
+
+/// [`text`] as the [`Str`] an action field holds (the same draws).
+fn str(u: &mut Unstructured<'_>) -> Result<Str> {
+    text(u).map(Str::from)
+}
+
+/// [`opt_text`] as an optional [`Str`] (the same draws).
+fn opt_str(u: &mut Unstructured<'_>) -> Result<Option<Str>> {
+    Ok(opt_text(u)?.map(Str::from))
 }
 
 fn opt<T>(
@@ -377,96 +387,96 @@ pub fn body(u: &mut Unstructured<'_>) -> Result<std::result::Result<Bytes, BodyE
 pub fn action(u: &mut Unstructured<'_>) -> Result<OutboundAction> {
     Ok(match u.int_in_range(0..=14)? {
         0 => OutboundAction::Send(SendAction {
-            chat_id: text(u)?,
-            content: text(u)?,
-            reply_to: opt_text(u)?,
+            chat_id: str(u)?,
+            content: str(u)?,
+            reply_to: opt_str(u)?,
             metadata: metadata(u)?,
         }),
         1 => OutboundAction::Edit(EditAction {
-            chat_id: text(u)?,
-            message_id: text(u)?,
-            content: text(u)?,
+            chat_id: str(u)?,
+            message_id: str(u)?,
+            content: str(u)?,
             metadata: metadata(u)?,
         }),
         2 => OutboundAction::Typing(TypingAction {
-            chat_id: text(u)?,
-            content: opt_text(u)?,
+            chat_id: str(u)?,
+            content: opt_str(u)?,
             metadata: metadata(u)?,
         }),
         3 => OutboundAction::FollowUp(FollowUpAction {
-            session_key: text(u)?,
-            kind: text(u)?,
-            content: text(u)?,
+            session_key: str(u)?,
+            kind: str(u)?,
+            content: str(u)?,
             metadata: metadata(u)?,
         }),
-        4 => OutboundAction::GetChatInfo(GetChatInfoAction { chat_id: text(u)? }),
-        5 => OutboundAction::SendMedia(SendMediaAction {
-            chat_id: text(u)?,
-            media_kind: text(u)?,
-            source_url: text(u)?,
-            content: text(u)?,
-            reply_to: opt_text(u)?,
+        4 => OutboundAction::GetChatInfo(GetChatInfoAction { chat_id: str(u)? }),
+        5 => OutboundAction::SendMedia(Box::new(SendMediaAction {
+            chat_id: str(u)?,
+            media_kind: str(u)?,
+            source_url: str(u)?,
+            content: str(u)?,
+            reply_to: opt_str(u)?,
             metadata: metadata(u)?,
-            filename: opt_text(u)?,
-        }),
-        6 => OutboundAction::Prompt(PromptAction {
-            chat_id: text(u)?,
-            content: text(u)?,
-            prompt_kind: text(u)?,
-            prompt_id: text(u)?,
+            filename: opt_str(u)?,
+        })),
+        6 => OutboundAction::Prompt(Box::new(PromptAction {
+            chat_id: str(u)?,
+            content: str(u)?,
+            prompt_kind: str(u)?,
+            prompt_id: str(u)?,
             options: list(u, |u| {
                 Ok(PromptOption {
-                    id: text(u)?,
-                    label: text(u)?,
-                    style: opt_text(u)?,
+                    id: str(u)?,
+                    label: str(u)?,
+                    style: opt_str(u)?,
                 })
             })?,
-            reply_to: opt_text(u)?,
+            reply_to: opt_str(u)?,
             metadata: metadata(u)?,
             timeout_s: u.arbitrary()?,
-        }),
+        })),
         7 => OutboundAction::React(ReactAction {
-            chat_id: text(u)?,
-            message_id: text(u)?,
-            emoji: text(u)?,
+            chat_id: str(u)?,
+            message_id: str(u)?,
+            emoji: str(u)?,
             remove: u.arbitrary()?,
             metadata: metadata(u)?,
         }),
         8 => OutboundAction::ThreadCreate(ThreadCreateAction {
-            chat_id: text(u)?,
-            thread_name: text(u)?,
-            message_id: opt_text(u)?,
+            chat_id: str(u)?,
+            thread_name: str(u)?,
+            message_id: opt_str(u)?,
             metadata: metadata(u)?,
         }),
-        9 => OutboundAction::ThreadRename(ThreadRenameAction {
-            chat_id: text(u)?,
-            message_id: text(u)?,
-            thread_name: text(u)?,
+        9 => OutboundAction::ThreadRename(Box::new(ThreadRenameAction {
+            chat_id: str(u)?,
+            message_id: str(u)?,
+            thread_name: str(u)?,
             metadata: metadata(u)?,
             only_if_connector_created: u.arbitrary()?,
-            only_if_current_name: opt_text(u)?,
-        }),
+            only_if_current_name: opt_str(u)?,
+        })),
         10 => OutboundAction::Delete(DeleteAction {
-            chat_id: text(u)?,
-            message_id: text(u)?,
+            chat_id: str(u)?,
+            message_id: str(u)?,
             metadata: metadata(u)?,
         }),
         11 => OutboundAction::Draft(DraftAction {
-            chat_id: text(u)?,
+            chat_id: str(u)?,
             draft_id: u.arbitrary()?,
-            content: text(u)?,
+            content: str(u)?,
             is_final: u.arbitrary()?,
             metadata: metadata(u)?,
         }),
         12 => OutboundAction::TaskCard(TaskCardAction {
-            chat_id: text(u)?,
-            card_id: text(u)?,
+            chat_id: str(u)?,
+            card_id: str(u)?,
             chunks: list(u, |u| value(u, MAX_DEPTH - 1))?,
             metadata: metadata(u)?,
         }),
         13 => OutboundAction::TaskCardStop(TaskCardStopAction {
-            chat_id: text(u)?,
-            card_id: text(u)?,
+            chat_id: str(u)?,
+            card_id: str(u)?,
             metadata: metadata(u)?,
         }),
         _ => OutboundAction::Unknown(UnknownAction {

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use super::Str;
 use super::tagged::{self, OpFirst, Tagged};
 
 /// Free-form `metadata` of an action: tenant discriminators (`scope_id`, `user_id`,
@@ -10,6 +11,12 @@ use super::tagged::{self, OpFirst, Tagged};
 pub type Metadata = Map<String, Value>;
 
 /// An action the gateway asks the connector to perform, tagged by `op` on the wire.
+///
+/// The actions' text fields are [`Str`]s, not `String`s: a connector receives an action
+/// per request, and a `Str` decodes without an allocation or a copy when the string is
+/// short (kept inline) or has no escapes (a slice of the received line), where each
+/// `String` was both. Build one from a `&str` or a `String` with `.into()`; take an owned
+/// `String` with `String::from` when the action is kept past the request.
 ///
 /// Each op of protocol.md §5.3 has a typed variant; any other op is kept verbatim in
 /// [`OutboundAction::Unknown`], so a connector can receive ops newer than itself and
@@ -27,16 +34,18 @@ pub enum OutboundAction {
     FollowUp(FollowUpAction),
     /// `get_chat_info`: ask for a chat's name and type.
     GetChatInfo(GetChatInfoAction),
-    /// `send_media`: post an attachment.
-    SendMedia(SendMediaAction),
+    /// `send_media`: post an attachment. Boxed, as are `prompt` and `thread_rename`: they
+    /// are the largest actions and rare, and every event and frame is as large as its
+    /// largest variant, moved several times on the way to the application.
+    SendMedia(Box<SendMediaAction>),
     /// `prompt`: post a message with answer buttons.
-    Prompt(PromptAction),
+    Prompt(Box<PromptAction>),
     /// `react`: add or remove a reaction.
     React(ReactAction),
     /// `thread_create`: open a thread.
     ThreadCreate(ThreadCreateAction),
     /// `thread_rename`: rename a thread, optionally guarded.
-    ThreadRename(ThreadRenameAction),
+    ThreadRename(Box<ThreadRenameAction>),
     /// `delete`: delete a message.
     Delete(DeleteAction),
     /// `draft`: update a native streaming draft.
@@ -53,12 +62,12 @@ pub enum OutboundAction {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SendAction {
     /// Target chat.
-    pub chat_id: String,
+    pub chat_id: Str,
     /// Message text.
-    pub content: String,
+    pub content: Str,
     /// Message to reply to. Always written, `null` when none.
     #[serde(default)]
-    pub reply_to: Option<String>,
+    pub reply_to: Option<Str>,
     /// Routing and formatting metadata.
     #[serde(default)]
     pub metadata: Metadata,
@@ -68,11 +77,11 @@ pub struct SendAction {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct EditAction {
     /// Chat of the message.
-    pub chat_id: String,
+    pub chat_id: Str,
     /// Message to edit.
-    pub message_id: String,
+    pub message_id: Str,
     /// New text.
-    pub content: String,
+    pub content: Str,
     /// Routing metadata.
     #[serde(default)]
     pub metadata: Metadata,
@@ -82,10 +91,10 @@ pub struct EditAction {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TypingAction {
     /// Target chat.
-    pub chat_id: String,
+    pub chat_id: Str,
     /// Absent: default indicator; non-empty: a status phrase; `""`: clear.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
+    pub content: Option<Str>,
     /// Routing metadata.
     #[serde(default)]
     pub metadata: Metadata,
@@ -95,11 +104,11 @@ pub struct TypingAction {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct FollowUpAction {
     /// Session the capability was bound to.
-    pub session_key: String,
+    pub session_key: Str,
     /// Kind of capability, e.g. `discord.interaction_token`.
-    pub kind: String,
+    pub kind: Str,
     /// Message text.
-    pub content: String,
+    pub content: Str,
     /// Routing metadata.
     #[serde(default)]
     pub metadata: Metadata,
@@ -109,49 +118,49 @@ pub struct FollowUpAction {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct GetChatInfoAction {
     /// The chat asked about.
-    pub chat_id: String,
+    pub chat_id: Str,
 }
 
 /// `send_media`: post an attachment from `source_url`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SendMediaAction {
     /// Target chat.
-    pub chat_id: String,
+    pub chat_id: Str,
     /// `image`, `voice`, `audio`, `video` or `document`.
-    pub media_kind: String,
+    pub media_kind: Str,
     /// Public URL or connector re-host of the media.
-    pub source_url: String,
+    pub source_url: Str,
     /// Caption; `""` when none.
     #[serde(default)]
-    pub content: String,
+    pub content: Str,
     /// Message to reply to. Always written, `null` when none.
     #[serde(default)]
-    pub reply_to: Option<String>,
+    pub reply_to: Option<Str>,
     /// Routing metadata.
     #[serde(default)]
     pub metadata: Metadata,
     /// File name to show.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filename: Option<String>,
+    pub filename: Option<Str>,
 }
 
 /// `prompt`: post `content` with answer buttons.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PromptAction {
     /// Target chat.
-    pub chat_id: String,
+    pub chat_id: Str,
     /// Prompt text.
-    pub content: String,
+    pub content: Str,
     /// `approval`, `clarify` or `choice` (a styling hint).
-    pub prompt_kind: String,
+    pub prompt_kind: Str,
     /// Gateway-minted prompt id.
-    pub prompt_id: String,
+    pub prompt_id: Str,
     /// The answer buttons.
     #[serde(deserialize_with = "tagged::objects")]
     pub options: Vec<PromptOption>,
     /// Message to reply to. Always written, `null` when none.
     #[serde(default)]
-    pub reply_to: Option<String>,
+    pub reply_to: Option<Str>,
     /// Routing metadata.
     #[serde(default)]
     pub metadata: Metadata,
@@ -164,23 +173,23 @@ pub struct PromptAction {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PromptOption {
     /// Option id (`[A-Za-z0-9_.-]{1,32}`).
-    pub id: String,
+    pub id: Str,
     /// Button label.
-    pub label: String,
+    pub label: Str,
     /// `primary`, `success`, `danger` or `secondary`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub style: Option<String>,
+    pub style: Option<Str>,
 }
 
 /// `react`: add or remove `emoji` on a message.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ReactAction {
     /// Chat of the message.
-    pub chat_id: String,
+    pub chat_id: Str,
     /// Message to react to.
-    pub message_id: String,
+    pub message_id: Str,
     /// The Unicode emoji.
-    pub emoji: String,
+    pub emoji: Str,
     /// Remove instead of add.
     #[serde(default)]
     pub remove: bool,
@@ -193,31 +202,31 @@ pub struct ReactAction {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ThreadCreateAction {
     /// Parent chat.
-    pub chat_id: String,
+    pub chat_id: Str,
     /// Thread name (≤ 100 chars); `handoff` when absent.
     #[serde(default = "default_thread_name")]
-    pub thread_name: String,
+    pub thread_name: Str,
     /// Message to anchor the thread on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
+    pub message_id: Option<Str>,
     /// Routing metadata.
     #[serde(default)]
     pub metadata: Metadata,
 }
 
-fn default_thread_name() -> String {
-    "handoff".to_owned()
+fn default_thread_name() -> Str {
+    Str::from_static("handoff")
 }
 
 /// `thread_rename`: rename the thread `message_id`, with at most one guard.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ThreadRenameAction {
     /// Parent chat.
-    pub chat_id: String,
+    pub chat_id: Str,
     /// The thread's id.
-    pub message_id: String,
+    pub message_id: Str,
     /// New name (whitespace-collapsed, ≤ 100 chars).
-    pub thread_name: String,
+    pub thread_name: Str,
     /// Routing metadata.
     #[serde(default)]
     pub metadata: Metadata,
@@ -226,16 +235,16 @@ pub struct ThreadRenameAction {
     pub only_if_connector_created: Option<bool>,
     /// Rename only if the thread still has this name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub only_if_current_name: Option<String>,
+    pub only_if_current_name: Option<Str>,
 }
 
 /// `delete`: delete a message.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DeleteAction {
     /// Chat of the message.
-    pub chat_id: String,
+    pub chat_id: Str,
     /// Message to delete.
-    pub message_id: String,
+    pub message_id: Str,
     /// Routing metadata.
     #[serde(default)]
     pub metadata: Metadata,
@@ -245,11 +254,11 @@ pub struct DeleteAction {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DraftAction {
     /// Target chat.
-    pub chat_id: String,
+    pub chat_id: Str,
     /// The draft stream's id.
     pub draft_id: i64,
     /// Current text.
-    pub content: String,
+    pub content: Str,
     /// This update seals the stream (`final` on the wire); must be idempotent.
     #[serde(rename = "final")]
     pub is_final: bool,
@@ -262,9 +271,9 @@ pub struct DraftAction {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TaskCardAction {
     /// Target chat.
-    pub chat_id: String,
+    pub chat_id: Str,
     /// Card id (`turn:<anchor>`).
-    pub card_id: String,
+    pub card_id: Str,
     /// Task objects, passed through verbatim.
     pub chunks: Vec<Value>,
     /// Routing metadata.
@@ -276,9 +285,9 @@ pub struct TaskCardAction {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TaskCardStopAction {
     /// Target chat.
-    pub chat_id: String,
+    pub chat_id: Str,
     /// Card id.
-    pub card_id: String,
+    pub card_id: Str,
     /// Routing metadata.
     #[serde(default)]
     pub metadata: Metadata,
@@ -349,15 +358,32 @@ ops! {
     Typing(TypingAction) = "typing",
     FollowUp(FollowUpAction) = "follow_up",
     GetChatInfo(GetChatInfoAction) = "get_chat_info",
-    SendMedia(SendMediaAction) = "send_media",
-    Prompt(PromptAction) = "prompt",
+    SendMedia(Box<SendMediaAction>) = "send_media",
+    Prompt(Box<PromptAction>) = "prompt",
     React(ReactAction) = "react",
     ThreadCreate(ThreadCreateAction) = "thread_create",
-    ThreadRename(ThreadRenameAction) = "thread_rename",
+    ThreadRename(Box<ThreadRenameAction>) = "thread_rename",
     Delete(DeleteAction) = "delete",
     Draft(DraftAction) = "draft",
     TaskCard(TaskCardAction) = "task_card",
     TaskCardStop(TaskCardStopAction) = "task_card_stop",
+}
+
+/// The boxed variants convert from their action as the others do.
+macro_rules! boxed_from {
+    ($($variant:ident($ty:ty),)*) => {$(
+        impl From<$ty> for OutboundAction {
+            fn from(action: $ty) -> Self {
+                OutboundAction::$variant(Box::new(action))
+            }
+        }
+    )*};
+}
+
+boxed_from! {
+    SendMedia(SendMediaAction),
+    Prompt(PromptAction),
+    ThreadRename(ThreadRenameAction),
 }
 
 impl<'de> Deserialize<'de> for OutboundAction {
@@ -371,20 +397,20 @@ impl OutboundAction {
     /// without a string `chat_id`).
     pub fn chat_id(&self) -> Option<&str> {
         match self {
-            OutboundAction::Send(a) => Some(&a.chat_id),
-            OutboundAction::Edit(a) => Some(&a.chat_id),
-            OutboundAction::Typing(a) => Some(&a.chat_id),
+            OutboundAction::Send(a) => Some(a.chat_id.as_str()),
+            OutboundAction::Edit(a) => Some(a.chat_id.as_str()),
+            OutboundAction::Typing(a) => Some(a.chat_id.as_str()),
             OutboundAction::FollowUp(_) => None,
-            OutboundAction::GetChatInfo(a) => Some(&a.chat_id),
-            OutboundAction::SendMedia(a) => Some(&a.chat_id),
-            OutboundAction::Prompt(a) => Some(&a.chat_id),
-            OutboundAction::React(a) => Some(&a.chat_id),
-            OutboundAction::ThreadCreate(a) => Some(&a.chat_id),
-            OutboundAction::ThreadRename(a) => Some(&a.chat_id),
-            OutboundAction::Delete(a) => Some(&a.chat_id),
-            OutboundAction::Draft(a) => Some(&a.chat_id),
-            OutboundAction::TaskCard(a) => Some(&a.chat_id),
-            OutboundAction::TaskCardStop(a) => Some(&a.chat_id),
+            OutboundAction::GetChatInfo(a) => Some(a.chat_id.as_str()),
+            OutboundAction::SendMedia(a) => Some(a.chat_id.as_str()),
+            OutboundAction::Prompt(a) => Some(a.chat_id.as_str()),
+            OutboundAction::React(a) => Some(a.chat_id.as_str()),
+            OutboundAction::ThreadCreate(a) => Some(a.chat_id.as_str()),
+            OutboundAction::ThreadRename(a) => Some(a.chat_id.as_str()),
+            OutboundAction::Delete(a) => Some(a.chat_id.as_str()),
+            OutboundAction::Draft(a) => Some(a.chat_id.as_str()),
+            OutboundAction::TaskCard(a) => Some(a.chat_id.as_str()),
+            OutboundAction::TaskCardStop(a) => Some(a.chat_id.as_str()),
             OutboundAction::Unknown(a) => a.fields.get("chat_id").and_then(Value::as_str),
         }
     }
@@ -525,5 +551,45 @@ impl ActionResult {
                     .error
                     .as_deref()
                     .is_some_and(|e| e.to_ascii_lowercase().contains("egress declined:")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::wire::text::with_source;
+
+    /// Decoded as the codec decodes a line (the line is the source of borrowed strings):
+    /// an action's long unescaped strings are slices of the line, short ones are inline,
+    /// escaped ones (Python's `\uXXXX`) are owned copies, and all read as the text.
+    #[test]
+    fn unescaped_action_strings_are_slices_of_the_line() {
+        let line = Bytes::from_static(
+            br#"{"op": "follow_up", "session_key": "agent:main:discord:group:4455", "kind": "discord.interaction_token", "content": "Working on it \u2026 \ud83d\ude80", "metadata": {}}"#,
+        );
+        let action: OutboundAction = with_source(&line, || serde_json::from_slice(&line)).unwrap();
+        let OutboundAction::FollowUp(f) = action else {
+            panic!("{action:?}")
+        };
+        assert!(f.session_key.is_shared_slice(&line));
+        assert!(f.kind.is_shared_slice(&line));
+        assert_eq!(f.kind, "discord.interaction_token");
+        assert!(!f.content.is_shared_slice(&line));
+        assert_eq!(f.content, "Working on it \u{2026} \u{1F680}");
+
+        let line = Bytes::from_static(
+            br#"{"op": "send", "chat_id": "4455", "content": "a reply long enough to be a slice", "reply_to": "77"}"#,
+        );
+        let action: OutboundAction = with_source(&line, || serde_json::from_slice(&line)).unwrap();
+        let OutboundAction::Send(send) = action else {
+            panic!("{action:?}")
+        };
+        assert!(send.content.is_shared_slice(&line));
+        assert_eq!(send.chat_id, "4455");
+        assert_eq!(send.reply_to.as_deref(), Some("77"));
     }
 }

@@ -423,9 +423,9 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
                 "discord",
                 Some("1122334455"),
                 SendAction {
-                    chat_id: "4455".to_owned(),
-                    content: "4.".to_owned(),
-                    reply_to: Some("9001".to_owned()),
+                    chat_id: "4455".into(),
+                    content: "4.".into(),
+                    reply_to: Some("9001".into()),
                     metadata: guild_metadata(),
                 },
             ),
@@ -435,8 +435,8 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
             outbound(
                 "1b2c3d4e5f60718293a4b5c6d7e8f901",
                 SendAction {
-                    chat_id: "9988".to_owned(),
-                    content: "Good morning \u{2600}\u{fe0f}".to_owned(),
+                    chat_id: "9988".into(),
+                    content: "Good morning \u{2600}\u{fe0f}".into(),
                     reply_to: None,
                     metadata: obj(json!({"user_id": "9988"})),
                 },
@@ -449,9 +449,9 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
                 "discord",
                 Some("1122334455"),
                 EditAction {
-                    chat_id: "4455".to_owned(),
-                    message_id: "9002".to_owned(),
-                    content: "4. (2 + 2 = 4)".to_owned(),
+                    chat_id: "4455".into(),
+                    message_id: "9002".into(),
+                    content: "4. (2 + 2 = 4)".into(),
                     metadata: guild_metadata(),
                 },
             ),
@@ -461,7 +461,7 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
             outbound(
                 "3d4e5f60718293a4b5c6d7e8f9012a3b",
                 TypingAction {
-                    chat_id: "4455".to_owned(),
+                    chat_id: "4455".into(),
                     content: None,
                     metadata: guild_metadata(),
                 },
@@ -474,8 +474,8 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
                 "slack",
                 None,
                 TypingAction {
-                    chat_id: "C024BE91L".to_owned(),
-                    content: Some(String::new()),
+                    chat_id: "C024BE91L".into(),
+                    content: Some(String::new().into()),
                     metadata: obj(json!({"thread_id": "1700000000.000100", "scope_id": "T0001"})),
                 },
             ),
@@ -487,9 +487,9 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
                 "discord",
                 Some("1122334455"),
                 FollowUpAction {
-                    session_key: "agent:main:discord:group:4455:77".to_owned(),
-                    kind: "discord.interaction_token".to_owned(),
-                    content: "Topic set.".to_owned(),
+                    session_key: "agent:main:discord:group:4455:77".into(),
+                    kind: "discord.interaction_token".into(),
+                    content: "Topic set.".into(),
                     metadata: guild_metadata(),
                 },
             ),
@@ -499,7 +499,7 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
             outbound(
                 "60718293a4b5c6d7e8f9012a3b4c5d6e",
                 GetChatInfoAction {
-                    chat_id: "4455".to_owned(),
+                    chat_id: "4455".into(),
                 },
             ),
         ),
@@ -508,13 +508,13 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
             outbound(
                 "718293a4b5c6d7e8f9012a3b4c5d6e7f",
                 SendMediaAction {
-                    chat_id: "4455".to_owned(),
-                    media_kind: "image".to_owned(),
-                    source_url: "https://relay.example.com/relay/media/m-43".to_owned(),
-                    content: String::new(),
+                    chat_id: "4455".into(),
+                    media_kind: "image".into(),
+                    source_url: "https://relay.example.com/relay/media/m-43".into(),
+                    content: String::new().into(),
                     reply_to: None,
                     metadata: guild_metadata(),
-                    filename: Some("chart.png".to_owned()),
+                    filename: Some("chart.png".into()),
                 },
             ),
         ),
@@ -523,28 +523,28 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
             outbound(
                 "8293a4b5c6d7e8f9012a3b4c5d6e7f80",
                 PromptAction {
-                    chat_id: "4455".to_owned(),
-                    content: "Run `make release`?".to_owned(),
-                    prompt_kind: "approval".to_owned(),
-                    prompt_id: "a1b2c3.0badf00d".to_owned(),
+                    chat_id: "4455".into(),
+                    content: "Run `make release`?".into(),
+                    prompt_kind: "approval".into(),
+                    prompt_id: "a1b2c3.0badf00d".into(),
                     options: vec![
                         PromptOption {
-                            id: "approve".to_owned(),
-                            label: "Approve".to_owned(),
-                            style: Some("success".to_owned()),
+                            id: "approve".into(),
+                            label: "Approve".into(),
+                            style: Some("success".into()),
                         },
                         PromptOption {
-                            id: "deny".to_owned(),
-                            label: "Deny".to_owned(),
-                            style: Some("danger".to_owned()),
+                            id: "deny".into(),
+                            label: "Deny".into(),
+                            style: Some("danger".into()),
                         },
                         PromptOption {
-                            id: "later".to_owned(),
-                            label: "Ask me later".to_owned(),
+                            id: "later".into(),
+                            label: "Ask me later".into(),
                             style: None,
                         },
                     ],
-                    reply_to: Some("9001".to_owned()),
+                    reply_to: Some("9001".into()),
                     metadata: guild_metadata(),
                     timeout_s: Some(3600),
                 },
@@ -555,9 +555,9 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
             outbound(
                 "93a4b5c6d7e8f9012a3b4c5d6e7f8091",
                 ReactAction {
-                    chat_id: "4455".to_owned(),
-                    message_id: "9001".to_owned(),
-                    emoji: "\u{1F440}".to_owned(),
+                    chat_id: "4455".into(),
+                    message_id: "9001".into(),
+                    emoji: "\u{1F440}".into(),
                     remove: false,
                     metadata: guild_metadata(),
                 },
@@ -568,9 +568,9 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
             outbound(
                 "a4b5c6d7e8f9012a3b4c5d6e7f8091a2",
                 ThreadCreateAction {
-                    chat_id: "4455".to_owned(),
-                    thread_name: "handoff".to_owned(),
-                    message_id: Some("9001".to_owned()),
+                    chat_id: "4455".into(),
+                    thread_name: "handoff".into(),
+                    message_id: Some("9001".into()),
                     metadata: guild_metadata(),
                 },
             ),
@@ -580,9 +580,9 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
             outbound(
                 "b5c6d7e8f9012a3b4c5d6e7f8091a2b3",
                 ThreadRenameAction {
-                    chat_id: "4455".to_owned(),
-                    message_id: "5566".to_owned(),
-                    thread_name: "Arithmetic".to_owned(),
+                    chat_id: "4455".into(),
+                    message_id: "5566".into(),
+                    thread_name: "Arithmetic".into(),
                     metadata: guild_metadata(),
                     only_if_connector_created: Some(true),
                     only_if_current_name: None,
@@ -594,8 +594,8 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
             outbound(
                 "c6d7e8f9012a3b4c5d6e7f8091a2b3c4",
                 DeleteAction {
-                    chat_id: "4455".to_owned(),
-                    message_id: "9002".to_owned(),
+                    chat_id: "4455".into(),
+                    message_id: "9002".into(),
                     metadata: guild_metadata(),
                 },
             ),
@@ -607,9 +607,9 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
                 "telegram",
                 Some("7012345678"),
                 DraftAction {
-                    chat_id: "9988".to_owned(),
+                    chat_id: "9988".into(),
                     draft_id: 3,
-                    content: "4.".to_owned(),
+                    content: "4.".into(),
                     is_final: true,
                     metadata: obj(json!({"user_id": "9988"})),
                 },
@@ -620,8 +620,8 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
             outbound(
                 "e8f9012a3b4c5d6e7f8091a2b3c4d5e6",
                 TaskCardAction {
-                    chat_id: "4455".to_owned(),
-                    card_id: "turn:9001".to_owned(),
+                    chat_id: "4455".into(),
+                    card_id: "turn:9001".into(),
                     chunks: vec![
                         json!({"id": "t1", "title": "Read the failing test", "status": "done"}),
                         json!({"id": "t2", "title": "Fix the parser", "status": "in_progress"}),
@@ -635,8 +635,8 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
             outbound(
                 "f9012a3b4c5d6e7f8091a2b3c4d5e6f7",
                 TaskCardStopAction {
-                    chat_id: "4455".to_owned(),
-                    card_id: "turn:9001".to_owned(),
+                    chat_id: "4455".into(),
+                    card_id: "turn:9001".into(),
                     metadata: guild_metadata(),
                 },
             ),

@@ -183,7 +183,7 @@ fn outbound_resolves_its_identity_and_gets_exactly_one_result() {
                 request_id,
                 identity,
                 ..
-            } => (request_id.0, identity.platform),
+            } => (request_id.0, identity.platform.clone()),
             other => panic!("{other:?}"),
         })
         .collect();

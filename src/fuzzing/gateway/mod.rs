@@ -253,15 +253,15 @@ impl Model {
             } => {
                 let action = if follow_up {
                     OutboundAction::FollowUp(FollowUpAction {
-                        session_key: "s".to_owned(),
-                        kind: "discord.interaction_token".to_owned(),
-                        content: "hi".to_owned(),
+                        session_key: "s".into(),
+                        kind: "discord.interaction_token".into(),
+                        content: "hi".into(),
                         metadata: Default::default(),
                     })
                 } else {
                     OutboundAction::Send(SendAction {
-                        chat_id: format!("c{}", chat % 8),
-                        content: "hi".to_owned(),
+                        chat_id: format!("c{}", chat % 8).into(),
+                        content: "hi".into(),
                         ..Default::default()
                     })
                 };
