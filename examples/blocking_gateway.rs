@@ -184,8 +184,9 @@ fn main() -> ExitCode {
             let _ = tcp.set_read_timeout(Some(wait));
         }
         match ws.read() {
-            Ok(Message::Text(text)) => gw.handle_input(Instant::now(), text.as_bytes()),
-            Ok(Message::Binary(bytes)) => gw.handle_input(Instant::now(), &bytes),
+            // The payload itself, not a copy: the frames' strings share it.
+            Ok(Message::Text(text)) => gw.handle_input(Instant::now(), bytes::Bytes::from(text)),
+            Ok(Message::Binary(bytes)) => gw.handle_input(Instant::now(), bytes),
             Ok(Message::Close(frame)) => {
                 let (code, reason) = frame.map_or((None, String::new()), |f| {
                     (Some(u16::from(f.code)), f.reason.to_string())

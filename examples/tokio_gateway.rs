@@ -177,10 +177,11 @@ impl Gateway {
             };
             tokio::select! {
                 message = ws.next() => match message {
+                    // The payload itself, not a copy: the frames' strings share it.
                     Some(Ok(Message::Text(t))) => {
-                        self.machine.handle_input(Instant::now(), t.as_bytes())
+                        self.machine.handle_input(Instant::now(), bytes::Bytes::from(t))
                     }
-                    Some(Ok(Message::Binary(b))) => self.machine.handle_input(Instant::now(), &b),
+                    Some(Ok(Message::Binary(b))) => self.machine.handle_input(Instant::now(), b),
                     Some(Ok(Message::Close(frame))) => {
                         // Answer the peer's close aside, echoing its code.
                         self.close_aside(None);

@@ -54,8 +54,8 @@ impl<C, E> Core<C, E> {
 
     /// Hands the bytes of one input to the decoder. The caller has handled every frame of
     /// the previous input first.
-    pub(crate) fn push(&mut self, now: Instant, bytes: &[u8]) {
-        self.decoder.push(bytes);
+    pub(crate) fn push(&mut self, now: Instant, bytes: impl crate::codec::Payload) {
+        bytes.push_to(&mut self.decoder);
         self.input = Some(now);
         self.diagnostics = 0;
     }

@@ -1,6 +1,6 @@
 //! The decoder's framing: over-long lines are reported once and never stored, `finish`
-//! decodes a last line without newline, `reset` forgets the partial line. (Moved from
-//! `hostile.rs` unchanged.)
+//! decodes a last line without newline, `reset` forgets the partial line, a `Bytes`
+//! message is decoded in place.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -141,4 +141,45 @@ fn reset_forgets_the_partial_line_and_restarts_counting() {
     let e = decoder.next_frame().unwrap().unwrap_err();
     // `n` starts `null`; the `o` is the problem.
     assert_eq!((e.kind, e.line, e.offset), (InvalidJson, 2, 6));
+}
+
+/// A message handed over as `Bytes` is decoded in place: its frames' long strings are
+/// slices of it, not copies. Mixed with borrowed pushes, and with lines cut across
+/// messages, the frames and their order are those of the stream.
+#[test]
+fn bytes_are_decoded_in_place_and_in_order() {
+    let text = "a message text long enough not to be kept inline";
+    let line = |id: u32| {
+        format!(r#"{{"type":"inbound","event":{{"text":"{text} {id}"}},"bufferId":"b-{id}"}}"#)
+            + "\n"
+    };
+    let message = bytes::Bytes::from(line(1) + &line(2));
+    let mut decoder = FrameDecoder::new();
+    decoder.push_bytes(message.clone());
+    let Some(Ok(Frame::Inbound(first))) = decoder.next_frame() else {
+        panic!("no first frame")
+    };
+    assert_eq!(first.event.text, format!("{text} 1"));
+    assert!(first.event.text.is_shared_slice(&message));
+
+    // Unscanned bytes remain (line 2), so this borrowed push comes after them, and the
+    // next shared one after that; line 5 is cut across two messages.
+    decoder.push(line(3).as_bytes());
+    let five = line(5);
+    let (five_a, five_b) = five.split_at(20);
+    decoder.push_bytes(bytes::Bytes::from(line(4) + five_a));
+    let ids: Vec<String> = std::iter::from_fn(|| decoder.next_frame())
+        .map(|item| match item {
+            Ok(Frame::Inbound(inbound)) => inbound.buffer_id.unwrap().to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, ["b-2", "b-3", "b-4"]);
+    assert_eq!(decoder.buffered_len(), 20);
+    decoder.push_bytes(bytes::Bytes::copy_from_slice(five_b.as_bytes()));
+    let Some(Ok(Frame::Inbound(fifth))) = decoder.next_frame() else {
+        panic!("no fifth frame")
+    };
+    assert_eq!(fifth.buffer_id.unwrap().as_str(), "b-5");
+    assert_eq!(decoder.next_frame(), None);
 }

@@ -77,7 +77,7 @@ fn open_gateway(config: GatewayConfig) -> (RelayMachine, Instant) {
     let t0 = Instant::now();
     gw.connect(t0).unwrap();
     gw.on_connected(t0, gw.generation());
-    gw.handle_input(t0, &descriptor_line());
+    gw.handle_input(t0, descriptor_line());
     drain(&mut gw);
     assert_eq!(gw.state(), GatewayState::Open);
     (gw, t0)
@@ -87,7 +87,7 @@ fn open_gateway(config: GatewayConfig) -> (RelayMachine, Instant) {
 fn still_serves(gw: &mut RelayMachine, now: Instant) {
     let id = gw.send(now, send_action("after"), None).unwrap();
     drain(gw);
-    gw.handle_input(now, &result_line(&id));
+    gw.handle_input(now, result_line(&id));
     let events = drain(gw);
     assert!(
         events.iter().any(|e| matches!(
@@ -214,7 +214,7 @@ fn the_connector_skips_an_endless_line() {
     assert!(out.transmits.is_empty(), "nothing to answer");
     conn.handle_input(
         now,
-        &encode(&Frame::Hello(Identity {
+        encode(&Frame::Hello(Identity {
             platform: "discord".into(),
             bot_id: String::new(),
             command_manifest: None,
@@ -280,7 +280,7 @@ fn tiny_frames(n: usize) {
     assert_eq!(interrupts, n / BATCH * BATCH);
     assert!(gw.poll_output().is_none());
     // The request sent before the flood still resolves.
-    gw.handle_input(t0, &result_line(&pending));
+    gw.handle_input(t0, result_line(&pending));
     assert!(matches!(
         drain(&mut gw).as_slice(),
         [GatewayEvent::Response { result: Ok(_), .. }]
@@ -324,7 +324,7 @@ fn unknown_results(n: usize) {
         assert_eq!(gw.in_flight(), 1);
     }
     assert_eq!(diagnostics, n / BATCH * BATCH);
-    gw.handle_input(t0, &result_line(&pending));
+    gw.handle_input(t0, result_line(&pending));
     let events = drain(&mut gw);
     assert!(
         matches!(events.as_slice(), [GatewayEvent::Response { id, result: Ok(_) }] if *id == pending)
@@ -469,7 +469,7 @@ fn a_silent_peer_fails_the_handshake_at_30_s() {
     // A connection that worked once, then a reconnect to a peer that stays silent.
     gw.connect(at).unwrap();
     gw.on_connected(at, gw.generation());
-    gw.handle_input(at, &descriptor_line());
+    gw.handle_input(at, descriptor_line());
     drain(&mut gw);
     gw.on_closed(at, None, "reset");
     drain(&mut gw);
@@ -517,7 +517,7 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
     let now = Instant::now();
     conn.handle_input(
         now,
-        &encode(&Frame::Hello(Identity {
+        encode(&Frame::Hello(Identity {
             platform: "discord".into(),
             bot_id: String::new(),
             command_manifest: None,
@@ -628,7 +628,7 @@ fn a_flood_of_descriptors_is_bounded() {
         let t0 = Instant::now();
         gw.connect(t0).unwrap();
         gw.on_connected(t0, gw.generation());
-        gw.handle_input(t0, &descriptor_line());
+        gw.handle_input(t0, descriptor_line());
         drain(&mut gw);
         let mut message = Vec::new();
         for i in 0..1_000 {
@@ -654,7 +654,7 @@ fn a_flood_of_descriptors_is_bounded() {
             GatewayEvent::Diagnostic(Diagnostic::TooManyDescriptors(_))
         )));
         // Updates of a platform already described are still taken.
-        gw.handle_input(t0, &descriptor_line());
+        gw.handle_input(t0, descriptor_line());
         assert!(
             drain(&mut gw)
                 .iter()
@@ -697,7 +697,7 @@ fn a_message_of_tiny_bad_lines_queues_a_bounded_number_of_diagnostics() {
     assert_eq!(events.len(), 65);
     // Draining frees the budget: the next bad line is reported again, and the connection
     // still serves well-formed traffic.
-    gw.handle_input(now, &result_line(&id));
+    gw.handle_input(now, result_line(&id));
     gw.handle_input(now, b"[]\n");
     let events = drain(&mut gw);
     assert!(matches!(events[0], GatewayEvent::Response { .. }));

@@ -274,10 +274,11 @@ impl Gateway {
                 Step::Timer => self.machine.handle_timeout(now),
                 Step::Room(true) => {}
                 Step::Room(false) => self.ended(None, "the socket failed to write"),
+                // The payload itself, not a copy: the frames' strings share it.
                 Step::Read(Some(Ok(Message::Text(t)))) => {
-                    self.machine.handle_input(now, t.as_bytes())
+                    self.machine.handle_input(now, bytes::Bytes::from(t))
                 }
-                Step::Read(Some(Ok(Message::Binary(b)))) => self.machine.handle_input(now, &b),
+                Step::Read(Some(Ok(Message::Binary(b)))) => self.machine.handle_input(now, b),
                 Step::Read(Some(Ok(Message::Pong(_) | Message::Ping(_)))) => {
                     self.machine.on_pong(now)
                 }

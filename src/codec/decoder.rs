@@ -52,6 +52,9 @@ pub struct FrameDecoder {
     /// [`Str`](crate::wire::Str)); once every frame of a message is dropped the buffer is
     /// unique again and the next push reuses it.
     input: BytesMut,
+    /// A message handed over as `Bytes` ([`push_bytes`](Self::push_bytes)) and not
+    /// scanned yet: its lines are split off it without a copy. It comes before `input`.
+    shared: Bytes,
 }
 
 impl Default for FrameDecoder {
@@ -76,6 +79,7 @@ impl FrameDecoder {
             line_start: 0,
             position: 0,
             input: BytesMut::new(),
+            shared: Bytes::new(),
         }
     }
 
@@ -89,10 +93,34 @@ impl FrameDecoder {
         self.input.extend_from_slice(chunk);
     }
 
+    /// [`push`](Self::push) for a chunk already held as `Bytes` (a WebSocket library's
+    /// message payload): its lines are decoded in place, and their frames' strings share
+    /// it, without copying it first. Only a chunk pushed while bytes of an earlier one are
+    /// still unscanned is copied, to keep the order.
+    pub fn push_bytes(&mut self, chunk: Bytes) {
+        if self.shared.is_empty() && self.input.is_empty() {
+            self.shared = chunk;
+        } else {
+            self.input.extend_from_slice(&chunk);
+        }
+    }
+
     /// Decodes the next complete line: a frame or the line's error, in stream order;
     /// `None` when every complete line pushed so far has been taken.
     pub fn next_frame(&mut self) -> Option<Result<Frame, DecodeError>> {
         let mut item = None;
+        while item.is_none() && !self.shared.is_empty() {
+            match memchr::memchr(b'\n', &self.shared) {
+                Some(n) => {
+                    let line = self.shared.split_to(n + 1);
+                    item = self.end_line(&line, n);
+                }
+                None => {
+                    let rest = std::mem::take(&mut self.shared);
+                    item = self.extend_partial(&rest).map(Err);
+                }
+            }
+        }
         while item.is_none() && !self.input.is_empty() {
             match memchr::memchr(b'\n', &self.input) {
                 Some(n) => {
@@ -121,7 +149,8 @@ impl FrameDecoder {
     /// A live connection never calls this (the protocol processes a frame only when its
     /// newline arrives); it is for reading a capture whose last line lacks one.
     pub fn finish(&mut self) {
-        let open = match self.input.last() {
+        let last = self.input.last().or(self.shared.last());
+        let open = match last {
             Some(last) => *last != b'\n',
             None => !self.partial.is_empty() || self.skipping,
         };
@@ -143,7 +172,7 @@ impl FrameDecoder {
 
     /// Bytes pushed and not decoded yet.
     pub fn pending_len(&self) -> usize {
-        self.input.len()
+        self.shared.len() + self.input.len()
     }
 
     /// Keeps the start of a line whose newline has not arrived; reports it once it crosses

@@ -16,6 +16,44 @@ use crate::wire::{BufferId, Frame, RequestId};
 
 pub use decoder::FrameDecoder;
 
+/// The payload of one WebSocket message, as the machines' `handle_input` takes it:
+/// borrowed bytes (`&[u8]`, `&Vec<u8>`, `&str`, ...), which are copied in, or a [`Bytes`]
+/// (what tungstenite hands a driver), which is decoded in place and shared by the frames'
+/// strings, without a copy.
+pub trait Payload {
+    /// Hands the payload to `decoder`.
+    fn push_to(self, decoder: &mut FrameDecoder);
+    /// Its length in bytes.
+    fn byte_len(&self) -> usize;
+}
+
+impl<T: AsRef<[u8]> + ?Sized> Payload for &T {
+    fn push_to(self, decoder: &mut FrameDecoder) {
+        decoder.push(self.as_ref());
+    }
+    fn byte_len(&self) -> usize {
+        (*self).as_ref().len()
+    }
+}
+
+impl<T: AsRef<[u8]> + ?Sized> Payload for &mut T {
+    fn push_to(self, decoder: &mut FrameDecoder) {
+        decoder.push((*self).as_ref());
+    }
+    fn byte_len(&self) -> usize {
+        (**self).as_ref().len()
+    }
+}
+
+impl Payload for Bytes {
+    fn push_to(self, decoder: &mut FrameDecoder) {
+        decoder.push_bytes(self);
+    }
+    fn byte_len(&self) -> usize {
+        self.len()
+    }
+}
+
 /// The default longest line, in bytes without its `\n`: 1 MiB, the largest WebSocket
 /// message the reference gateway accepts.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 1 << 20;

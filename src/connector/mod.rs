@@ -166,7 +166,7 @@ impl ConnectorMachine {
     ///
     /// After [`close`](Self::close) only acks are read (they count on any connection); after
     /// [`reject_auth`](Self::reject_auth) or [`on_closed`](Self::on_closed), nothing.
-    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+    pub fn handle_input(&mut self, now: Instant, bytes: impl crate::codec::Payload) {
         self.flush_input();
         self.proof_of_life(now);
         if !self.deaf {

@@ -57,7 +57,13 @@ pub fn decode(data: &[u8]) {
     let mut rest = stream;
     while !rest.is_empty() {
         let (piece, tail) = rest.split_at(cuts.next(biggest).min(rest.len()));
-        decoder.push(piece);
+        // Borrowed and shared pushes alternate with the cut pattern: the order and the
+        // frames must not depend on which a piece came as.
+        if cuts.next(2) == 1 {
+            decoder.push(piece);
+        } else {
+            decoder.push_bytes(bytes::Bytes::copy_from_slice(piece));
+        }
         assert!(
             decoder.buffered_len() <= max_frame_len,
             "buffered {} > limit {max_frame_len}",

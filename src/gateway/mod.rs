@@ -214,13 +214,17 @@ impl RelayMachine {
 
     /// Feeds the payload of one WebSocket message (text or binary). Its frames are decoded
     /// one at a time, as [`poll_output`](Self::poll_output) runs dry, each with this `now`.
-    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+    ///
+    /// Borrowed bytes are copied in; a [`Bytes`](bytes::Bytes) (a WebSocket library's
+    /// message) is decoded in place, its frames' strings sharing it (see
+    /// [`Payload`](crate::codec::Payload)).
+    pub fn handle_input(&mut self, now: Instant, bytes: impl crate::codec::Payload) {
         self.flush_input();
         self.observe(now);
         self.proof_of_life(now);
         if self.connection.is_none() {
             if !self.terminal {
-                self.diagnostic(Diagnostic::InputWhileDisconnected(bytes.len()));
+                self.diagnostic(Diagnostic::InputWhileDisconnected(bytes.byte_len()));
             }
             return;
         }

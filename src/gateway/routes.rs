@@ -9,7 +9,7 @@ use super::*;
 /// (scope, user, profile) a reply to the chat inherits.
 ///
 /// The chat id and every fact concatenated, with the offsets where each ends: held inline
-/// up to [`INLINE`] bytes (snowflake ids and a platform name take about 70), else in one
+/// up to 86 bytes (snowflake ids and a platform name take about 70), else in one
 /// shared allocation. Every inbound of a new chat records a route and, at capacity,
 /// evicts the oldest: inline, that writes the new route over the evicted one's slot and
 /// allocates and frees nothing. The bytes are copied from the message's strings as they

@@ -271,9 +271,10 @@ impl Instance {
         conn
     }
 
-    /// Feeds the payload of one WebSocket message of connection `conn`. Bytes of a
-    /// connection that has ended are ignored.
-    pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+    /// Feeds the payload of one WebSocket message of connection `conn` (borrowed bytes, or
+    /// a [`Bytes`](bytes::Bytes) decoded in place: see [`Payload`](crate::codec::Payload)).
+    /// Bytes of a connection that has ended are ignored.
+    pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: impl crate::codec::Payload) {
         self.flush();
         if let Some(machine) = self.connections.get_mut(&conn) {
             machine.handle_input(now, bytes);
