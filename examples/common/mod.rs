@@ -501,9 +501,9 @@ pub fn mailbox() -> Mailbox {
 }
 
 /// What a socket brings to its instance.
-pub enum Incoming<'a> {
-    /// A message's payload.
-    Bytes(&'a [u8]),
+pub enum Incoming {
+    /// A message's payload, as the socket gave it: the machine decodes it in place.
+    Bytes(bytes::Bytes),
     /// A Pong (or Ping): the link is alive.
     Pong,
     /// The deadline asked for passed (or the socket just started).
@@ -520,7 +520,7 @@ pub enum Incoming<'a> {
 pub async fn serve_socket(
     ws: ServerSocket,
     mailbox: smol::channel::Receiver<ToSocket>,
-    mut input: impl FnMut(Incoming<'_>) -> Option<Instant>,
+    mut input: impl FnMut(Incoming) -> Option<Instant>,
 ) {
     enum Next {
         Socket(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
@@ -582,11 +582,11 @@ pub async fn serve_socket(
                 return;
             }
             Next::Socket(Some(Ok(Message::Text(t)))) => {
-                deadline = input(Incoming::Bytes(t.as_bytes()));
+                deadline = input(Incoming::Bytes(bytes::Bytes::from(t)));
                 continue;
             }
             Next::Socket(Some(Ok(Message::Binary(b)))) => {
-                deadline = input(Incoming::Bytes(&b));
+                deadline = input(Incoming::Bytes(b));
                 continue;
             }
             Next::Socket(Some(Ok(Message::Pong(_) | Message::Ping(_)))) => {
