@@ -1,7 +1,8 @@
 //! Both machines against the floor, in one run (issue 15, docs/performance.md).
 //!
 //! `cargo bench --bench machine`. Every throughput bench here has the same shape: one
-//! iteration is one corpus line, handed in as one WebSocket message, with everything it
+//! iteration is one corpus line, handed in as one WebSocket message (a `Bytes`, as a
+//! WebSocket library gives it to a driver, so it is decoded in place), with everything it
 //! causes taken out of `poll_output` and answered the way an application would (acks,
 //! responses). Iterations run in samples of [`SAMPLE`] lines, and [`SAMPLES`] samples
 //! walk the whole corpus once, so each bench sees the same mix of frames as the floor.
