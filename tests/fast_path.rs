@@ -1,5 +1,5 @@
-//! The codec's fast path (the hand-written reader of `inbound`, `outbound_result` and
-//! `passthrough_forward`) decodes exactly what serde_json's general path decodes, to the
+//! The codec's fast path (the hand-written reader of `inbound`, `outbound_result`,
+//! `passthrough_forward` and `outbound`) decodes exactly what serde_json's general path decodes, to the
 //! same frames, and leaves everything else to it. Each line below goes through both paths
 //! (`fuzzing::fast_path_line` panics when they disagree); the `fast_path` fuzz target does
 //! the same on mutated corpus lines.
@@ -9,11 +9,93 @@
 #[path = "../benches/corpus/mod.rs"]
 mod corpus;
 
+use std::fmt::Write as _;
+
 use relay_machine::fuzzing::fast_path_line;
 use relay_machine::rng::SplitMix64;
+use serde_json::Value;
 
 fn corpus_lines(n: usize) -> Vec<String> {
     corpus::gen_mixed(n).lines().map(str::to_owned).collect()
+}
+
+/// Python's `json.dumps` of a string: `\uXXXX` for every non-ASCII character (surrogate
+/// pairs above the BMP), the short escapes for the rest.
+fn py_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
+            c => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(out, "\\u{unit:04x}").unwrap();
+                }
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// What a Python gateway answers to each corpus line, as `benches/machine.rs` writes
+/// its connector-bound replies: a `send` to an inbound (with tenant metadata), a
+/// `typing` to a result, a `follow_up` to a webhook; `", "` and `": "` separators.
+fn outbound_lines(n: usize) -> Vec<String> {
+    let mut ids = SplitMix64::new(0x0B0B);
+    let mut chat = String::from("4455");
+    corpus_lines(n)
+        .iter()
+        .map(|line| {
+            let frame: Value = serde_json::from_str(line).unwrap();
+            let s = |v: &Value| py_str(v.as_str().unwrap_or(""));
+            let (action, platform) = match frame["type"].as_str().unwrap() {
+                "inbound" => {
+                    let event = &frame["event"];
+                    let source = &event["source"];
+                    chat = source["chat_id"].as_str().unwrap().to_owned();
+                    let content = format!(
+                        "Re: {} \u{2014} noted \u{2705}",
+                        event["text"].as_str().unwrap()
+                    );
+                    let action = format!(
+                        r#"{{"op": "send", "chat_id": {}, "content": {}, "reply_to": {}, "metadata": {{"scope_id": {}, "user_id": {}}}}}"#,
+                        py_str(&chat),
+                        py_str(&content),
+                        s(&event["message_id"]),
+                        s(&source["scope_id"]),
+                        s(&source["user_id"]),
+                    );
+                    (action, source["platform"].as_str().unwrap().to_owned())
+                }
+                "outbound_result" => (
+                    format!(r#"{{"op": "typing", "chat_id": {}}}"#, py_str(&chat)),
+                    "telegram".to_owned(),
+                ),
+                _ => (
+                    format!(
+                        r#"{{"op": "follow_up", "session_key": {}, "kind": "discord.interaction_token", "content": {}, "metadata": {{}}}}"#,
+                        py_str(&format!("agent:main:discord:group:{chat}")),
+                        py_str("Working on it \u{2026} \u{1F680}"),
+                    ),
+                    "discord".to_owned(),
+                ),
+            };
+            format!(
+                r#"{{"type": "outbound", "requestId": "{:016x}{:016x}", "action": {action}, "platform": {}, "botId": "bot-1"}}"#,
+                ids.next_u64(),
+                ids.next_u64(),
+                py_str(&platform),
+            )
+        })
+        .collect()
 }
 
 /// Every frame of the benchmark corpus is read by the fast path, to the frame the general
@@ -28,6 +110,16 @@ fn the_corpus_takes_the_fast_path() {
     assert_eq!(fast, lines.len());
 }
 
+/// Every connector-bound reply to the corpus (Python-style `outbound` frames) is read by
+/// the fast path, to the frame the general path reads.
+#[test]
+fn the_replies_take_the_fast_path() {
+    let lines = outbound_lines(600);
+    for line in &lines {
+        assert!(fast_path_line(line.as_bytes()), "not decided fast: {line}");
+    }
+}
+
 /// Bytes that change what a JSON text means.
 const SPECIAL: &[u8] = b"\"\\{}[],: \t\r\x01\x7fnu0-.eE+ta\xc3\xa9\xff\x80";
 
@@ -36,7 +128,8 @@ const SPECIAL: &[u8] = b"\"\\{}[],: \t\r\x01\x7fnu0-.eE+ta\xc3\xa9\xff\x80";
 /// path, or this would test nothing.
 #[test]
 fn mutated_lines_agree() {
-    let lines = corpus_lines(400);
+    let mut lines = corpus_lines(400);
+    lines.extend(outbound_lines(200));
     let mut rng = SplitMix64::new(0xFA57);
     let mut pick = |n: usize| usize::try_from(rng.next_u64() % n.max(1) as u64).unwrap();
     let (mut decided, mut total) = (0, 0);
@@ -93,6 +186,22 @@ fn edge_cases_agree() {
         r#"{"type":"passthrough_forward","forward":{"headers":[["a","b"]],"bodyB64":"aGk="}}"#,
         r#"{"type":"passthrough_forward","forward":{"bodyB64":"not base64!"},"bufferId":"b"}"#,
         r#"{"type":"passthrough_forward","forward":{"bodyB64":"aGk\u003d","profile":"p"}}"#,
+        r#"{"type": "outbound", "requestId": "r1", "action": {"op": "send", "chat_id": "c", "content": "caf\u00e9 \ud83d\ude80"}}"#,
+        r#"{"type":"outbound","action":{"op":"send","chat_id":"c","content":"x","reply_to":null,"metadata":{"a":"1","a":"2"}},"requestId":"r","platform":null,"botId":null}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","content":"x","chat_id":"c","op":"edit","extra":[1,{"k":null}]},"extra":true}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"typing","chat_id":"c","content":""}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"typing","chat_id":"c","content":null,"metadata":{}}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"follow_up","session_key":"s","kind":"k","content":"c"}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"edit","chat_id":"c","message_id":"m","content":"c"}}"#,
+        // Metadata that is not all strings, and other ops: serde on their slices.
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"x","metadata":{"n":1,"o":{"a":[true]}}}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"react","chat_id":"c","message_id":"m","emoji":"\u2705"}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"get_chat_info","chat_id":"c"}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"future_op","x":[1,2]}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"s\u0065nd","chat_id":"c","content":"x"}}"#,
+        // `op` not first: the general path buffers the action; serde reads its slice.
+        r#"{"type":"outbound","requestId":"r","action":{"chat_id":"c","op":"send","content":"x"}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"chat_id":"c","content":"x","op":"typing"}}"#,
     ];
     for line in fast {
         assert!(fast_path_line(line.as_bytes()), "not decided fast: {line}");
@@ -128,6 +237,31 @@ fn edge_cases_agree() {
         r#"{"type":"passthrough_forward","forward":{"headers":[["a","b","c"]]}}"#,
         r#"{"type":"passthrough_forward","forward":{"headers":null}}"#,
         r#"{"type":"hello","platform":"p","botId":"b"}"#,
+        r#"{"type":"outbound","action":{"op":"typing","chat_id":"c"}}"#,
+        r#"{"type":"outbound","requestId":"r"}"#,
+        r#"{"type":"outbound","requestId":"r","requestId":"s","action":{"op":"typing","chat_id":"c"}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"typing","chat_id":"c"},"platform":"a","platform":"b"}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"typing","chat_id":"c","chat_id":"d"}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"a","metadata":{},"metadata":{}}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"\ud800"}}"#,
+        r#"{"type":"outbound","requestId":"\udc00","action":{"op":"typing","chat_id":"c"}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"x","metadata":{"a":"\ud800"}}}"#,
+        r#"{"type":"outbound","requestId":7,"action":{"op":"typing","chat_id":"c"}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"typing","chat_id":5}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c"}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"x","metadata":null}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"x","metadata":[]}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"follow_up","session_key":"s","content":"c"}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"edit","chat_id":"c","content":"c"}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"typing","chat_id":"c"},"platform":1}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":5,"chat_id":"c"}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"chat_id":"c"}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{}}"#,
+        r#"{"type":"outbound","requestId":"r","action":["typing","c"]}"#,
+        r#"{"type":"outbound","requestId":"r","action":null}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"react","chat_id":"c"}}"#,
+        // An escaped key anywhere, even in metadata: left to serde as a whole.
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"x","metadata":{"k\u0031":"v"}}}"#,
     ];
     for line in general {
         assert!(!fast_path_line(line.as_bytes()), "decided fast: {line}");
@@ -145,6 +279,12 @@ fn edge_cases_agree() {
     }
     let deep = format!(
         r#"{{"type":"inbound","event":{{"x":{}1{}}}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    assert!(!fast_path_line(deep.as_bytes()));
+    let deep = format!(
+        r#"{{"type":"outbound","requestId":"r","action":{{"op":"send","chat_id":"c","content":"x","metadata":{{"x":{}1{}}}}}}}"#,
         "[".repeat(200),
         "]".repeat(200)
     );

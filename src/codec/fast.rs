@@ -1,5 +1,7 @@
-//! The fast path: the three frames a gateway receives most (`inbound`,
-//! `outbound_result`, `passthrough_forward`), read by hand in one pass over the line.
+//! The fast path: the frames the two machines receive most, read by hand in one pass over
+//! the line — `inbound`, `outbound_result` and `passthrough_forward` (a gateway's) and
+//! `outbound` (a connector's; its `send`, `typing`, `follow_up` and `edit` actions by
+//! hand, any other action by serde_json from its slice).
 //!
 //! Why: serde_json's derived visitors cost about three times what serde_json spends just
 //! to read the same JSON (`IgnoredAny`), even for a struct of borrowed strings — in
@@ -13,7 +15,8 @@
 //! in a key, a repeated key, a type it does not read itself, anything malformed. `None`
 //! costs only the time spent so far: the line then goes through the general path, which
 //! decides, and whose errors and messages are therefore exactly what they were.
-//! Sub-values the fast path does not model (media lists, a result's extra keys, ...) are
+//! Sub-values the fast path does not model (media lists, a result's extra keys, an
+//! action's `metadata` other than strings, an unusual action, ...) are
 //! handed to serde_json on their own slice of the line. `tests/fast_path.rs` and the
 //! `fast_path` fuzz target hold the two paths to agreeing.
 #![deny(clippy::indexing_slicing)]
@@ -23,8 +26,9 @@ use serde::Deserialize;
 
 use crate::wire::tagged::{Objects, OptionalObject};
 use crate::wire::{
-    ActionResult, BufferId, Frame, Inbound, MessageEvent, MessageType, OutboundResult,
-    PassthroughForward, PassthroughFrame, RequestId, SessionSource, Str, decode_base64, text,
+    ActionResult, BufferId, EditAction, FollowUpAction, Frame, Inbound, MessageEvent, MessageType,
+    Metadata, Outbound, OutboundAction, OutboundResult, PassthroughForward, PassthroughFrame,
+    RequestId, SendAction, SessionSource, Str, TypingAction, decode_base64, text,
 };
 
 /// Deeper nesting than this goes the general way, which has its own limit.
@@ -44,6 +48,7 @@ pub(super) fn frame(line: &str, source: &Bytes) -> Option<Frame> {
     }
     let frame = match r.raw_string()? {
         ("inbound", false) => r.inbound().map(Frame::Inbound),
+        ("outbound", false) => r.outbound().map(Frame::Outbound),
         ("outbound_result", false) => r.outbound_result().map(Frame::OutboundResult),
         ("passthrough_forward", false) => r.passthrough().map(Frame::PassthroughForward),
         _ => None,
@@ -169,20 +174,46 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A string value's text: its raw text, a slice of the line, when it has no escapes
+    /// (most have none); else its decoded text. An escaped string is not checked escape
+    /// by escape and then decoded, as [`raw_string`](Self::raw_string) and [`unescape`]
+    /// would do: its end is found with `memchr`, and [`unescape`] checks it as it decodes
+    /// (Python writes every non-ASCII character as `\uXXXX`, so a reply's text is dense
+    /// with escapes, and the second walk over them cost as much as the first).
+    fn string_text(&mut self) -> Option<Result<&'a str, String>> {
+        self.open(b'"')?;
+        let start = self.at;
+        let rest = self.bytes().get(start..)?;
+        let first = find_special(rest)?;
+        match rest.get(first)? {
+            b'"' => {
+                self.at = start + first + 1;
+                self.text.get(start..start + first).map(Ok)
+            }
+            b'\\' => {
+                let end = closing_quote(rest, first)?;
+                self.at = start + end + 1;
+                unescape(self.text.get(start..start + end)?).map(Err)
+            }
+            // A raw control character, which JSON does not allow in a string.
+            _ => None,
+        }
+    }
+
     /// A string value as a [`Str`]: a slice of the line when it has no escapes.
     fn string(&mut self) -> Option<Str> {
-        match self.raw_string()? {
-            (raw, false) => Some(text::from_source(self.source, raw)),
-            (raw, true) => unescape(raw).map(Str::from),
-        }
+        Some(match self.string_text()? {
+            Ok(raw) => text::from_source(self.source, raw),
+            Err(decoded) => Str::from(decoded),
+        })
     }
 
     /// A string value as an owned `String`.
     fn owned_string(&mut self) -> Option<String> {
-        match self.raw_string()? {
-            (raw, false) => Some(raw.to_owned()),
-            (raw, true) => unescape(raw),
-        }
+        Some(match self.string_text()? {
+            Ok(raw) => raw.to_owned(),
+            Err(decoded) => decoded,
+        })
     }
 
     /// `null`, consumed, if it is next.
@@ -193,6 +224,13 @@ impl<'a> Reader<'a> {
             return Some(true);
         }
         Some(false)
+    }
+
+    fn optional_owned_string(&mut self) -> Option<Option<String>> {
+        if self.null()? {
+            return Some(None);
+        }
+        self.owned_string().map(Some)
     }
 
     fn optional_string(&mut self) -> Option<Option<Str>> {
@@ -500,6 +538,208 @@ impl<'a> Reader<'a> {
         self.serde::<Object<ActionResult>>().map(|o| o.0)
     }
 
+    fn outbound(&mut self) -> Option<Outbound> {
+        let mut request_id = None;
+        let mut action = None;
+        let mut platform = None;
+        let mut bot_id = None;
+        let mut seen = Seen::default();
+        while self.more()? {
+            match self.key()? {
+                "requestId" => {
+                    seen.first(0)?;
+                    request_id = Some(RequestId(self.owned_string()?));
+                }
+                "action" => {
+                    seen.first(1)?;
+                    action = Some(self.action()?);
+                }
+                "platform" => {
+                    seen.first(2)?;
+                    platform = self.optional_owned_string()?;
+                }
+                "botId" => {
+                    seen.first(3)?;
+                    bot_id = self.optional_owned_string()?;
+                }
+                _ => self.skip(1)?,
+            }
+        }
+        Some(Outbound {
+            request_id: request_id?,
+            action: action?,
+            platform,
+            bot_id,
+        })
+    }
+
+    /// The common actions (`send`, `typing`, `follow_up`, `edit`) by hand; any other op,
+    /// an `op` that is not the first key (which the general path buffers into a tree
+    /// first), or anything the hand reader does not take, by serde_json from the action's
+    /// slice: that is exactly what the general path makes of the same value.
+    fn action(&mut self) -> Option<OutboundAction> {
+        let start = self.at;
+        let by_hand = self.open(b'{').and_then(|()| {
+            if self.key()? != "op" {
+                return None;
+            }
+            match self.raw_string()? {
+                ("send", false) => self.send().map(OutboundAction::Send),
+                ("typing", false) => self.typing().map(OutboundAction::Typing),
+                ("follow_up", false) => self.follow_up().map(OutboundAction::FollowUp),
+                ("edit", false) => self.edit().map(OutboundAction::Edit),
+                _ => None,
+            }
+        });
+        if by_hand.is_some() {
+            return by_hand;
+        }
+        self.at = start;
+        self.serde()
+    }
+
+    // The actions' readers start after the `op` member, as the derived visitors the
+    // general path hands the rest of the object to do: a later `op` (like any unknown
+    // key) is skipped, a repeated field or a missing required one fails (and the action
+    // then goes to serde, which reports it).
+
+    fn send(&mut self) -> Option<SendAction> {
+        let (mut chat_id, mut content) = (None, None);
+        let mut action = SendAction::default();
+        let mut seen = Seen::default();
+        while self.more()? {
+            match self.key()? {
+                "chat_id" => {
+                    seen.first(0)?;
+                    chat_id = Some(self.string()?);
+                }
+                "content" => {
+                    seen.first(1)?;
+                    content = Some(self.string()?);
+                }
+                "reply_to" => {
+                    seen.first(2)?;
+                    action.reply_to = self.optional_string()?;
+                }
+                "metadata" => {
+                    seen.first(3)?;
+                    action.metadata = self.metadata()?;
+                }
+                _ => self.skip(2)?,
+            }
+        }
+        action.chat_id = chat_id?;
+        action.content = content?;
+        Some(action)
+    }
+
+    fn typing(&mut self) -> Option<TypingAction> {
+        let mut chat_id = None;
+        let mut action = TypingAction::default();
+        let mut seen = Seen::default();
+        while self.more()? {
+            match self.key()? {
+                "chat_id" => {
+                    seen.first(0)?;
+                    chat_id = Some(self.string()?);
+                }
+                "content" => {
+                    seen.first(1)?;
+                    action.content = self.optional_string()?;
+                }
+                "metadata" => {
+                    seen.first(2)?;
+                    action.metadata = self.metadata()?;
+                }
+                _ => self.skip(2)?,
+            }
+        }
+        action.chat_id = chat_id?;
+        Some(action)
+    }
+
+    fn follow_up(&mut self) -> Option<FollowUpAction> {
+        let (mut session_key, mut kind, mut content) = (None, None, None);
+        let mut action = FollowUpAction::default();
+        let mut seen = Seen::default();
+        while self.more()? {
+            match self.key()? {
+                "session_key" => {
+                    seen.first(0)?;
+                    session_key = Some(self.string()?);
+                }
+                "kind" => {
+                    seen.first(1)?;
+                    kind = Some(self.string()?);
+                }
+                "content" => {
+                    seen.first(2)?;
+                    content = Some(self.string()?);
+                }
+                "metadata" => {
+                    seen.first(3)?;
+                    action.metadata = self.metadata()?;
+                }
+                _ => self.skip(2)?,
+            }
+        }
+        action.session_key = session_key?;
+        action.kind = kind?;
+        action.content = content?;
+        Some(action)
+    }
+
+    fn edit(&mut self) -> Option<EditAction> {
+        let (mut chat_id, mut message_id, mut content) = (None, None, None);
+        let mut action = EditAction::default();
+        let mut seen = Seen::default();
+        while self.more()? {
+            match self.key()? {
+                "chat_id" => {
+                    seen.first(0)?;
+                    chat_id = Some(self.string()?);
+                }
+                "message_id" => {
+                    seen.first(1)?;
+                    message_id = Some(self.string()?);
+                }
+                "content" => {
+                    seen.first(2)?;
+                    content = Some(self.string()?);
+                }
+                "metadata" => {
+                    seen.first(3)?;
+                    action.metadata = self.metadata()?;
+                }
+                _ => self.skip(2)?,
+            }
+        }
+        action.chat_id = chat_id?;
+        action.message_id = message_id?;
+        action.content = content?;
+        Some(action)
+    }
+
+    /// `metadata`: an object of strings (what gateways send: tenant ids, anchors) by
+    /// hand, inserted as serde_json's own map visitor inserts them (a repeated key
+    /// replaces the value, as there); any other shape by serde_json from its slice.
+    fn metadata(&mut self) -> Option<Metadata> {
+        let start = self.at;
+        let mut metadata = Metadata::new();
+        let by_hand = self.open(b'{').and_then(|()| {
+            self.members(|r, key| {
+                let value = r.owned_string()?;
+                metadata.insert(key.to_owned(), serde_json::Value::String(value));
+                Some(())
+            })
+        });
+        if by_hand.is_some() {
+            return Some(metadata);
+        }
+        self.at = start;
+        self.serde()
+    }
+
     fn passthrough(&mut self) -> Option<PassthroughFrame> {
         let mut forward = None;
         let mut buffer_id = None;
@@ -619,50 +859,94 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
 }
 
 /// The text a JSON string's raw contents stand for; `None` for a lone surrogate, which
-/// the general path deals with.
+/// the general path deals with, and for anything JSON does not allow in a string (a raw
+/// control character, an unknown escape), which makes it the check of an escaped string
+/// [`Reader::string_text`] has not checked. One byte at a time: Python writes every non-ASCII
+/// character as `\uXXXX`, so the plain runs between escapes are short, and copying them
+/// a byte at a time costs less than searching for each run's end and copying it.
 fn unescape(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
     let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(at) = rest.find('\\') {
-        out.push_str(rest.get(..at)?);
-        let escape = rest.get(at + 1..)?;
-        let (c, len) = match escape.as_bytes().first()? {
-            b'"' => ('"', 1),
-            b'\\' => ('\\', 1),
-            b'/' => ('/', 1),
-            b'b' => ('\u{8}', 1),
-            b'f' => ('\u{c}', 1),
-            b'n' => ('\n', 1),
-            b'r' => ('\r', 1),
-            b't' => ('\t', 1),
-            b'u' => {
-                let unit = hex4(escape.get(1..5)?)?;
-                match unit {
-                    0xD800..=0xDBFF => {
-                        let low = escape.get(5..11)?.strip_prefix("\\u").and_then(hex4)?;
-                        if !(0xDC00..=0xDFFF).contains(&low) {
-                            return None;
-                        }
-                        let c = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-                        (char::from_u32(c)?, 11)
-                    }
-                    0xDC00..=0xDFFF => return None,
-                    _ => (char::from_u32(unit)?, 5),
-                }
+    let mut at = 0;
+    while let Some(&b) = bytes.get(at) {
+        let (c, len) = match b {
+            b'\\' => {
+                let (c, len) = escape(bytes.get(at + 1..)?)?;
+                (c, len + 1)
             }
-            _ => return None,
+            0..0x20 => return None,
+            0x20..0x80 => (char::from(b), 1),
+            // Raw UTF-8 among escapes: the whole character.
+            _ => {
+                let c = raw.get(at..)?.chars().next()?;
+                (c, c.len_utf8())
+            }
         };
         out.push(c);
-        rest = escape.get(len..)?;
+        at += len;
     }
-    out.push_str(rest);
     Some(out)
 }
 
-fn hex4(digits: &str) -> Option<u32> {
-    u32::from_str_radix(digits, 16)
-        .ok()
-        .filter(|_| digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_hexdigit()))
+/// The character an escape stands for, from the bytes after its backslash, and how many
+/// of them it takes; `None` for a lone surrogate or anything malformed.
+fn escape(after: &[u8]) -> Option<(char, usize)> {
+    Some(match after.first()? {
+        b'"' => ('"', 1),
+        b'\\' => ('\\', 1),
+        b'/' => ('/', 1),
+        b'b' => ('\u{8}', 1),
+        b'f' => ('\u{c}', 1),
+        b'n' => ('\n', 1),
+        b'r' => ('\r', 1),
+        b't' => ('\t', 1),
+        b'u' => {
+            let unit = hex4(after.get(1..5)?)?;
+            match unit {
+                0xD800..=0xDBFF => {
+                    let [b'\\', b'u', low @ ..] = after.get(5..11)? else {
+                        return None;
+                    };
+                    let low = hex4(low)?;
+                    if !(0xDC00..=0xDFFF).contains(&low) {
+                        return None;
+                    }
+                    let c = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                    (char::from_u32(c)?, 11)
+                }
+                0xDC00..=0xDFFF => return None,
+                _ => (char::from_u32(unit)?, 5),
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// Four hex digits' value.
+fn hex4(digits: &[u8]) -> Option<u32> {
+    if digits.len() != 4 {
+        return None;
+    }
+    digits
+        .iter()
+        .try_fold(0, |unit, &d| Some(unit << 4 | char::from(d).to_digit(16)?))
+}
+
+/// The index in `rest` (a string's contents on) of the quote that closes the string,
+/// when a backslash comes first at `from`: the first quote after an even number of
+/// backslashes. Right for a well-formed string; anything else is then rejected by
+/// [`unescape`], whose escapes pair backslashes exactly as this counts them.
+fn closing_quote(rest: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let quote = at + memchr::memchr(b'"', rest.get(at..)?)?;
+        let before = rest.get(..quote)?;
+        let backslashes = before.iter().rev().take_while(|&&b| b == b'\\').count();
+        if backslashes % 2 == 0 {
+            return Some(quote);
+        }
+        at = quote + 1;
+    }
 }
 
 /// Index of the first `"`, `\\` or control character in `bytes`: what ends a run of
