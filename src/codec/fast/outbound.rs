@@ -1,0 +1,213 @@
+//! The frame a connector receives: `outbound`, its `send`, `typing`, `follow_up` and `edit`
+//! actions by hand, any other by serde_json from the action's slice.
+#![deny(clippy::indexing_slicing)]
+
+use super::{Reader, Seen};
+use crate::wire::{
+    EditAction, FollowUpAction, Metadata, Outbound, OutboundAction, RequestId, SendAction,
+    TypingAction,
+};
+
+impl Reader<'_> {
+    pub(super) fn outbound(&mut self) -> Option<Outbound> {
+        let mut request_id = None;
+        let mut action = None;
+        let mut platform = None;
+        let mut bot_id = None;
+        let mut seen = Seen::default();
+        while self.more()? {
+            match self.key()? {
+                "requestId" => {
+                    seen.first(0)?;
+                    request_id = Some(RequestId(self.owned_string()?));
+                }
+                "action" => {
+                    seen.first(1)?;
+                    action = Some(self.action()?);
+                }
+                "platform" => {
+                    seen.first(2)?;
+                    platform = self.optional_owned_string()?;
+                }
+                "botId" => {
+                    seen.first(3)?;
+                    bot_id = self.optional_owned_string()?;
+                }
+                _ => self.skip(1)?,
+            }
+        }
+        Some(Outbound {
+            request_id: request_id?,
+            action: action?,
+            platform,
+            bot_id,
+        })
+    }
+
+    /// The common actions (`send`, `typing`, `follow_up`, `edit`) by hand; any other op,
+    /// an `op` that is not the first key (which the general path buffers into a tree
+    /// first), or anything the hand reader does not take, by serde_json from the action's
+    /// slice: that is exactly what the general path makes of the same value.
+    fn action(&mut self) -> Option<OutboundAction> {
+        let start = self.at;
+        let by_hand = self.open(b'{').and_then(|()| {
+            if self.key()? != "op" {
+                return None;
+            }
+            match self.raw_string()? {
+                ("send", false) => self.send().map(OutboundAction::Send),
+                ("typing", false) => self.typing().map(OutboundAction::Typing),
+                ("follow_up", false) => self.follow_up().map(OutboundAction::FollowUp),
+                ("edit", false) => self.edit().map(OutboundAction::Edit),
+                _ => None,
+            }
+        });
+        if by_hand.is_some() {
+            return by_hand;
+        }
+        self.at = start;
+        self.serde()
+    }
+
+    // The actions' readers start after the `op` member, as the derived visitors the
+    // general path hands the rest of the object to do: a later `op` (like any unknown
+    // key) is skipped, a repeated field or a missing required one fails (and the action
+    // then goes to serde, which reports it).
+
+    fn send(&mut self) -> Option<SendAction> {
+        let (mut chat_id, mut content) = (None, None);
+        let mut action = SendAction::default();
+        let mut seen = Seen::default();
+        while self.more()? {
+            match self.key()? {
+                "chat_id" => {
+                    seen.first(0)?;
+                    chat_id = Some(self.string()?);
+                }
+                "content" => {
+                    seen.first(1)?;
+                    content = Some(self.string()?);
+                }
+                "reply_to" => {
+                    seen.first(2)?;
+                    action.reply_to = self.optional_string()?;
+                }
+                "metadata" => {
+                    seen.first(3)?;
+                    action.metadata = self.metadata()?;
+                }
+                _ => self.skip(2)?,
+            }
+        }
+        action.chat_id = chat_id?;
+        action.content = content?;
+        Some(action)
+    }
+
+    fn typing(&mut self) -> Option<TypingAction> {
+        let mut chat_id = None;
+        let mut action = TypingAction::default();
+        let mut seen = Seen::default();
+        while self.more()? {
+            match self.key()? {
+                "chat_id" => {
+                    seen.first(0)?;
+                    chat_id = Some(self.string()?);
+                }
+                "content" => {
+                    seen.first(1)?;
+                    action.content = self.optional_string()?;
+                }
+                "metadata" => {
+                    seen.first(2)?;
+                    action.metadata = self.metadata()?;
+                }
+                _ => self.skip(2)?,
+            }
+        }
+        action.chat_id = chat_id?;
+        Some(action)
+    }
+
+    fn follow_up(&mut self) -> Option<FollowUpAction> {
+        let (mut session_key, mut kind, mut content) = (None, None, None);
+        let mut action = FollowUpAction::default();
+        let mut seen = Seen::default();
+        while self.more()? {
+            match self.key()? {
+                "session_key" => {
+                    seen.first(0)?;
+                    session_key = Some(self.string()?);
+                }
+                "kind" => {
+                    seen.first(1)?;
+                    kind = Some(self.string()?);
+                }
+                "content" => {
+                    seen.first(2)?;
+                    content = Some(self.string()?);
+                }
+                "metadata" => {
+                    seen.first(3)?;
+                    action.metadata = self.metadata()?;
+                }
+                _ => self.skip(2)?,
+            }
+        }
+        action.session_key = session_key?;
+        action.kind = kind?;
+        action.content = content?;
+        Some(action)
+    }
+
+    fn edit(&mut self) -> Option<EditAction> {
+        let (mut chat_id, mut message_id, mut content) = (None, None, None);
+        let mut action = EditAction::default();
+        let mut seen = Seen::default();
+        while self.more()? {
+            match self.key()? {
+                "chat_id" => {
+                    seen.first(0)?;
+                    chat_id = Some(self.string()?);
+                }
+                "message_id" => {
+                    seen.first(1)?;
+                    message_id = Some(self.string()?);
+                }
+                "content" => {
+                    seen.first(2)?;
+                    content = Some(self.string()?);
+                }
+                "metadata" => {
+                    seen.first(3)?;
+                    action.metadata = self.metadata()?;
+                }
+                _ => self.skip(2)?,
+            }
+        }
+        action.chat_id = chat_id?;
+        action.message_id = message_id?;
+        action.content = content?;
+        Some(action)
+    }
+
+    /// `metadata`: an object of strings (what gateways send: tenant ids, anchors) by
+    /// hand, inserted as serde_json's own map visitor inserts them (a repeated key
+    /// replaces the value, as there); any other shape by serde_json from its slice.
+    fn metadata(&mut self) -> Option<Metadata> {
+        let start = self.at;
+        let mut metadata = Metadata::new();
+        let by_hand = self.open(b'{').and_then(|()| {
+            self.members(|r, key| {
+                let value = r.owned_string()?;
+                metadata.insert(key.to_owned(), serde_json::Value::String(value));
+                Some(())
+            })
+        });
+        if by_hand.is_some() {
+            return Some(metadata);
+        }
+        self.at = start;
+        self.serde()
+    }
+}
