@@ -158,12 +158,12 @@ fn convert(payload: &Map<String, Value>, profile: Option<Str>) -> MessageEvent {
         event.text = field("custom_id").unwrap_or_default().into();
         if let Some((prompt_id, option_id)) = decode_prompt_token(&event.text) {
             let message = payload.get("message").and_then(Value::as_object);
-            event.prompt_response = Some(PromptResponse {
+            event.prompt_response = Some(Box::new(PromptResponse {
                 prompt_id: prompt_id.to_owned(),
                 option_id: option_id.to_owned(),
                 label: None,
                 prompt_message_id: message.and_then(|m| truthy(m.get("id"))).map(py_str),
-            });
+            }));
             event.text = format!("/{option_id}").into();
             event.message_type = MessageType::Command;
         }

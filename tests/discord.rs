@@ -219,12 +219,12 @@ fn a_prompt_answer_becomes_a_command_with_a_prompt_response() {
     assert_eq!(event.message_type, MessageType::Command);
     assert_eq!(
         event.prompt_response,
-        Some(PromptResponse {
+        Some(Box::new(PromptResponse {
             prompt_id: "a1b2c3.0f".into(),
             option_id: "yes".into(),
             label: None,
             prompt_message_id: Some("m-prompt".into()),
-        })
+        }))
     );
     // The clicking user is the author.
     assert_eq!(event.source.user_id.as_deref(), Some("77"));

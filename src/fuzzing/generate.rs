@@ -264,11 +264,11 @@ pub fn message_event(u: &mut Unstructured<'_>) -> Result<MessageEvent> {
         message_id: opt_text(u)?.map(Into::into),
         reply_to_message_id: opt_text(u)?.map(Into::into),
         reply_to: opt(u, |u| {
-            Ok(ReplyTo {
+            Ok(Box::new(ReplyTo {
                 text: opt_text(u)?,
                 author: opt_text(u)?,
                 is_own: u.arbitrary()?,
-            })
+            }))
         })?,
         media_urls: list(u, text)?,
         media: list(u, |u| {
@@ -294,12 +294,12 @@ pub fn message_event(u: &mut Unstructured<'_>) -> Result<MessageEvent> {
         })?,
         context_error: u.arbitrary()?,
         prompt_response: opt(u, |u| {
-            Ok(PromptResponse {
+            Ok(Box::new(PromptResponse {
                 prompt_id: text(u)?,
                 option_id: text(u)?,
                 label: opt_text(u)?,
                 prompt_message_id: opt_text(u)?,
-            })
+            }))
         })?,
         source: source(u)?,
     })

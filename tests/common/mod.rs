@@ -130,11 +130,11 @@ pub fn rich_event() -> MessageEvent {
         message_type: MessageType::Command,
         message_id: Some("9003".into()),
         reply_to_message_id: Some("9000".into()),
-        reply_to: Some(ReplyTo {
+        reply_to: Some(Box::new(ReplyTo {
             text: Some("Run `make release`?".to_owned()),
             author: Some("Hermes".to_owned()),
             is_own: Some(true),
-        }),
+        })),
         media_urls: vec![
             "https://cdn.discordapp.com/attachments/4455/1/cat.png".to_owned(),
             "https://relay.example.com/relay/media/m-42".to_owned(),
@@ -171,12 +171,12 @@ pub fn rich_event() -> MessageEvent {
             },
         ],
         context_error: Some(false),
-        prompt_response: Some(PromptResponse {
+        prompt_response: Some(Box::new(PromptResponse {
             prompt_id: "a1b2c3.0badf00d".to_owned(),
             option_id: "approve".to_owned(),
             label: Some("Approve".to_owned()),
             prompt_message_id: Some("9000".to_owned()),
-        }),
+        })),
         source: full_source(),
     }
 }
