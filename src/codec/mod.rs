@@ -17,9 +17,20 @@ use crate::wire::{BufferId, Frame, RequestId};
 pub use decoder::FrameDecoder;
 
 /// The payload of one WebSocket message, as the machines' `handle_input` takes it:
-/// borrowed bytes (`&[u8]`, `&Vec<u8>`, `&str`, ...), which are copied in, or a [`Bytes`]
-/// (what tungstenite hands a driver), which is decoded in place and shared by the frames'
-/// strings, without a copy.
+/// borrowed bytes (`&[u8]`, `&Vec<u8>`, `&str`, ...), which are copied in, or an owned
+/// buffer — a [`Bytes`] (what tungstenite hands a driver), a `Vec<u8>` or a `String` —
+/// which is decoded in place and shared by the frames' strings, without a copy.
+///
+/// ```
+/// use relay_machine::codec::{FrameDecoder, Payload};
+///
+/// let mut decoder = FrameDecoder::new();
+/// let line = "{\"type\":\"going_idle_ack\"}\n";
+/// line.push_to(&mut decoder); // borrowed: copied in
+/// line.to_owned().push_to(&mut decoder); // owned: decoded in place
+/// bytes::Bytes::from_static(line.as_bytes()).push_to(&mut decoder);
+/// assert_eq!(std::iter::from_fn(|| decoder.next_frame()).count(), 3);
+/// ```
 pub trait Payload {
     /// Hands the payload to `decoder`.
     fn push_to(self, decoder: &mut FrameDecoder);
@@ -48,6 +59,24 @@ impl<T: AsRef<[u8]> + ?Sized> Payload for &mut T {
 impl Payload for Bytes {
     fn push_to(self, decoder: &mut FrameDecoder) {
         decoder.push_bytes(self);
+    }
+    fn byte_len(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Payload for Vec<u8> {
+    fn push_to(self, decoder: &mut FrameDecoder) {
+        decoder.push_bytes(Bytes::from(self));
+    }
+    fn byte_len(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Payload for String {
+    fn push_to(self, decoder: &mut FrameDecoder) {
+        decoder.push_bytes(Bytes::from(self));
     }
     fn byte_len(&self) -> usize {
         self.len()
