@@ -25,6 +25,8 @@
 
 mod corpus;
 
+use corpus::py_str;
+
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::sync::LazyLock;
@@ -248,31 +250,6 @@ fn bench_gateway(bencher: Bencher, kinds: &[Kind]) {
 
 // ---------------------------------------------------------------------------------------
 // The connector
-
-/// Python's `json.dumps` of a string: `\uXXXX` for every non-ASCII character (surrogate
-/// pairs above the BMP), the short escapes for `"`, `\`, `\n`, `\r`, `\t`, `\b`, `\f`.
-fn py_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
-            c => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    write!(out, "\\u{unit:04x}").unwrap();
-                }
-            }
-        }
-    }
-    out.push('"');
-}
 
 /// Python's `json.dumps` of an object of strings or nested objects, in the given key
 /// order (Python dicts keep insertion order), with its default separators `", "`, `": "`.

@@ -9,8 +9,6 @@
 #[path = "../benches/corpus/mod.rs"]
 mod corpus;
 
-use std::fmt::Write as _;
-
 use relay_machine::fuzzing::fast_path_line;
 use relay_machine::rng::SplitMix64;
 use serde_json::Value;
@@ -19,29 +17,10 @@ fn corpus_lines(n: usize) -> Vec<String> {
     corpus::gen_mixed(n).lines().map(str::to_owned).collect()
 }
 
-/// Python's `json.dumps` of a string: `\uXXXX` for every non-ASCII character (surrogate
-/// pairs above the BMP), the short escapes for the rest.
+/// Python's `json.dumps` of a string, as the reference gateway writes them.
 fn py_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
-            c => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    write!(out, "\\u{unit:04x}").unwrap();
-                }
-            }
-        }
-    }
-    out.push('"');
+    let mut out = String::new();
+    corpus::py_str(&mut out, s);
     out
 }
 

@@ -217,3 +217,29 @@ pub fn gen_big(total: usize) -> String {
     assert_eq!(line.len() + 1, total);
     line
 }
+
+/// Python's `json.dumps` of a string, as the reference gateway writes the connector-bound
+/// replies of the benches and tests: `\uXXXX` for every non-ASCII character (surrogate
+/// pairs above the BMP), the short escapes for `"`, `\`, `\n`, `\r`, `\t`, `\b`, `\f`.
+pub fn py_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
+            c => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}

@@ -4,7 +4,7 @@
 
 use super::{Reader, Seen};
 use crate::wire::{
-    EditAction, FollowUpAction, Metadata, Outbound, OutboundAction, RequestId, SendAction,
+    EditAction, FollowUpAction, Metadata, Outbound, OutboundAction, RequestId, SendAction, Str,
     TypingAction,
 };
 
@@ -130,65 +130,55 @@ impl Reader<'_> {
     }
 
     fn follow_up(&mut self) -> Option<FollowUpAction> {
-        let (mut session_key, mut kind, mut content) = (None, None, None);
-        let mut action = FollowUpAction::default();
-        let mut seen = Seen::default();
-        while self.more()? {
-            match self.key()? {
-                "session_key" => {
-                    seen.first(0)?;
-                    session_key = Some(self.string()?);
-                }
-                "kind" => {
-                    seen.first(1)?;
-                    kind = Some(self.string()?);
-                }
-                "content" => {
-                    seen.first(2)?;
-                    content = Some(self.string()?);
-                }
-                "metadata" => {
-                    seen.first(3)?;
-                    action.metadata = self.metadata()?;
-                }
-                _ => self.skip(2)?,
-            }
-        }
-        action.session_key = session_key?;
-        action.kind = kind?;
-        action.content = content?;
-        Some(action)
+        let ([session_key, kind, content], metadata) =
+            self.three_strings(["session_key", "kind", "content"])?;
+        Some(FollowUpAction {
+            session_key,
+            kind,
+            content,
+            metadata,
+        })
     }
 
     fn edit(&mut self) -> Option<EditAction> {
-        let (mut chat_id, mut message_id, mut content) = (None, None, None);
-        let mut action = EditAction::default();
+        let ([chat_id, message_id, content], metadata) =
+            self.three_strings(["chat_id", "message_id", "content"])?;
+        Some(EditAction {
+            chat_id,
+            message_id,
+            content,
+            metadata,
+        })
+    }
+
+    /// The members of an action made of three required strings, named `names`, and an
+    /// optional `metadata` (`follow_up`, `edit`).
+    fn three_strings(&mut self, names: [&str; 3]) -> Option<([Str; 3], Metadata)> {
+        let mut values: [Option<Str>; 3] = Default::default();
+        let mut metadata = Metadata::new();
         let mut seen = Seen::default();
         while self.more()? {
-            match self.key()? {
-                "chat_id" => {
-                    seen.first(0)?;
-                    chat_id = Some(self.string()?);
+            let key = self.key()?;
+            if key == "metadata" {
+                seen.first(3)?;
+                metadata = self.metadata()?;
+                continue;
+            }
+            match names
+                .iter()
+                .zip(&mut values)
+                .zip(0..)
+                .find(|((name, _), _)| **name == key)
+            {
+                Some(((_, value), bit)) => {
+                    seen.first(bit)?;
+                    *value = Some(self.string()?);
                 }
-                "message_id" => {
-                    seen.first(1)?;
-                    message_id = Some(self.string()?);
-                }
-                "content" => {
-                    seen.first(2)?;
-                    content = Some(self.string()?);
-                }
-                "metadata" => {
-                    seen.first(3)?;
-                    action.metadata = self.metadata()?;
-                }
-                _ => self.skip(2)?,
+                None => self.skip(2)?,
             }
         }
-        action.chat_id = chat_id?;
-        action.message_id = message_id?;
-        action.content = content?;
-        Some(action)
+        let [a, b, c] = values;
+        Some(([a?, b?, c?], metadata))
     }
 
     /// `metadata`: an object of strings (what gateways send: tenant ids, anchors) by
