@@ -269,3 +269,64 @@ fn edge_cases_agree() {
     );
     assert!(!fast_path_line(deep.as_bytes()));
 }
+
+/// The fast path checks UTF-8 only where it reads it, character by character as its scan
+/// meets each non-ASCII byte, instead of the whole line first: it must take exactly the
+/// well-formed sequences `std::str::from_utf8` takes, wherever they sit in a string (at
+/// every offset within the scan's eight-byte words, before and after an escape, in keys,
+/// skipped values and the fields read by hand), and leave every other line to the
+/// general path, which rejects it.
+#[test]
+fn utf8_is_checked_where_it_is_read() {
+    let templates: [&[u8]; 8] = [
+        br#"{"type":"inbound","event":{"text":"@"}}"#,
+        br#"{"type":"inbound","event":{"text":"\n@"}}"#,
+        br#"{"type":"inbound","event":{"text":"@\t"}}"#,
+        br#"{"type":"inbound","event":{"text":"t","x@":1}}"#,
+        br#"{"type":"inbound","event":{"text":"t","x":["@"]}}"#,
+        br#"{"type":"inbound","event":{"text":"t","source":{"platform":"p","chat_id":"@","chat_type":"dm"}}}"#,
+        br#"{"type":"outbound_result","requestId":"@","result":{"success":true}}"#,
+        br#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"@","metadata":{"k@":"v"}}}"#,
+    ];
+    let plain = |seq: &[u8]| {
+        std::str::from_utf8(seq).is_ok() && !seq.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    };
+    let mut sequences: Vec<Vec<u8>> = Vec::new();
+    // Every lead byte with every second byte.
+    for lead in 0x80..=0xFFu8 {
+        for second in 0..=0xFFu8 {
+            sequences.push(vec![lead, second]);
+        }
+    }
+    // Three and four bytes: every lead with the continuation bytes at the edges of the
+    // ranges the lead allows.
+    let edges = [0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF];
+    for lead in 0xE0..=0xFFu8 {
+        for a in edges {
+            for b in edges {
+                sequences.push(vec![lead, a, b]);
+                if lead >= 0xF0 {
+                    for c in edges {
+                        sequences.push(vec![lead, a, b, c]);
+                    }
+                }
+            }
+        }
+    }
+    // Truncated at the end of the string.
+    sequences.extend([&b"\xc3"[..], b"\xe2\x82", b"\xf0\x9f\x98"].map(<[u8]>::to_vec));
+    let mut decided = 0;
+    for (i, seq) in sequences.iter().enumerate() {
+        // A different offset within the scan's words for each sequence.
+        let pad = "a".repeat(i % 11);
+        let seq = [pad.as_bytes(), seq, b"z"].concat();
+        for template in templates {
+            let at = template.iter().position(|&b| b == b'@').unwrap();
+            let line = [&template[..at], &seq, &template[at + 1..]].concat();
+            let fast = fast_path_line(&line);
+            assert_eq!(fast, plain(&seq), "{line:?}");
+            decided += usize::from(fast);
+        }
+    }
+    assert!(decided > 10_000, "{decided}");
+}

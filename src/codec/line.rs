@@ -53,6 +53,12 @@ impl Found {
 /// Decodes `line`, which lies within `source` (its unescaped strings may become slices of
 /// it).
 pub(super) fn decode_line(source: &Bytes, line: &[u8]) -> Result<Frame, LineError> {
+    // First, as the line's bytes: the fast path checks the UTF-8 of what it reads as it
+    // reads it, and leaves anything it is not sure of (invalid UTF-8 included) to the
+    // checks below.
+    if let Some(frame) = super::fast::frame(line, source) {
+        return Ok(frame);
+    }
     let text = std::str::from_utf8(line).map_err(|e| LineError {
         kind: DecodeErrorKind::InvalidUtf8,
         at: e.valid_up_to(),
@@ -71,9 +77,6 @@ pub(super) fn decode_line(source: &Bytes, line: &[u8]) -> Result<Frame, LineErro
             Err(e) => json_error(DecodeErrorKind::InvalidJson, text, &e, Found::default()),
         });
     }
-    if let Some(frame) = super::fast::frame(text, source) {
-        return Ok(frame);
-    }
     // The general path reads `Str`s through serde, which knows nothing of `source`: it is
     // made the thread's source of slices for the duration.
     text::with_source(source, || general(text))
@@ -84,9 +87,13 @@ pub(super) fn decode_line(source: &Bytes, line: &[u8]) -> Result<Frame, LineErro
 #[cfg(feature = "fuzzing")]
 pub(crate) fn both_paths(line: &[u8]) -> Option<(Frame, Result<Frame, String>)> {
     let source = Bytes::copy_from_slice(line);
-    let text = std::str::from_utf8(&source).ok()?;
-    let fast = super::fast::frame(text, &source)?;
-    let general = text::with_source(&source, || general(text)).map_err(|e| e.message);
+    let fast = super::fast::frame(&source, &source)?;
+    // A line that is not UTF-8 is the general path's error: the fast path must not take
+    // it.
+    let general = match std::str::from_utf8(&source) {
+        Ok(text) => text::with_source(&source, || general(text)).map_err(|e| e.message),
+        Err(e) => Err(e.to_string()),
+    };
     Some((fast, general))
 }
 

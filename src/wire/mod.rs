@@ -35,6 +35,7 @@ pub use event::{
     SessionSource,
 };
 pub use passthrough::{Base64Error, BodyError, PassthroughForward, decode_base64};
+pub(crate) use passthrough::decode_base64_bytes;
 pub use text::Str;
 
 use tagged::{Tagged, TypeFirst};

@@ -114,14 +114,20 @@ pub enum Base64Error {
 
 /// Decodes strict, padded, standard-alphabet base64.
 pub fn decode_base64(text: &str) -> Result<Bytes, Base64Error> {
+    decode_base64_bytes(text.as_bytes())
+}
+
+/// [`decode_base64`] of the bytes of a text, for the codec's reader, which has them as
+/// bytes (base64 is ASCII: anything else is an invalid byte).
+pub(crate) fn decode_base64_bytes(text: &[u8]) -> Result<Bytes, Base64Error> {
     // Decoded into a vector of exactly the decoded length, which `Bytes` then takes over
     // as it is; a vector with spare capacity (what `decode` returns) costs `Bytes` a
     // second allocation for its reference count.
     let padding = text
-        .bytes()
+        .iter()
         .rev()
         .take(2)
-        .take_while(|&b| b == b'=')
+        .take_while(|&&b| b == b'=')
         .count();
     let exact = (text.len() / 4 * 3).saturating_sub(padding);
     let mut body = vec![0; exact];

@@ -68,13 +68,16 @@ impl Str {
 
     /// `text` inline when it is short enough.
     fn inline(text: &str) -> Option<Self> {
+        Self::inline_bytes(text.as_bytes())
+    }
+
+    /// `text` (UTF-8) inline when it is short enough.
+    fn inline_bytes(text: &[u8]) -> Option<Self> {
         let len = u8::try_from(text.len())
             .ok()
             .filter(|&n| usize::from(n) <= INLINE)?;
         let mut bytes = [0; INLINE];
-        bytes
-            .get_mut(..text.len())?
-            .copy_from_slice(text.as_bytes());
+        bytes.get_mut(..text.len())?.copy_from_slice(text);
         Some(Self(Repr::Inline { len, bytes }))
     }
 
@@ -173,15 +176,20 @@ pub(crate) fn from_borrowed(text: &str) -> Str {
 
 /// A `Str` for `text`, which lies within `source` when it was read from it: a slice of
 /// `source` then (unless short enough to be inline), else a copy.
-pub(crate) fn from_source(source: &Bytes, text: &str) -> Str {
-    if let Some(short) = Str::inline(text) {
+///
+/// `text` must be UTF-8, which the codec's reader has checked as it scanned it: taking
+/// bytes spares checking it again. Were it not, the `Str` would read as empty (see
+/// [`Str::as_str`]), never as invalid text.
+pub(crate) fn from_source(source: &Bytes, text: &[u8]) -> Str {
+    debug_assert!(std::str::from_utf8(text).is_ok());
+    if let Some(short) = Str::inline_bytes(text) {
         return short;
     }
-    if contains(source, text.as_bytes()) {
-        Str(Repr::Shared(source.slice_ref(text.as_bytes())))
+    Str(Repr::Shared(if contains(source, text) {
+        source.slice_ref(text)
     } else {
-        Str::from(text)
-    }
+        Bytes::copy_from_slice(text)
+    }))
 }
 
 impl Deref for Str {

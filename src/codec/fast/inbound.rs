@@ -7,7 +7,7 @@ use super::{Object, Reader, Seen, unescape};
 use crate::wire::tagged::{Objects, OptionalObject};
 use crate::wire::{
     ActionResult, Inbound, MessageEvent, MessageType, OutboundResult, PassthroughForward,
-    PassthroughFrame, RequestId, SessionSource, Str, decode_base64,
+    PassthroughFrame, RequestId, SessionSource, Str, decode_base64_bytes,
 };
 
 impl Reader<'_> {
@@ -17,11 +17,11 @@ impl Reader<'_> {
         let mut seen = Seen::default();
         while self.more()? {
             match self.key()? {
-                "event" => {
+                b"event" => {
                     seen.first(0)?;
                     event = Some(self.event()?);
                 }
-                "bufferId" => {
+                b"bufferId" => {
                     seen.first(1)?;
                     buffer_id = self.buffer_id()?;
                 }
@@ -41,50 +41,50 @@ impl Reader<'_> {
         let mut seen = Seen::default();
         self.members(|r, key| {
             match key {
-                "text" => {
+                b"text" => {
                     seen.first(0)?;
                     e.text = r.string()?;
                 }
-                "message_type" => {
+                b"message_type" => {
                     seen.first(1)?;
                     e.message_type = match r.raw_string()? {
-                        (raw, false) => MessageType::from_wire(raw),
-                        (raw, true) => MessageType::from_wire(&unescape(raw)?),
+                        (raw, false) => MessageType::from_wire(std::str::from_utf8(raw).ok()?),
+                        (raw, true) => MessageType::from_wire(&unescape(r.text_of(raw)?)?),
                     };
                 }
-                "message_id" => {
+                b"message_id" => {
                     seen.first(2)?;
                     e.message_id = r.optional_string()?;
                 }
-                "reply_to_message_id" => {
+                b"reply_to_message_id" => {
                     seen.first(3)?;
                     e.reply_to_message_id = r.optional_string()?;
                 }
-                "reply_to" => {
+                b"reply_to" => {
                     seen.first(4)?;
                     e.reply_to = r.serde::<OptionalObject<_>>()?.0;
                 }
-                "media_urls" => {
+                b"media_urls" => {
                     seen.first(5)?;
                     e.media_urls = r.serde()?;
                 }
-                "media" => {
+                b"media" => {
                     seen.first(6)?;
                     e.media = r.serde::<Objects<_>>()?.0;
                 }
-                "context" => {
+                b"context" => {
                     seen.first(7)?;
                     e.context = r.serde::<Objects<_>>()?.0;
                 }
-                "context_error" => {
+                b"context_error" => {
                     seen.first(8)?;
                     e.context_error = r.optional_boolean()?;
                 }
-                "prompt_response" => {
+                b"prompt_response" => {
                     seen.first(9)?;
                     e.prompt_response = r.serde::<OptionalObject<_>>()?.0;
                 }
-                "source" => {
+                b"source" => {
                     seen.first(10)?;
                     r.source(&mut e.source)?;
                 }
@@ -101,29 +101,29 @@ impl Reader<'_> {
         let mut guild_id = None;
         self.members(|r, key| {
             let (bit, slot) = match key {
-                "platform" => (0, Slot::Str(&mut s.platform)),
-                "chat_id" => (1, Slot::Str(&mut s.chat_id)),
-                "chat_name" => (2, Slot::Opt(&mut s.chat_name)),
-                "chat_type" => (3, Slot::Str(&mut s.chat_type)),
-                "user_id" => (4, Slot::Opt(&mut s.user_id)),
-                "user_name" => (5, Slot::Opt(&mut s.user_name)),
-                "user_display_name" => (6, Slot::Opt(&mut s.user_display_name)),
-                "user_handle" => (7, Slot::Opt(&mut s.user_handle)),
-                "thread_id" => (8, Slot::Opt(&mut s.thread_id)),
-                "chat_topic" => (9, Slot::Opt(&mut s.chat_topic)),
-                "user_id_alt" => (10, Slot::Opt(&mut s.user_id_alt)),
-                "chat_id_alt" => (11, Slot::Opt(&mut s.chat_id_alt)),
-                "scope_id" => (12, Slot::Opt(&mut s.scope_id)),
-                "guild_id" => (13, Slot::Opt(&mut guild_id)),
-                "parent_chat_id" => (14, Slot::Opt(&mut s.parent_chat_id)),
-                "message_id" => (15, Slot::Opt(&mut s.message_id)),
-                "profile" => (16, Slot::Opt(&mut s.profile)),
-                "auto_thread_created" => (17, Slot::Bool(&mut s.auto_thread_created)),
-                "auto_thread_initial_name" => (18, Slot::Opt(&mut s.auto_thread_initial_name)),
-                "prospective_thread_id" => (19, Slot::Opt(&mut s.prospective_thread_id)),
-                "is_bot" => (20, Slot::OptBool(&mut s.is_bot)),
-                "one_to_one_verified" => (21, Slot::OptBool(&mut s.one_to_one_verified)),
-                "message_is_edit" => (22, Slot::OptBool(&mut s.message_is_edit)),
+                b"platform" => (0, Slot::Str(&mut s.platform)),
+                b"chat_id" => (1, Slot::Str(&mut s.chat_id)),
+                b"chat_name" => (2, Slot::Opt(&mut s.chat_name)),
+                b"chat_type" => (3, Slot::Str(&mut s.chat_type)),
+                b"user_id" => (4, Slot::Opt(&mut s.user_id)),
+                b"user_name" => (5, Slot::Opt(&mut s.user_name)),
+                b"user_display_name" => (6, Slot::Opt(&mut s.user_display_name)),
+                b"user_handle" => (7, Slot::Opt(&mut s.user_handle)),
+                b"thread_id" => (8, Slot::Opt(&mut s.thread_id)),
+                b"chat_topic" => (9, Slot::Opt(&mut s.chat_topic)),
+                b"user_id_alt" => (10, Slot::Opt(&mut s.user_id_alt)),
+                b"chat_id_alt" => (11, Slot::Opt(&mut s.chat_id_alt)),
+                b"scope_id" => (12, Slot::Opt(&mut s.scope_id)),
+                b"guild_id" => (13, Slot::Opt(&mut guild_id)),
+                b"parent_chat_id" => (14, Slot::Opt(&mut s.parent_chat_id)),
+                b"message_id" => (15, Slot::Opt(&mut s.message_id)),
+                b"profile" => (16, Slot::Opt(&mut s.profile)),
+                b"auto_thread_created" => (17, Slot::Bool(&mut s.auto_thread_created)),
+                b"auto_thread_initial_name" => (18, Slot::Opt(&mut s.auto_thread_initial_name)),
+                b"prospective_thread_id" => (19, Slot::Opt(&mut s.prospective_thread_id)),
+                b"is_bot" => (20, Slot::OptBool(&mut s.is_bot)),
+                b"one_to_one_verified" => (21, Slot::OptBool(&mut s.one_to_one_verified)),
+                b"message_is_edit" => (22, Slot::OptBool(&mut s.message_is_edit)),
                 _ => return r.skip(3),
             };
             seen.first(bit)?;
@@ -147,11 +147,11 @@ impl Reader<'_> {
         let mut seen = Seen::default();
         while self.more()? {
             match self.key()? {
-                "requestId" => {
+                b"requestId" => {
                     seen.first(0)?;
                     request_id = Some(RequestId(self.owned_string()?));
                 }
-                "result" => {
+                b"result" => {
                     seen.first(1)?;
                     result = Some(self.result()?);
                 }
@@ -172,12 +172,12 @@ impl Reader<'_> {
         let mut seen = Seen::default();
         let by_hand = self.open(b'{').and_then(|()| {
             self.members(|r, key| match key {
-                "success" => {
+                b"success" => {
                     seen.first(0)?;
                     result.success = r.boolean()?;
                     Some(())
                 }
-                "message_id" => {
+                b"message_id" => {
                     seen.first(1)?;
                     result.message_id = r.optional_string()?;
                     Some(())
@@ -198,11 +198,11 @@ impl Reader<'_> {
         let mut seen = Seen::default();
         while self.more()? {
             match self.key()? {
-                "forward" => {
+                b"forward" => {
                     seen.first(0)?;
                     forward = Some(self.forward()?);
                 }
-                "bufferId" => {
+                b"bufferId" => {
                     seen.first(1)?;
                     buffer_id = self.buffer_id()?;
                 }
@@ -222,34 +222,34 @@ impl Reader<'_> {
         let mut seen = Seen::default();
         self.members(|r, key| {
             match key {
-                "platform" => {
+                b"platform" => {
                     seen.first(0)?;
                     f.platform = r.string()?;
                 }
-                "botId" => {
+                b"botId" => {
                     seen.first(1)?;
                     f.bot_id = r.string()?;
                 }
-                "method" => {
+                b"method" => {
                     seen.first(2)?;
                     f.method = r.string()?;
                 }
-                "path" => {
+                b"path" => {
                     seen.first(3)?;
                     f.path = r.string()?;
                 }
-                "headers" => {
+                b"headers" => {
                     seen.first(4)?;
                     f.headers = r.headers()?;
                 }
-                "bodyB64" => {
+                b"bodyB64" => {
                     seen.first(5)?;
                     f.body = match r.raw_string()? {
                         (raw, false) => body(raw),
-                        (raw, true) => body(&unescape(raw)?),
+                        (raw, true) => body(unescape(r.text_of(raw)?)?.as_bytes()),
                     };
                 }
-                "profile" => {
+                b"profile" => {
                     seen.first(6)?;
                     f.profile = r.optional_string()?;
                 }
@@ -293,10 +293,10 @@ enum Slot<'s> {
     OptBool(&'s mut Option<bool>),
 }
 
-/// A body as the general path decodes it.
-fn body(text: &str) -> Result<Bytes, crate::wire::BodyError> {
-    decode_base64(text).map_err(|reason| crate::wire::BodyError {
+/// A body as the general path decodes it, from its (checked UTF-8) text.
+fn body(text: &[u8]) -> Result<Bytes, crate::wire::BodyError> {
+    decode_base64_bytes(text).map_err(|reason| crate::wire::BodyError {
         reason,
-        encoded: text.to_owned(),
+        encoded: String::from_utf8_lossy(text).into_owned(),
     })
 }

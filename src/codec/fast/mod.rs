@@ -34,21 +34,22 @@ const MAX_DEPTH: usize = 64;
 
 /// The frame `line` holds, if the fast path can tell for certain; `line` lies within
 /// `source`, of which unescaped long strings become slices.
-pub(super) fn frame(line: &str, source: &Bytes) -> Option<Frame> {
+pub(super) fn frame(line: &[u8], source: &Bytes) -> Option<Frame> {
     let mut r = Reader {
         text: line,
         at: 0,
         source,
+        checked: None,
     };
     r.open(b'{')?;
-    if r.key()? != "type" {
+    if r.key()? != b"type" {
         return None;
     }
     let frame = match r.raw_string()? {
-        ("inbound", false) => r.inbound().map(Frame::Inbound),
-        ("outbound", false) => r.outbound().map(Frame::Outbound),
-        ("outbound_result", false) => r.outbound_result().map(Frame::OutboundResult),
-        ("passthrough_forward", false) => r.passthrough().map(Frame::PassthroughForward),
+        (b"inbound", false) => r.inbound().map(Frame::Inbound),
+        (b"outbound", false) => r.outbound().map(Frame::Outbound),
+        (b"outbound_result", false) => r.outbound_result().map(Frame::OutboundResult),
+        (b"passthrough_forward", false) => r.passthrough().map(Frame::PassthroughForward),
         _ => None,
     }?;
     r.ws();
@@ -70,14 +71,32 @@ impl Seen {
 }
 
 struct Reader<'a> {
-    text: &'a str,
+    /// The line: bytes, not yet known to be UTF-8. Every string the reader passes over is
+    /// checked as it is scanned (see [`find_special`]), and every byte outside strings
+    /// must be ASCII JSON syntax, so a line the reader accepts is UTF-8 throughout.
+    text: &'a [u8],
     at: usize,
     source: &'a Bytes,
+    /// The line as text, once something needed it as text: see [`Reader::text_of`].
+    checked: Option<Option<&'a str>>,
 }
 
 impl<'a> Reader<'a> {
     fn bytes(&self) -> &'a [u8] {
-        self.text.as_bytes()
+        self.text
+    }
+
+    /// `raw`, a part of the line, as text. A `String` (or a decoded escape's
+    /// surroundings) cannot be made of bytes without checking them again (there is no
+    /// `unsafe` here), and many small checks cost more than one of the line: so the first
+    /// part needed as text checks the whole line once, which the reader of a line made
+    /// only of `Str`s and bytes (a gateway's `inbound`, `passthrough_forward`) never does.
+    fn text_of(&mut self, raw: &'a [u8]) -> Option<&'a str> {
+        let line = *self
+            .checked
+            .get_or_insert_with(|| std::str::from_utf8(self.text).ok());
+        let start = (raw.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
+        line?.get(start..start + raw.len())
     }
 
     fn peek(&self) -> Option<u8> {
@@ -114,7 +133,7 @@ impl<'a> Reader<'a> {
 
     /// An object's first key, or `None` for `{}` as for anything unexpected: callers
     /// that accept an empty object check for it first.
-    fn key(&mut self) -> Option<&'a str> {
+    fn key(&mut self) -> Option<&'a [u8]> {
         match self.raw_string()? {
             (key, false) => (self.next_byte()? == b':').then_some(key),
             // A key spelled with escapes: rare enough to leave to serde.
@@ -124,7 +143,10 @@ impl<'a> Reader<'a> {
 
     /// Reads the members of an object whose `{` was consumed: `member` is called with
     /// each key, and must consume its value.
-    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    fn members(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
+    ) -> Option<()> {
         self.ws();
         if self.peek()? == b'}' {
             self.at += 1;
@@ -140,21 +162,26 @@ impl<'a> Reader<'a> {
     }
 
     /// A string's raw text between its quotes, and whether it contains escapes (which are
-    /// checked, not decoded).
-    fn raw_string(&mut self) -> Option<(&'a str, bool)> {
+    /// checked, not decoded). Its other characters are checked as UTF-8.
+    fn raw_string(&mut self) -> Option<(&'a [u8], bool)> {
         self.open(b'"')?;
         let start = self.at;
         let mut escaped = false;
         loop {
             self.at += find_special(self.bytes().get(self.at..)?)?;
-            if self.peek()? == b'"' {
-                let raw = self.text.get(start..self.at)?;
-                self.at += 1;
-                return Some((raw, escaped));
-            }
-            if self.peek()? != b'\\' {
+            match self.peek()? {
+                b'"' => {
+                    let raw = self.bytes().get(start..self.at)?;
+                    self.at += 1;
+                    return Some((raw, escaped));
+                }
+                b'\\' => {}
+                0x80.. => {
+                    self.at += utf8_char(self.bytes().get(self.at..)?)?;
+                    continue;
+                }
                 // A raw control character, which JSON does not allow in a string.
-                return None;
+                _ => return None,
             }
             escaped = true;
             self.at += 1;
@@ -178,23 +205,27 @@ impl<'a> Reader<'a> {
     /// would do: its end is found with `memchr`, and [`unescape`] checks it as it decodes
     /// (Python writes every non-ASCII character as `\uXXXX`, so a reply's text is dense
     /// with escapes, and the second walk over them cost as much as the first).
-    fn string_text(&mut self) -> Option<Result<&'a str, String>> {
+    fn string_text(&mut self) -> Option<Result<&'a [u8], String>> {
         self.open(b'"')?;
         let start = self.at;
         let rest = self.bytes().get(start..)?;
-        let first = find_special(rest)?;
-        match rest.get(first)? {
-            b'"' => {
-                self.at = start + first + 1;
-                self.text.get(start..start + first).map(Ok)
+        let mut at = 0;
+        loop {
+            at += find_special(rest.get(at..)?)?;
+            match rest.get(at)? {
+                b'"' => {
+                    self.at = start + at + 1;
+                    return rest.get(..at).map(Ok);
+                }
+                b'\\' => {
+                    let end = closing_quote(rest, at)?;
+                    self.at = start + end + 1;
+                    return unescape(self.text_of(rest.get(..end)?)?).map(Err);
+                }
+                0x80.. => at += utf8_char(rest.get(at..)?)?,
+                // A raw control character, which JSON does not allow in a string.
+                _ => return None,
             }
-            b'\\' => {
-                let end = closing_quote(rest, first)?;
-                self.at = start + end + 1;
-                unescape(self.text.get(start..start + end)?).map(Err)
-            }
-            // A raw control character, which JSON does not allow in a string.
-            _ => None,
         }
     }
 
@@ -208,10 +239,10 @@ impl<'a> Reader<'a> {
 
     /// A string value as an owned `String`.
     fn owned_string(&mut self) -> Option<String> {
-        Some(match self.string_text()? {
-            Ok(raw) => raw.to_owned(),
-            Err(decoded) => decoded,
-        })
+        match self.string_text()? {
+            Ok(raw) => self.text_of(raw).map(str::to_owned),
+            Err(decoded) => Some(decoded),
+        }
     }
 
     /// `null`, consumed, if it is next.
@@ -260,7 +291,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The text of the next value, skipped (and checked).
-    fn value_text(&mut self) -> Option<&'a str> {
+    fn value_text(&mut self) -> Option<&'a [u8]> {
         self.ws();
         let start = self.at;
         self.skip(0)?;
@@ -271,7 +302,9 @@ impl<'a> Reader<'a> {
     /// the fast path does not model.
     fn serde<T: Deserialize<'a>>(&mut self) -> Option<T> {
         let text = self.value_text()?;
-        text::with_source(self.source, || serde_json::from_str(text).ok())
+        // Its strings are checked UTF-8 (it was skipped), so serde_json reads it from the
+        // bytes exactly as it would from text.
+        text::with_source(self.source, || serde_json::from_slice(text).ok())
     }
 
     /// Skips one value, checking it is well-formed JSON.
@@ -375,21 +408,29 @@ fn unescape(raw: &str) -> Option<String> {
     let mut out = String::with_capacity(raw.len());
     let mut at = 0;
     while let Some(&b) = bytes.get(at) {
-        if b == b'\\' {
-            let (c, len) = escape(bytes.get(at + 1..)?)?;
-            out.push(c);
-            at += 1 + len;
-            continue;
+        let rest = raw.get(at..)?;
+        match b {
+            b'\\' => {
+                let (c, len) = escape(bytes.get(at + 1..)?)?;
+                out.push(c);
+                at += 1 + len;
+            }
+            0x80.. => {
+                let c = rest.chars().next()?;
+                out.push(c);
+                at += c.len_utf8();
+            }
+            _ => {
+                let run = find_special(rest.as_bytes()).unwrap_or(rest.len());
+                if run == 0 {
+                    // A raw control character (or a stray quote).
+                    return None;
+                }
+                // The run ends before a non-ASCII byte or at the end: whole characters.
+                out.push_str(rest.get(..run)?);
+                at += run;
+            }
         }
-        let rest = bytes.get(at..)?;
-        let run = find_special(rest).unwrap_or(rest.len());
-        if run == 0 {
-            // A raw control character (or a stray quote).
-            return None;
-        }
-        // The run ends at an ASCII byte or at the end: a whole number of characters.
-        out.push_str(raw.get(at..at + run)?);
-        at += run;
     }
     Some(out)
 }
@@ -455,11 +496,16 @@ fn closing_quote(rest: &[u8], from: usize) -> Option<usize> {
     }
 }
 
-/// Index of the first `"`, `\\` or control character in `bytes`: what ends a run of
-/// plain string text. Eight bytes at a time, as serde_json scans: a byte equal to `x` is
-/// a zero byte of `word ^ x`, and a zero byte (or one below `0x20`) is the only kind that
-/// borrows into its high bit when `0x01` (or `0x20`) is subtracted from every byte. Only
-/// the lowest flagged byte is exact, which is the one wanted.
+/// Index of the first `"`, `\\`, control character or non-ASCII byte in `bytes`: what
+/// ends a run of plain ASCII string text. Eight bytes at a time, as serde_json scans: a
+/// byte equal to `x` is a zero byte of `word ^ x`, and a zero byte (or one below `0x20`)
+/// is the only kind that borrows into its high bit when `0x01` (or `0x20`) is subtracted
+/// from every byte; a non-ASCII byte has its high bit set already. Only the lowest
+/// flagged byte is exact, which is the one wanted.
+///
+/// Stopping at non-ASCII bytes is what spares the reader a UTF-8 check of the whole line
+/// (serde_json's `IgnoredAny` makes none): each such character is checked where it is met
+/// ([`utf8_char`]), and a line of ASCII costs nothing more than the scan.
 fn find_special(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     const HIGH: u64 = ONES << 7;
@@ -470,14 +516,33 @@ fn find_special(bytes: &[u8]) -> Option<usize> {
         let word = u64::from_le_bytes(chunk.try_into().ok()?);
         let quote = word ^ (ONES * u64::from(b'"'));
         let backslash = word ^ (ONES * u64::from(b'\\'));
-        let flagged = (below(quote, 1) | below(backslash, 1) | below(word, 0x20)) & HIGH;
+        let flagged = (below(quote, 1) | below(backslash, 1) | below(word, 0x20) | word) & HIGH;
         if flagged != 0 {
             return Some(offset + flagged.trailing_zeros() as usize / 8);
         }
         offset += 8;
     }
     let tail = chunks.remainder().iter();
-    tail.map(|&b| b == b'"' || b == b'\\' || b < 0x20)
+    tail.map(|&b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b))
         .position(|special| special)
         .map(|at| offset + at)
+}
+
+/// The length of the UTF-8 character `bytes` starts with, whose first byte is not ASCII;
+/// `None` if it is not a well-formed one (Unicode's table 3-7: no overlong forms, no
+/// surrogates, nothing above U+10FFFF), as `std::str::from_utf8` judges it.
+fn utf8_char(bytes: &[u8]) -> Option<usize> {
+    let continuation = |i: usize| bytes.get(i).is_some_and(|&b| b & 0xC0 == 0x80);
+    let second = |range: std::ops::RangeInclusive<u8>| bytes.get(1).is_some_and(|b| range.contains(b));
+    let len = match *bytes.first()? {
+        0xC2..=0xDF => 2,
+        0xE0 if second(0xA0..=0xBF) => 3,
+        0xE1..=0xEC | 0xEE..=0xEF if continuation(1) => 3,
+        0xED if second(0x80..=0x9F) => 3,
+        0xF0 if second(0x90..=0xBF) => 4,
+        0xF1..=0xF3 if continuation(1) => 4,
+        0xF4 if second(0x80..=0x8F) => 4,
+        _ => return None,
+    };
+    (2..len).all(continuation).then_some(len).filter(|_| continuation(1))
 }

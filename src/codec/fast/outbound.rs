@@ -17,19 +17,19 @@ impl Reader<'_> {
         let mut seen = Seen::default();
         while self.more()? {
             match self.key()? {
-                "requestId" => {
+                b"requestId" => {
                     seen.first(0)?;
                     request_id = Some(RequestId(self.owned_string()?));
                 }
-                "action" => {
+                b"action" => {
                     seen.first(1)?;
                     action = Some(self.action()?);
                 }
-                "platform" => {
+                b"platform" => {
                     seen.first(2)?;
                     platform = self.optional_owned_string()?;
                 }
-                "botId" => {
+                b"botId" => {
                     seen.first(3)?;
                     bot_id = self.optional_owned_string()?;
                 }
@@ -51,14 +51,14 @@ impl Reader<'_> {
     fn action(&mut self) -> Option<OutboundAction> {
         let start = self.at;
         let by_hand = self.open(b'{').and_then(|()| {
-            if self.key()? != "op" {
+            if self.key()? != b"op" {
                 return None;
             }
             match self.raw_string()? {
-                ("send", false) => self.send().map(OutboundAction::Send),
-                ("typing", false) => self.typing().map(OutboundAction::Typing),
-                ("follow_up", false) => self.follow_up().map(OutboundAction::FollowUp),
-                ("edit", false) => self.edit().map(OutboundAction::Edit),
+                (b"send", false) => self.send().map(OutboundAction::Send),
+                (b"typing", false) => self.typing().map(OutboundAction::Typing),
+                (b"follow_up", false) => self.follow_up().map(OutboundAction::FollowUp),
+                (b"edit", false) => self.edit().map(OutboundAction::Edit),
                 _ => None,
             }
         });
@@ -80,19 +80,19 @@ impl Reader<'_> {
         let mut seen = Seen::default();
         while self.more()? {
             match self.key()? {
-                "chat_id" => {
+                b"chat_id" => {
                     seen.first(0)?;
                     chat_id = Some(self.string()?);
                 }
-                "content" => {
+                b"content" => {
                     seen.first(1)?;
                     content = Some(self.string()?);
                 }
-                "reply_to" => {
+                b"reply_to" => {
                     seen.first(2)?;
                     action.reply_to = self.optional_string()?;
                 }
-                "metadata" => {
+                b"metadata" => {
                     seen.first(3)?;
                     action.metadata = self.metadata()?;
                 }
@@ -110,15 +110,15 @@ impl Reader<'_> {
         let mut seen = Seen::default();
         while self.more()? {
             match self.key()? {
-                "chat_id" => {
+                b"chat_id" => {
                     seen.first(0)?;
                     chat_id = Some(self.string()?);
                 }
-                "content" => {
+                b"content" => {
                     seen.first(1)?;
                     action.content = self.optional_string()?;
                 }
-                "metadata" => {
+                b"metadata" => {
                     seen.first(2)?;
                     action.metadata = self.metadata()?;
                 }
@@ -159,7 +159,7 @@ impl Reader<'_> {
         let mut seen = Seen::default();
         while self.more()? {
             let key = self.key()?;
-            if key == "metadata" {
+            if key == b"metadata" {
                 seen.first(3)?;
                 metadata = self.metadata()?;
                 continue;
@@ -168,7 +168,7 @@ impl Reader<'_> {
                 .iter()
                 .zip(&mut values)
                 .zip(0..)
-                .find(|((name, _), _)| **name == key)
+                .find(|((name, _), _)| name.as_bytes() == key)
             {
                 Some(((_, value), bit)) => {
                     seen.first(bit)?;
@@ -190,7 +190,8 @@ impl Reader<'_> {
         let by_hand = self.open(b'{').and_then(|()| {
             self.members(|r, key| {
                 let value = r.owned_string()?;
-                metadata.insert(key.to_owned(), serde_json::Value::String(value));
+                let key = r.text_of(key)?.to_owned();
+                metadata.insert(key, serde_json::Value::String(value));
                 Some(())
             })
         });
