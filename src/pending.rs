@@ -1,30 +1,36 @@
 //! Requests awaiting their result: a map for lookup beside an ordered deadline index, so
 //! the next deadline is the index's first entry and no timeout ever scans the table.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use crate::hash::SeededFx;
 use crate::wire::RequestId;
 
-/// The deadline index is a min-heap of `(deadline, id)` with lazy deletion: a request that
-/// resolves leaves its record behind, stale (its id is no longer in the map, or maps to
-/// another deadline). Stale records are dropped when they reach the top, so the top is
-/// always a live request, and swept out whenever they outnumber the live ones. Unlike the
-/// B-tree this replaces, the heap reuses its buffer: resolving a request allocates and
-/// frees nothing, where the B-tree freed and later reallocated its nodes.
+/// The deadline index is a queue of `(deadline, id)` in deadline order, with lazy
+/// deletion: a request that resolves leaves its record behind, stale (its id is no longer
+/// in the map, or maps to another deadline). Stale records are dropped when they reach the
+/// front, so the front is always a live request, and swept out whenever they outnumber
+/// the live ones.
+///
+/// Every deadline is the request's `now` plus the one configured timeout, so requests
+/// arrive in deadline order (a `now` earlier than the last is put in its place), and the
+/// queue is ordered by pushing at the back. Results mostly come back in the order the
+/// requests went out, so a resolved record is mostly the front one, dropped at once. A
+/// heap (what this replaces) ordered equal deadlines by id instead, which scattered them:
+/// with a coarse clock, or a burst sent within one `now`, most results left a stale
+/// record inside the heap, and every few hundred a sweep looked each one up again.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     deadlines: HashMap<RequestId, Instant, SeededFx>,
-    order: BinaryHeap<Reverse<(Instant, RequestId)>>,
+    order: VecDeque<(Instant, RequestId)>,
 }
 
 impl Pending {
     pub(crate) fn new(hasher: SeededFx) -> Self {
         Self {
             deadlines: HashMap::with_hasher(hasher),
-            order: BinaryHeap::new(),
+            order: VecDeque::new(),
         }
     }
 
@@ -43,34 +49,39 @@ impl Pending {
     pub(crate) fn insert(&mut self, id: RequestId, deadline: Instant) {
         // A previous deadline of the same id goes stale.
         self.deadlines.insert(id.clone(), deadline);
-        self.order.push(Reverse((deadline, id)));
+        match self.order.back() {
+            Some((last, _)) if *last > deadline => {
+                let at = self.order.partition_point(|(at, _)| *at <= deadline);
+                self.order.insert(at, (deadline, id));
+            }
+            _ => self.order.push_back((deadline, id)),
+        }
         self.settle();
     }
 
     pub(crate) fn remove(&mut self, id: &RequestId) -> bool {
         // Its record goes stale.
         let removed = self.deadlines.remove(id).is_some();
-        if self.order.peek().is_some_and(|Reverse((_, top))| top == id) {
+        if self.order.front().is_some_and(|(_, first)| first == id) {
             self.settle();
         } else {
-            // The top was live and is another request's: it still is, so only the sweep
-            // may be due. A result mostly answers a request other than the oldest, and
-            // comparing ids is cheaper than looking the top up again.
+            // The front was live and is another request's: it still is, so only the sweep
+            // may be due (comparing ids is cheaper than looking the front up again).
             self.sweep();
         }
         removed
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.order.peek().map(|Reverse((at, _))| *at)
+        self.order.front().map(|(at, _)| *at)
     }
 
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<RequestId> {
-        let Reverse((at, _)) = self.order.peek()?;
+        let (at, _) = self.order.front()?;
         if *at > now {
             return None;
         }
-        let Reverse((_, id)) = self.order.pop()?;
+        let (_, id) = self.order.pop_front()?;
         self.deadlines.remove(&id);
         self.settle();
         Some(id)
@@ -81,7 +92,6 @@ impl Pending {
         let deadlines = std::mem::take(&mut self.deadlines);
         let mut live: Vec<(Instant, RequestId)> = std::mem::take(&mut self.order)
             .into_iter()
-            .map(|Reverse(record)| record)
             .filter(|(at, id)| deadlines.get(id) == Some(at))
             .collect();
         live.sort_unstable();
@@ -96,11 +106,11 @@ impl Pending {
     /// Drops stale records from the top, and sweeps them all out once they outnumber the
     /// live ones (O(1) amortised per operation).
     fn settle(&mut self) {
-        while let Some(Reverse((at, id))) = self.order.peek() {
+        while let Some((at, id)) = self.order.front() {
             if self.deadlines.get(id) == Some(at) {
                 break;
             }
-            self.order.pop();
+            self.order.pop_front();
         }
         self.sweep();
     }
@@ -109,8 +119,75 @@ impl Pending {
     fn sweep(&mut self) {
         if self.order.len() > 2 * self.deadlines.len() + 16 {
             let deadlines = &self.deadlines;
-            self.order
-                .retain(|Reverse((at, id))| deadlines.get(id) == Some(at));
+            self.order.retain(|(at, id)| deadlines.get(id) == Some(at));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn id(n: u32) -> RequestId {
+        RequestId(format!("r{n}"))
+    }
+
+    #[test]
+    fn an_earlier_deadline_goes_in_its_place() {
+        let t = Instant::now();
+        let mut p = Pending::default();
+        p.insert(id(1), t + Duration::from_secs(3));
+        p.insert(id(2), t + Duration::from_secs(1));
+        p.insert(id(3), t + Duration::from_secs(2));
+        assert_eq!(p.next_deadline(), Some(t + Duration::from_secs(1)));
+        let expired: Vec<_> =
+            std::iter::from_fn(|| p.pop_expired(t + Duration::from_secs(5))).collect();
+        assert_eq!(expired, [id(2), id(3), id(1)]);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn results_in_request_order_leave_no_stale_records() {
+        // One `now` for the whole burst: equal deadlines.
+        let at = Instant::now();
+        let mut p = Pending::default();
+        for n in 0..500 {
+            p.insert(id(n), at);
+        }
+        for n in 0..500 {
+            assert!(p.remove(&id(n)));
+            assert_eq!(p.order.len(), p.len());
+        }
+        assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_reissued_id_expires_once_at_its_new_deadline() {
+        let t = Instant::now();
+        let mut p = Pending::default();
+        p.insert(id(1), t);
+        p.insert(id(2), t + Duration::from_secs(1));
+        p.insert(id(1), t + Duration::from_secs(2));
+        assert_eq!(p.pop_expired(t + Duration::from_secs(1)), Some(id(2)));
+        assert_eq!(p.pop_expired(t + Duration::from_secs(1)), None);
+        assert_eq!(p.pop_expired(t + Duration::from_secs(2)), Some(id(1)));
+        assert_eq!(p.pop_expired(t + Duration::from_secs(9)), None);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn out_of_order_results_are_swept() {
+        let at = Instant::now();
+        let mut p = Pending::default();
+        for n in 0..1000 {
+            p.insert(id(n), at);
+        }
+        // The oldest stays; every other resolves, newest first: all stale behind it.
+        for n in (1..1000).rev() {
+            assert!(p.remove(&id(n)));
+            assert!(p.order.len() <= 2 * p.len() + 17, "{}", p.order.len());
+        }
+        assert_eq!(p.drain(), [id(0)]);
     }
 }

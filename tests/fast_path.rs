@@ -289,7 +289,8 @@ fn utf8_is_checked_where_it_is_read() {
         br#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"@","metadata":{"k@":"v"}}}"#,
     ];
     let plain = |seq: &[u8]| {
-        std::str::from_utf8(seq).is_ok() && !seq.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        std::str::from_utf8(seq).is_ok()
+            && !seq.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
     };
     let mut sequences: Vec<Vec<u8>> = Vec::new();
     // Every lead byte with every second byte.

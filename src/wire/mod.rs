@@ -34,8 +34,8 @@ pub use event::{
     ContextAuthor, ContextItem, MediaItem, MessageEvent, MessageType, PromptResponse, ReplyTo,
     SessionSource,
 };
-pub use passthrough::{Base64Error, BodyError, PassthroughForward, decode_base64};
 pub(crate) use passthrough::decode_base64_bytes;
+pub use passthrough::{Base64Error, BodyError, PassthroughForward, decode_base64};
 pub use text::Str;
 
 use tagged::{Tagged, TypeFirst};

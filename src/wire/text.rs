@@ -182,13 +182,26 @@ pub(crate) fn from_borrowed(text: &str) -> Str {
 /// [`Str::as_str`]), never as invalid text.
 pub(crate) fn from_source(source: &Bytes, text: &[u8]) -> Str {
     debug_assert!(std::str::from_utf8(text).is_ok());
-    if let Some(short) = Str::inline_bytes(text) {
-        return short;
+    let within = contains(source, text).then(|| text.as_ptr() as usize - source.as_ptr() as usize);
+    if let Ok(len) = u8::try_from(text.len()) {
+        if usize::from(len) <= INLINE {
+            // A short string is copied as the whole inline array from where it starts in
+            // the message, when the message goes on that far: a fixed-size copy is a
+            // couple of moves, where one of the string's own length is a call to
+            // `memcpy`, for each of the dozen ids of an event. The bytes past `len` are
+            // never read.
+            let window = within.and_then(|at| source.get(at..at + INLINE));
+            if let Some(bytes) = window.and_then(|w| <[u8; INLINE]>::try_from(w).ok()) {
+                return Str(Repr::Inline { len, bytes });
+            }
+            if let Some(short) = Str::inline_bytes(text) {
+                return short;
+            }
+        }
     }
-    Str(Repr::Shared(if contains(source, text) {
-        source.slice_ref(text)
-    } else {
-        Bytes::copy_from_slice(text)
+    Str(Repr::Shared(match within {
+        Some(_) => source.slice_ref(text),
+        None => Bytes::copy_from_slice(text),
     }))
 }
 

@@ -143,10 +143,7 @@ impl<'a> Reader<'a> {
 
     /// Reads the members of an object whose `{` was consumed: `member` is called with
     /// each key, and must consume its value.
-    fn members(
-        &mut self,
-        mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
-    ) -> Option<()> {
+    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
         self.ws();
         if self.peek()? == b'}' {
             self.at += 1;
@@ -533,7 +530,8 @@ fn find_special(bytes: &[u8]) -> Option<usize> {
 /// surrogates, nothing above U+10FFFF), as `std::str::from_utf8` judges it.
 fn utf8_char(bytes: &[u8]) -> Option<usize> {
     let continuation = |i: usize| bytes.get(i).is_some_and(|&b| b & 0xC0 == 0x80);
-    let second = |range: std::ops::RangeInclusive<u8>| bytes.get(1).is_some_and(|b| range.contains(b));
+    let second =
+        |range: std::ops::RangeInclusive<u8>| bytes.get(1).is_some_and(|b| range.contains(b));
     let len = match *bytes.first()? {
         0xC2..=0xDF => 2,
         0xE0 if second(0xA0..=0xBF) => 3,
@@ -544,5 +542,8 @@ fn utf8_char(bytes: &[u8]) -> Option<usize> {
         0xF4 if second(0x80..=0x8F) => 4,
         _ => return None,
     };
-    (2..len).all(continuation).then_some(len).filter(|_| continuation(1))
+    (2..len)
+        .all(continuation)
+        .then_some(len)
+        .filter(|_| continuation(1))
 }
