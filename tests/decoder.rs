@@ -183,3 +183,64 @@ fn bytes_are_decoded_in_place_and_in_order() {
     assert_eq!(fifth.buffer_id.unwrap().as_str(), "b-5");
     assert_eq!(decoder.next_frame(), None);
 }
+
+/// A shared message of whole lines is read line by line straight from the message by the
+/// fast path, without a newline search first: every item, errors' line numbers and
+/// offsets included, is what the same bytes give through a borrowed push (the usual way,
+/// a line split off and then decoded), whatever mix of lines surrounds it.
+#[test]
+fn a_shared_message_decodes_as_a_borrowed_one() {
+    let inbound = |n: u32, tail: &str| {
+        format!(
+            r#"{{"type":"inbound","event":{{"text":"héllo {n}","source":{{"platform":"p","chat_id":"c{n}","chat_type":"dm"}}}},"bufferId":"b-{n}"}}{tail}"#
+        )
+    };
+    let result = r#"{"type":"outbound_result","requestId":"r-1","result":{"success":true}}"#;
+    let long = format!(
+        r#"{{"type":"outbound_result","requestId":"{}","result":{{}}}}"#,
+        "x".repeat(300)
+    );
+    let lines = [
+        inbound(1, ""),
+        result.to_owned(),
+        String::new(),
+        inbound(2, " \t\r"),
+        "{\"type\":\"inbound\",\n".to_owned(),
+        "\"event\":{}}".to_owned(),
+        long,
+        inbound(3, "x"),
+        "{\"type\":\"inbound\",\"event\":{\"text\":\"\u{1F680}\"}, }".to_owned(),
+        r#"{"type":"outbound","requestId":"q","action":{"op":"typing","chat_id":"c"}}"#.to_owned(),
+        inbound(4, ""),
+        "[1]".to_owned(),
+        inbound(5, ""),
+    ];
+    let mut stream = lines.join("\n").into_bytes();
+    stream.extend_from_slice(b"\n");
+    // Not UTF-8, in the middle of a string.
+    stream.extend_from_slice(b"{\"type\":\"inbound\",\"event\":{\"text\":\"\xff\"}}\n");
+    stream.extend_from_slice(inbound(6, "").as_bytes());
+    for max in [200, usize::MAX / 2] {
+        let decode = |shared: bool| {
+            let mut decoder = FrameDecoder::with_max_frame_len(max);
+            if shared {
+                decoder.push_bytes(bytes::Bytes::from(stream.clone()));
+            } else {
+                decoder.push(&stream);
+            }
+            let mut items: Vec<_> = std::iter::from_fn(|| decoder.next_frame()).collect();
+            decoder.finish();
+            items.extend(std::iter::from_fn(|| decoder.next_frame()));
+            items
+        };
+        let shared = decode(true);
+        assert_eq!(shared, decode(false), "limit {max}");
+        let frames = shared.iter().filter(|item| item.is_ok()).count();
+        let errors: Vec<_> = shared
+            .iter()
+            .filter_map(|item| item.as_ref().err())
+            .collect();
+        assert_eq!(frames, if max == 200 { 7 } else { 8 }, "{shared:#?}");
+        assert!(errors.iter().any(|e| e.line == 15), "{errors:#?}");
+    }
+}

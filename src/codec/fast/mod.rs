@@ -35,11 +35,29 @@ const MAX_DEPTH: usize = 64;
 /// The frame `line` holds, if the fast path can tell for certain; `line` lies within
 /// `source`, of which unescaped long strings become slices.
 pub(super) fn frame(line: &[u8], source: &Bytes) -> Option<Frame> {
+    let (frame, end) = read(line, source)?;
+    // Only whitespace may follow the object (the decoder has already cut the newline).
+    (end == line.len()).then_some(frame)
+}
+
+/// The frame of the line `input` starts with, and the index of the newline that ends
+/// the line, if the fast path can tell for certain: the decoder's way for a message of
+/// whole lines, which spares it searching each line for its newline before reading it.
+/// The reader stops at the first newline whatever it reads (no JSON token, string or
+/// whitespace it accepts holds one), so it reads exactly what [`frame`] reads of the line
+/// cut there, and decides the same.
+pub(super) fn frame_line(input: &[u8], source: &Bytes) -> Option<(Frame, usize)> {
+    let (frame, end) = read(input, source)?;
+    (input.get(end) == Some(&b'\n')).then_some((frame, end))
+}
+
+/// The frame `text` starts with, and where the whitespace after it ends.
+fn read(text: &[u8], source: &Bytes) -> Option<(Frame, usize)> {
     let mut r = Reader {
-        text: line,
+        text,
         at: 0,
         source,
-        checked: None,
+        checked_to: 0,
     };
     r.open(b'{')?;
     if r.key()? != b"type" {
@@ -53,8 +71,7 @@ pub(super) fn frame(line: &[u8], source: &Bytes) -> Option<Frame> {
         _ => None,
     }?;
     r.ws();
-    // Only whitespace may follow the object (the decoder has already cut the newline).
-    (r.at == line.len()).then_some(frame)
+    Some((frame, r.at))
 }
 
 /// Keys seen in one object, by bit: a repeated key is an error on the general path.
@@ -77,8 +94,8 @@ struct Reader<'a> {
     text: &'a [u8],
     at: usize,
     source: &'a Bytes,
-    /// The line as text, once something needed it as text: see [`Reader::text_of`].
-    checked: Option<Option<&'a str>>,
+    /// Where the part of the line already checked as text ends: see [`Reader::text_of`].
+    checked_to: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -88,24 +105,27 @@ impl<'a> Reader<'a> {
 
     /// `raw`, a part of the line, as text. A `String` (or a decoded escape's
     /// surroundings) cannot be made of bytes without checking them again (there is no
-    /// `unsafe` here), and many small checks cost more than one of the line: so the first
-    /// part needed as text checks the whole line once, which the reader of a line made
-    /// only of `Str`s and bytes (a gateway's `inbound`, `passthrough_forward`) never does.
+    /// `unsafe` here), and many small checks cost more than a few long ones: so each call
+    /// checks the line from where the last one stopped to the end of `raw`, and no byte is
+    /// checked twice. A line made only of `Str`s and bytes (a gateway's `inbound`,
+    /// `passthrough_forward`) is never checked again at all. Both ends are character
+    /// boundaries: a string's contents start after a quote and end before one.
     fn text_of(&mut self, raw: &'a [u8]) -> Option<&'a str> {
-        let line = *self
-            .checked
-            .get_or_insert_with(|| std::str::from_utf8(self.text).ok());
         let start = (raw.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
-        line?.get(start..start + raw.len())
+        let end = start + raw.len();
+        let from = self.checked_to.min(start);
+        let checked = std::str::from_utf8(self.text.get(from..end)?).ok()?;
+        self.checked_to = self.checked_to.max(end);
+        checked.get(start - from..)
     }
 
     fn peek(&self) -> Option<u8> {
         self.bytes().get(self.at).copied()
     }
 
-    /// Skips JSON whitespace.
+    /// Skips JSON whitespace, but for a newline: the end of the line (see [`frame_line`]).
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+        while let Some(b' ' | b'\t' | b'\r') = self.peek() {
             self.at += 1;
         }
     }
