@@ -61,6 +61,7 @@ impl<C, E> Core<C, E> {
     }
 
     /// The next step of the input being decoded; `None` when there is none.
+    #[inline]
     pub(crate) fn step(&mut self) -> Option<Step> {
         let now = self.input?;
         Some(match self.decoder.next_frame() {

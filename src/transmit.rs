@@ -5,7 +5,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::codec;
-use crate::wire::{ActionResult, Frame, RequestId};
+use crate::wire::{ActionResult, BufferId, Frame, RequestId};
 
 /// One wire line to write as one WebSocket **text** message: compact JSON ending in `\n`.
 ///
@@ -40,6 +40,20 @@ impl Transmit {
         if written.is_err() {
             // As `encode`: a failed write (impossible for these types) is an empty line,
             // skipped by every decoder, never half a frame.
+            return Self(String::new());
+        }
+        out.extend_from_slice(b"}\n");
+        Self(String::from_utf8(out).unwrap_or_default())
+    }
+
+    /// The `inbound_ack` line of `buffer_id`: byte for byte what [`encode`](Self::encode)
+    /// writes for that frame, written without building the frame (and without serde's
+    /// tagged-enum machinery), as every buffered delivery's ack is.
+    pub(crate) fn inbound_ack(buffer_id: &BufferId) -> Self {
+        let mut out = Vec::with_capacity(40 + buffer_id.as_str().len());
+        out.extend_from_slice(b"{\"type\":\"inbound_ack\",\"bufferId\":");
+        if serde_json::to_writer(&mut out, buffer_id.as_str()).is_err() {
+            // As `encode`: never half a frame.
             return Self(String::new());
         }
         out.extend_from_slice(b"}\n");
@@ -123,7 +137,19 @@ impl fmt::Display for Transmit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::OutboundResult;
+    use crate::wire::{InboundAck, OutboundResult};
+
+    /// An ack written by hand is the bytes of its frame encoded.
+    #[test]
+    fn an_inbound_ack_is_written_as_its_frame_is() {
+        for id in ["b-1", "", "a\"b\\c\u{1}\u{7f}\u{1F680}", &"9".repeat(300)] {
+            let id = BufferId::from(id);
+            let frame = Frame::InboundAck(InboundAck {
+                buffer_id: id.clone(),
+            });
+            assert_eq!(Transmit::inbound_ack(&id), Transmit::encode(&frame));
+        }
+    }
 
     /// The borrowed encoding of a result writes the same bytes as encoding the frame.
     #[test]

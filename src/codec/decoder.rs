@@ -107,6 +107,7 @@ impl FrameDecoder {
 
     /// Decodes the next complete line: a frame or the line's error, in stream order;
     /// `None` when every complete line pushed so far has been taken.
+    #[inline]
     pub fn next_frame(&mut self) -> Option<Result<Frame, DecodeError>> {
         let mut item = None;
         while item.is_none() && !self.shared.is_empty() {
@@ -225,6 +226,7 @@ impl FrameDecoder {
     /// (see `fast::frame_line`): no search for its newline first, no line split off. Only
     /// where the usual way would decode that line alone, as it is (no partial line before
     /// it, not skipping, not too long); `None` leaves the line to the usual way.
+    #[inline]
     fn fast_line(&mut self) -> Option<Frame> {
         if !self.partial.is_empty() || self.skipping {
             return None;

@@ -274,12 +274,8 @@ impl RelayMachine {
             Some(connection) => {
                 let generation = connection.generation;
                 crate::trace::debug!(generation, buffer_id = %id, "ack written");
-                // Encoded, then the id moves on into the queue's accounting: no clone.
-                let frame = Frame::InboundAck(InboundAck { buffer_id: id });
-                let line = crate::transmit::Transmit::encode(&frame);
-                let Frame::InboundAck(InboundAck { buffer_id: id }) = frame else {
-                    return; // Built just above as an ack.
-                };
+                // Written from the id, which then moves on into the queue's accounting.
+                let line = crate::transmit::Transmit::inbound_ack(&id);
                 self.core
                     .outputs
                     .transmit_line(generation, line, Carries::Ack(id));

@@ -26,8 +26,8 @@ use crate::pending::Pending;
 use crate::rng::Rng;
 pub use crate::wire::Identity;
 use crate::wire::{
-    BufferId, CapabilityDescriptor, Frame, Inbound, InboundAck, Interrupt, Outbound,
-    OutboundAction, OutboundResult, PassthroughFrame, RequestId,
+    BufferId, CapabilityDescriptor, Frame, Inbound, Interrupt, Outbound, OutboundAction,
+    OutboundResult, PassthroughFrame, RequestId,
 };
 use acks::Handed;
 pub use config::{ConfigError, GatewayConfig, MAX_DURATION};

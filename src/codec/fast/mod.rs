@@ -46,6 +46,7 @@ pub(super) fn frame(line: &[u8], source: &Bytes) -> Option<Frame> {
 /// The reader stops at the first newline whatever it reads (no JSON token, string or
 /// whitespace it accepts holds one), so it reads exactly what [`frame`] reads of the line
 /// cut there, and decides the same.
+#[inline]
 pub(super) fn frame_line(input: &[u8], source: &Bytes) -> Option<(Frame, usize)> {
     let (frame, end) = read(input, source)?;
     (input.get(end) == Some(&b'\n')).then_some((frame, end))
