@@ -90,9 +90,30 @@ impl FxHasher {
     fn round(&mut self, a: u64, b: u64) {
         self.state = fold(a ^ self.state, b ^ self.key);
     }
+
+    /// All but the last 1 to 32 bytes of `bytes` (over 32 of them), in two independent
+    /// lanes of 16 bytes each per step, so consecutive multiplies do not wait on each
+    /// other; returns the last 32 bytes, for [`write`](Hasher::write)'s tail. Out of line:
+    /// the short keys of the tables inline the rest of `write`.
+    #[inline(never)]
+    fn lanes<'a>(&mut self, bytes: &'a [u8]) -> &'a [u8] {
+        let len = bytes.len();
+        let mut other = FxHasher {
+            state: self.state.rotate_left(32) ^ K,
+            key: self.key.rotate_left(17),
+        };
+        let body = bytes.get(..(len - 1) / 32 * 32).unwrap_or_default();
+        for chunk in body.chunks_exact(32) {
+            self.round(word(chunk, 0), word(chunk, 8));
+            other.round(word(chunk, 16), word(chunk, 24));
+        }
+        self.state = fold(self.state ^ other.state.rotate_left(23), self.key ^ K);
+        bytes.get(len.saturating_sub(32)..).unwrap_or_default()
+    }
 }
 
 impl Hasher for FxHasher {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
         let len = bytes.len();
         // The length goes into the first round: "a" and "a\0" stay apart, and so do
@@ -117,23 +138,8 @@ impl Hasher for FxHasher {
             return;
         }
         self.state ^= tagged;
-        if len > 32 {
-            // Two independent lanes of 16 bytes each per step, so consecutive multiplies
-            // do not wait on each other; the last 1 to 32 bytes are the tail below.
-            let mut other = FxHasher {
-                state: self.state.rotate_left(32) ^ K,
-                key: self.key.rotate_left(17),
-            };
-            let body = bytes.get(..(len - 1) / 32 * 32).unwrap_or_default();
-            for chunk in body.chunks_exact(32) {
-                self.round(word(chunk, 0), word(chunk, 8));
-                other.round(word(chunk, 16), word(chunk, 24));
-            }
-            self.state = fold(self.state ^ other.state.rotate_left(23), self.key ^ K);
-        }
+        let tail = if len > 32 { self.lanes(bytes) } else { bytes };
         // The last 17 to 32 bytes, as two rounds of 16 that may overlap.
-        let at = len.saturating_sub(32);
-        let tail = bytes.get(at..).unwrap_or_default();
         let end = tail.len();
         self.round(word(tail, 0), word(tail, 8));
         self.round(word(tail, end - 16), word(tail, end - 8));
