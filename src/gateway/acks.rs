@@ -148,13 +148,13 @@ impl Handed {
     }
 }
 
-/// [`digest`] for a forward: its fields hashed as they are, each length-prefixed (so no
+/// [`digest`] for a forward: its fields hashed as they are, each with its length (so no
 /// two fields can trade bytes), the body as its bytes. A forward is mostly its body, which
 /// the JSON form would re-encode to base64 (a 16 MiB webhook took longer to digest than to
 /// decode); its strings are hashed as bytes, with no UTF-8 re-check.
 pub(crate) fn forward_digest(forward: &crate::wire::PassthroughForward) -> u64 {
     fn field(hasher: &mut crate::hash::FxHasher, bytes: &[u8]) {
-        hasher.write_usize(bytes.len());
+        // `write` mixes the length into its first round: no round of its own.
         hasher.write(bytes);
     }
     let mut hasher = crate::hash::SeededFx::default().build_hasher();
@@ -291,6 +291,29 @@ impl RelayMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bytes moved from one field to the next, or between a header's name and value, make
+    /// another forward: each field's length goes in with it.
+    #[test]
+    fn forward_digests_keep_field_boundaries() {
+        use crate::wire::{PassthroughForward, Str};
+        let forward = |platform: &str, bot: &str, name: &str, value: &str| PassthroughForward {
+            platform: Str::from(platform),
+            bot_id: Str::from(bot),
+            method: Str::from("POST"),
+            path: Str::from("/hook"),
+            headers: vec![(Str::from(name), Str::from(value))],
+            body: Ok(bytes::Bytes::from_static(b"{}")),
+            profile: None,
+        };
+        let base = forward_digest(&forward("ab", "c", "x", "yz"));
+        assert_eq!(base, forward_digest(&forward("ab", "c", "x", "yz")));
+        assert_ne!(base, forward_digest(&forward("a", "bc", "x", "yz")));
+        assert_ne!(base, forward_digest(&forward("ab", "c", "xy", "z")));
+        let mut with_profile = forward("ab", "c", "x", "yz");
+        with_profile.profile = Some(Str::from(""));
+        assert_ne!(base, forward_digest(&with_profile));
+    }
 
     #[test]
     fn redeliveries_are_recognised_by_id_and_content() {

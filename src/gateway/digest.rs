@@ -28,9 +28,10 @@ pub(crate) fn digest(value: &(impl Serialize + ?Sized)) -> u64 {
 
 /// [`digest`] of an inbound's event, its strings hashed as bytes (a `Str` serialised
 /// through serde is checked as UTF-8 first, which cost as much as the hashing). Every
-/// field goes in, in a fixed order, an absent one as its own tag, so no two events feed
-/// the same sequence; the nested and rarely set ones go through serde. The patterns name
-/// every field: one added to the event fails to compile here until it is digested.
+/// field goes in, in a fixed order, after one word of which optional ones are present
+/// (and the flags), so no two events feed the same sequence; the nested and rarely set
+/// ones go through serde, and only when present. The patterns name every field: one
+/// added to the event fails to compile here until it is digested.
 pub(crate) fn inbound_digest(event: &MessageEvent) -> u64 {
     let MessageEvent {
         text,
@@ -69,11 +70,7 @@ pub(crate) fn inbound_digest(event: &MessageEvent) -> u64 {
         one_to_one_verified,
         message_is_edit,
     } = source;
-    let mut hasher = Digest(crate::hash::SeededFx::default().build_hasher());
-    for text in [text, platform, chat_id, chat_type] {
-        hasher.bytes(tag::STR, text.as_bytes());
-    }
-    for text in [
+    let optional = [
         message_id,
         reply_to_message_id,
         chat_name,
@@ -91,28 +88,55 @@ pub(crate) fn inbound_digest(event: &MessageEvent) -> u64 {
         profile,
         auto_thread_initial_name,
         prospective_thread_id,
-    ] {
-        match text {
-            Some(text) => hasher.bytes(tag::SOME, text.as_bytes()),
-            None => hasher.tag(tag::NONE),
-        }
+    ];
+    // One word says which optional strings and rare fields are present and holds every
+    // flag: it decides what follows, so an absent field is never confused with the next
+    // present one, and the many absent ones cost no round each.
+    let mut shape = 0u64;
+    for (bit, text) in optional.iter().enumerate() {
+        shape |= u64::from(text.is_some()) << bit;
+    }
+    let rare = [
+        reply_to.is_some(),
+        !media_urls.is_empty(),
+        !media.is_empty(),
+        !context.is_empty(),
+        prompt_response.is_some(),
+    ];
+    for (bit, present) in rare.into_iter().enumerate() {
+        shape |= u64::from(present) << (optional.len() + bit);
     }
     let flags = [context_error, is_bot, one_to_one_verified, message_is_edit];
-    for flag in flags {
-        // 0 absent, 1 false, 2 true.
-        hasher.0.write_u8(flag.map_or(0, |b| 1 + u8::from(b)));
+    for (i, flag) in flags.into_iter().enumerate() {
+        // Two bits each: 0 absent, 1 false, 2 true.
+        shape |= u64::from(flag.map_or(0, |b| 1 + u8::from(b))) << (32 + 2 * i);
     }
-    hasher.0.write_u8(u8::from(*auto_thread_created));
+    shape |= u64::from(*auto_thread_created) << 40;
+    let mut hasher = Digest(crate::hash::SeededFx::default().build_hasher());
+    hasher.0.write_u64(shape);
+    for text in [text, platform, chat_id, chat_type] {
+        hasher.bytes(tag::STR, text.as_bytes());
+    }
+    for text in optional.into_iter().flatten() {
+        hasher.bytes(tag::SOME, text.as_bytes());
+    }
     // The digest serialiser never fails.
-    let _ = (
-        message_type,
-        reply_to,
-        media_urls,
-        media,
-        context,
-        prompt_response,
-    )
-        .serialize(&mut hasher);
+    let _ = message_type.serialize(&mut hasher);
+    if let Some(reply_to) = reply_to {
+        let _ = reply_to.serialize(&mut hasher);
+    }
+    if !media_urls.is_empty() {
+        let _ = media_urls.serialize(&mut hasher);
+    }
+    if !media.is_empty() {
+        let _ = media.serialize(&mut hasher);
+    }
+    if !context.is_empty() {
+        let _ = context.serialize(&mut hasher);
+    }
+    if let Some(prompt_response) = prompt_response {
+        let _ = prompt_response.serialize(&mut hasher);
+    }
     hasher.0.finish()
 }
 
@@ -143,10 +167,10 @@ impl Digest {
         self.0.write_u8(tag);
     }
 
-    /// A length-prefixed run of bytes.
+    /// A length-prefixed run of bytes: the tag and the length share one word (no length
+    /// reaches 2⁵⁶, and tags are never 0, so it is never a lone tag's word either).
     fn bytes(&mut self, tag: u8, bytes: &[u8]) {
-        self.0.write_u8(tag);
-        self.0.write_usize(bytes.len());
+        self.0.write_u64(u64::from(tag) << 56 | bytes.len() as u64);
         self.0.write(bytes);
     }
 }
@@ -450,12 +474,32 @@ mod tests {
         let mut e = event.clone();
         e.media_urls.push("u".into());
         changes.push(e);
+        // The same value in the next optional field, or the next flag.
+        let mut e = event.clone();
+        e.message_id = Some(Str::from("x"));
+        changes.push(e);
+        let mut e = event.clone();
+        e.reply_to_message_id = Some(Str::from("x"));
+        changes.push(e);
+        let mut e = event.clone();
+        e.context_error = Some(false);
+        changes.push(e);
+        let mut e = event.clone();
+        e.source.auto_thread_created = true;
+        changes.push(e);
+        let mut e = event.clone();
+        e.source.prospective_thread_id = Some(Str::from(""));
+        changes.push(e);
         for (i, changed) in changes.iter().enumerate() {
             assert_ne!(
                 super::inbound_digest(&event),
                 super::inbound_digest(changed),
                 "{i}"
             );
+            for (j, other) in changes.iter().enumerate().skip(i + 1) {
+                let (a, b) = (super::inbound_digest(changed), super::inbound_digest(other));
+                assert_ne!(a, b, "{i} {j}");
+            }
         }
         // Text moved from one field to the next is another event.
         let mut a = event.clone();
