@@ -58,7 +58,7 @@ fn read(text: &[u8], source: &Bytes) -> Option<(Frame, usize)> {
         text,
         at: 0,
         source,
-        checked_to: 0,
+        line: None,
     };
     r.open(b'{')?;
     if r.key()? != b"type" {
@@ -95,8 +95,8 @@ struct Reader<'a> {
     text: &'a [u8],
     at: usize,
     source: &'a Bytes,
-    /// Where the part of the line already checked as text ends: see [`Reader::text_of`].
-    checked_to: usize,
+    /// The line as text, once a part of it was needed as text: see [`Reader::text_of`].
+    line: Option<&'a str>,
 }
 
 impl<'a> Reader<'a> {
@@ -106,18 +106,21 @@ impl<'a> Reader<'a> {
 
     /// `raw`, a part of the line, as text. A `String` (or a decoded escape's
     /// surroundings) cannot be made of bytes without checking them again (there is no
-    /// `unsafe` here), and many small checks cost more than a few long ones: so each call
-    /// checks the line from where the last one stopped to the end of `raw`, and no byte is
-    /// checked twice. A line made only of `Str`s and bytes (a gateway's `inbound`,
-    /// `passthrough_forward`) is never checked again at all. Both ends are character
-    /// boundaries: a string's contents start after a quote and end before one.
+    /// `unsafe` here), and many small checks cost more than one of the line: so the first
+    /// part needed as text checks the line once, up to its newline, and every later part
+    /// is a slice of it. A line made only of `Str`s and bytes (a gateway's `inbound`,
+    /// `passthrough_forward`) is never checked again at all.
     fn text_of(&mut self, raw: &'a [u8]) -> Option<&'a str> {
         let start = (raw.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
-        let end = start + raw.len();
-        let from = self.checked_to.min(start);
-        let checked = std::str::from_utf8(self.text.get(from..end)?).ok()?;
-        self.checked_to = self.checked_to.max(end);
-        checked.get(start - from..)
+        let line = match self.line {
+            Some(line) => line,
+            None => {
+                let end = memchr::memchr(b'\n', self.text).unwrap_or(self.text.len());
+                let line = std::str::from_utf8(self.text.get(..end)?).ok()?;
+                *self.line.insert(line)
+            }
+        };
+        line.get(start..start + raw.len())
     }
 
     fn peek(&self) -> Option<u8> {
