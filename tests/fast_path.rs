@@ -9,7 +9,7 @@
 #[path = "../benches/corpus/mod.rs"]
 mod corpus;
 
-use relay_machine::fuzzing::fast_path_line;
+use relay_machine::fuzzing::{fast_path_in_message, fast_path_line};
 use relay_machine::rng::SplitMix64;
 use serde_json::Value;
 
@@ -96,6 +96,22 @@ fn the_replies_take_the_fast_path() {
     let lines = outbound_lines(600);
     for line in &lines {
         assert!(fast_path_line(line.as_bytes()), "not decided fast: {line}");
+    }
+}
+
+/// What the fast path reads by hand line by line it reads by hand in a message of many
+/// lines too, where the decoder reads each straight from the message (the reader stops at
+/// the newline, and whatever it needs as text it takes from the line, not the message):
+/// every line decided, no value of them left to serde_json (a reply whose text it could
+/// not take from the line would still decide, its action read by serde_json, slower).
+#[test]
+fn lines_in_a_message_take_the_fast_path() {
+    for lines in [corpus_lines(400), outbound_lines(400)] {
+        let mut message = lines.join("\n");
+        message.push('\n');
+        assert_eq!(fast_path_in_message(message.as_bytes()), (lines.len(), 0));
+        let one = format!("{}\n", lines[0]);
+        assert_eq!(fast_path_in_message(one.as_bytes()), (1, 0));
     }
 }
 

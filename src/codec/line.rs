@@ -97,6 +97,24 @@ pub(crate) fn both_paths(line: &[u8]) -> Option<(Frame, Result<Frame, String>)> 
     Some((fast, general))
 }
 
+/// For tests of the decoder's way with a shared message: how many of the lines at the
+/// start of `message` the fast path reads straight from it, one after another (each from
+/// the whole rest of the message, as `FrameDecoder` does), before the first it leaves; and
+/// how many values of them it handed to serde_json rather than read by hand.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fast_lines(message: &[u8]) -> (usize, usize) {
+    let source = Bytes::copy_from_slice(message);
+    let mut rest = &source[..];
+    let mut lines = 0;
+    let before = super::fast::SERDE_VALUES.with(std::cell::Cell::get);
+    while let Some((_, end)) = super::fast::frame_line(rest, &source) {
+        lines += 1;
+        rest = rest.get(end + 1..).unwrap_or_default();
+    }
+    let after = super::fast::SERDE_VALUES.with(std::cell::Cell::get);
+    (lines, after - before)
+}
+
 /// A line the fast path left alone: serde_json decides, and says what is wrong.
 fn general(text: &str) -> Result<Frame, LineError> {
     let start = text.len() - text.trim_start().len();

@@ -26,7 +26,7 @@ mod token;
 
 pub use connector::connector_ops;
 pub use decode::{decode, roundtrip};
-pub use fast_path::{fast_path, fast_path_line};
+pub use fast_path::{fast_path, fast_path_in_message, fast_path_line};
 pub use gateway::gateway_ops;
 pub use passthrough::passthrough;
 #[cfg(feature = "auth")]

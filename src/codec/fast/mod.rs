@@ -75,6 +75,13 @@ fn read(text: &[u8], source: &Bytes) -> Option<(Frame, usize)> {
     Some((frame, r.at))
 }
 
+#[cfg(feature = "fuzzing")]
+thread_local! {
+    /// Values this thread's readers handed to serde_json (see [`Reader::serde`]): for the
+    /// tests that hold the usual frames to being read wholly by hand.
+    pub(crate) static SERDE_VALUES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Keys seen in one object, by bit: a repeated key is an error on the general path.
 #[derive(Default)]
 struct Seen(u64);
@@ -112,6 +119,11 @@ impl<'a> Reader<'a> {
     /// `passthrough_forward`) is never checked again at all.
     fn text_of(&mut self, raw: &'a [u8]) -> Option<&'a str> {
         let start = (raw.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
+        self.line_from(start)?.get(..raw.len())
+    }
+
+    /// The line as text from byte `start` (a character boundary) to its end.
+    fn line_from(&mut self, start: usize) -> Option<&'a str> {
         let line = match self.line {
             Some(line) => line,
             None => {
@@ -120,7 +132,7 @@ impl<'a> Reader<'a> {
                 *self.line.insert(line)
             }
         };
-        line.get(start..start + raw.len())
+        line.get(start..)
     }
 
     fn peek(&self) -> Option<u8> {
@@ -223,9 +235,9 @@ impl<'a> Reader<'a> {
     /// A string value's text: its raw text, a slice of the line, when it has no escapes
     /// (most have none); else its decoded text. An escaped string is not checked escape
     /// by escape and then decoded, as [`raw_string`](Self::raw_string) and [`unescape`]
-    /// would do: its end is found with `memchr`, and [`unescape`] checks it as it decodes
-    /// (Python writes every non-ASCII character as `\uXXXX`, so a reply's text is dense
-    /// with escapes, and the second walk over them cost as much as the first).
+    /// would do: [`decode`] finds its end as it decodes and checks it (Python writes every
+    /// non-ASCII character as `\uXXXX`, so a reply's text is dense with escapes, and a
+    /// second walk over them cost as much as the first).
     fn string_text(&mut self) -> Option<Result<&'a [u8], String>> {
         self.open(b'"')?;
         let start = self.at;
@@ -239,9 +251,13 @@ impl<'a> Reader<'a> {
                     return rest.get(..at).map(Ok);
                 }
                 b'\\' => {
-                    let end = closing_quote(rest, at)?;
+                    // The rest of the line, as text: where the string ends is not known yet.
+                    let text = self.line_from(start)?;
+                    let (decoded, end) = decode(text);
+                    // Only a closing quote ends it well (not the line's end, nor a fault).
+                    text.as_bytes().get(end).filter(|&&b| b == b'"')?;
                     self.at = start + end + 1;
-                    return unescape(self.text_of(rest.get(..end)?)?).map(Err);
+                    return decoded.map(Err);
                 }
                 0x80.. => at += utf8_char(rest.get(at..)?)?,
                 // A raw control character, which JSON does not allow in a string.
@@ -322,6 +338,8 @@ impl<'a> Reader<'a> {
     /// The next value decoded by serde_json from its own slice: for the parts of a frame
     /// the fast path does not model.
     fn serde<T: Deserialize<'a>>(&mut self) -> Option<T> {
+        #[cfg(feature = "fuzzing")]
+        SERDE_VALUES.with(|n| n.set(n.get() + 1));
         let text = self.value_text()?;
         // Its strings are checked UTF-8 (it was skipped), so serde_json reads it from the
         // bytes exactly as it would from text.
@@ -421,39 +439,57 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
 
 /// The text a JSON string's raw contents stand for; `None` for a lone surrogate, which
 /// the general path deals with, and for anything JSON does not allow in a string (a raw
-/// control character, an unknown escape), which makes it the check of an escaped string
-/// [`Reader::string_text`] has not checked. The plain runs between escapes are found
-/// eight bytes at a time and copied whole.
+/// control character, an unknown escape, a bare quote).
 fn unescape(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = String::with_capacity(raw.len());
+    match decode(raw) {
+        (decoded, end) if end == raw.len() => decoded,
+        _ => None,
+    }
+}
+
+/// Decodes string contents from the start of `text` up to the first quote not escaped, or
+/// the end of `text`: the decoded text, and where it stopped (the quote's index, or
+/// `text.len()`). The text is `None`, and the index where it stopped is then no string's
+/// end, for a lone surrogate (which the general path deals with) and anything JSON does
+/// not allow in a string (a raw control character, an unknown escape). The plain runs
+/// between escapes are found eight bytes at a time and copied whole.
+fn decode(text: &str) -> (Option<String>, usize) {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len().min(256));
     let mut at = 0;
     while let Some(&b) = bytes.get(at) {
-        let rest = raw.get(at..)?;
+        let Some(rest) = text.get(at..) else {
+            return (None, at);
+        };
         match b {
-            b'\\' => {
-                let (c, len) = escape(bytes.get(at + 1..)?)?;
-                out.push(c);
-                at += 1 + len;
-            }
+            b'"' => return (Some(out), at),
+            b'\\' => match bytes.get(at + 1..).and_then(escape) {
+                Some((c, len)) => {
+                    out.push(c);
+                    at += 1 + len;
+                }
+                None => return (None, at),
+            },
             0x80.. => {
-                let c = rest.chars().next()?;
+                let Some(c) = rest.chars().next() else {
+                    return (None, at);
+                };
                 out.push(c);
                 at += c.len_utf8();
             }
             _ => {
                 let run = find_special(rest.as_bytes()).unwrap_or(rest.len());
                 if run == 0 {
-                    // A raw control character (or a stray quote).
-                    return None;
+                    // A raw control character.
+                    return (None, at);
                 }
                 // The run ends before a non-ASCII byte or at the end: whole characters.
-                out.push_str(rest.get(..run)?);
+                out.push_str(rest.get(..run).unwrap_or_default());
                 at += run;
             }
         }
     }
-    Some(out)
+    (Some(out), at)
 }
 
 /// The character an escape stands for, from the bytes after its backslash, and how many
@@ -498,23 +534,6 @@ fn hex4(digits: &[u8]) -> Option<u32> {
     digits
         .iter()
         .try_fold(0, |unit, &d| Some(unit << 4 | char::from(d).to_digit(16)?))
-}
-
-/// The index in `rest` (a string's contents on) of the quote that closes the string,
-/// when a backslash comes first at `from`: the first quote after an even number of
-/// backslashes. Right for a well-formed string; anything else is then rejected by
-/// [`unescape`], whose escapes pair backslashes exactly as this counts them.
-fn closing_quote(rest: &[u8], from: usize) -> Option<usize> {
-    let mut at = from;
-    loop {
-        let quote = at + memchr::memchr(b'"', rest.get(at..)?)?;
-        let before = rest.get(..quote)?;
-        let backslashes = before.iter().rev().take_while(|&&b| b == b'\\').count();
-        if backslashes % 2 == 0 {
-            return Some(quote);
-        }
-        at = quote + 1;
-    }
 }
 
 /// Index of the first `"`, `\\`, control character or non-ASCII byte in `bytes`: what
