@@ -41,7 +41,7 @@ impl RelayMachine {
         if std::mem::take(&mut self.auth_retry_pending) {
             // Stamped only once the upgrade succeeded, so a network failure leaves the
             // marker for the next attempt.
-            self.auth_retry_generation = Some(self.generation);
+            self.auth_retry_generation = std::num::NonZeroU64::new(self.generation);
         }
         self.dormant = false;
         self.descriptors.clear();

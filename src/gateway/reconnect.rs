@@ -228,7 +228,9 @@ impl RelayMachine {
             return;
         }
         if code == Some(CLOSE_UNAUTHORIZED) && reason != REASON_EXPIRED {
-            if self.auth_retry_generation == Some(connection.generation) {
+            if self.auth_retry_generation.map(std::num::NonZeroU64::get)
+                == Some(connection.generation)
+            {
                 return self.revoke(&reason);
             }
             // First strike: re-dial at once with a fresh token, no backoff.
