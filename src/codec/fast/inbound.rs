@@ -244,10 +244,7 @@ impl Reader<'_> {
                 }
                 b"bodyB64" => {
                     seen.first(5)?;
-                    f.body = match r.raw_string()? {
-                        (raw, false) => body(raw),
-                        (raw, true) => body(unescape(r.text_of(raw)?)?.as_bytes()),
-                    };
+                    f.body = r.body()?;
                 }
                 b"profile" => {
                     seen.first(6)?;
@@ -258,6 +255,29 @@ impl Reader<'_> {
             Some(())
         })?;
         Some(forward)
+    }
+
+    /// `bodyB64`, decoded. The usual body is decoded straight from the line up to the
+    /// first quote, found with `memchr`, without scanning it as a string first: base64's
+    /// alphabet has no quote, backslash, control or non-ASCII byte, so a body that decodes
+    /// was a plain JSON string ending at that quote, and the scan would have found nothing.
+    /// Anything else (escapes, a bad body, no quote) is read as a string, as before.
+    fn body(&mut self) -> Option<Result<Bytes, crate::wire::BodyError>> {
+        self.ws();
+        let start = self.at;
+        if self.peek()? == b'"' {
+            let rest = self.bytes().get(start + 1..)?;
+            let decoded = memchr::memchr(b'"', rest)
+                .and_then(|end| Some((end, decode_base64_bytes(rest.get(..end)?).ok()?)));
+            if let Some((end, body)) = decoded {
+                self.at = start + 1 + end + 1;
+                return Some(Ok(body));
+            }
+        }
+        Some(match self.raw_string()? {
+            (raw, false) => body(raw),
+            (raw, true) => body(unescape(self.text_of(raw)?)?.as_bytes()),
+        })
     }
 
     /// `[[name, value], ...]`.
