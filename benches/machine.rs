@@ -278,8 +278,30 @@ fn py_dumps(out: &mut String, value: &Py<'_>) {
 
 /// The gateway's reply to each corpus line, as the reference writes it: a `send` to the
 /// inbound's chat, a `typing` in the latest chat per result, a `follow_up` per
-/// passthrough; each line with its newline.
-static REPLIES: LazyLock<Vec<(Vec<u8>, Kind)>> = LazyLock::new(|| {
+/// passthrough; each line with its newline. They lie one after another in one buffer,
+/// as the corpus lines the floor reads do: a reply in a heap block of its own would
+/// start with a cache miss the floor's lines do not have (a driver's message is fresh
+/// in the cache, having just been read).
+static REPLIES: LazyLock<Vec<(&'static [u8], Kind)>> = LazyLock::new(|| {
+    let replies = replies();
+    let all: &'static [u8] = replies
+        .iter()
+        .flat_map(|(r, _)| r)
+        .copied()
+        .collect::<Vec<u8>>()
+        .leak();
+    let mut rest = all;
+    replies
+        .iter()
+        .map(|(r, kind)| {
+            let (reply, tail) = rest.split_at(r.len());
+            rest = tail;
+            (reply, *kind)
+        })
+        .collect()
+});
+
+fn replies() -> Vec<(Vec<u8>, Kind)> {
     let mut ids = SplitMix64::new(0xC0FFEE);
     let mut chat = String::from("4455");
     let mut platform = "discord";
@@ -349,7 +371,7 @@ static REPLIES: LazyLock<Vec<(Vec<u8>, Kind)>> = LazyLock::new(|| {
             (out.into_bytes(), line.kind)
         })
         .collect()
-});
+}
 
 /// A connector that accepted the three hellos and answered them.
 fn handshaken_connector() -> ConnectorMachine {

@@ -130,7 +130,7 @@ mod tests {
     use std::time::Duration;
 
     fn id(n: u32) -> RequestId {
-        RequestId(format!("r{n}"))
+        RequestId::from(format!("r{n}"))
     }
 
     #[test]

@@ -117,7 +117,7 @@ use crate::wire::ActionResult;
 /// How a gateway request resolved, in words (`ok message m-1`, `failed (code): why`,
 /// `ambiguous: relay outbound timed out`, `not sent: ...`), formatted only when an event
 /// records it.
-pub(crate) struct Outcome<'a>(pub(crate) &'a Result<ActionResult, RequestFailure>);
+pub(crate) struct Outcome<'a>(pub(crate) &'a Result<Box<ActionResult>, RequestFailure>);
 
 impl fmt::Display for Outcome<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -230,7 +230,7 @@ mod tests {
             for result in &results {
                 let frame = Frame::OutboundResult(OutboundResult {
                     request_id: RequestId::from(id),
-                    result: result.clone(),
+                    result: Box::new(result.clone()),
                 });
                 let line = Transmit::outbound_result(&RequestId::from(id), result);
                 assert_eq!(line, Transmit::encode(&frame));

@@ -351,7 +351,7 @@ fn descriptor(
     patch: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
 ) -> CapabilityDescriptor {
     match frame(&descriptor_line(patch)) {
-        Frame::Descriptor(d) => d.descriptor,
+        Frame::Descriptor(d) => *d.descriptor,
         other => panic!("{other:?}"),
     }
 }

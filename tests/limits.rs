@@ -40,14 +40,14 @@ fn send_action(chat: &str) -> SendAction {
 
 fn descriptor_line() -> bytes::Bytes {
     encode(&Frame::Descriptor(Descriptor {
-        descriptor: CapabilityDescriptor::new("discord", "Discord"),
+        descriptor: Box::new(CapabilityDescriptor::new("discord", "Discord")),
     }))
 }
 
 fn result_line(id: &RequestId) -> bytes::Bytes {
     encode(&Frame::OutboundResult(OutboundResult {
         request_id: id.clone(),
-        result: ActionResult::ok_with_message("m-1"),
+        result: Box::new(ActionResult::ok_with_message("m-1")),
     }))
 }
 
@@ -214,7 +214,7 @@ fn the_connector_skips_an_endless_line() {
     assert!(out.transmits.is_empty(), "nothing to answer");
     conn.handle_input(
         now,
-        encode(&Frame::Hello(Identity {
+        encode(&Frame::from(Identity {
             platform: "discord".into(),
             bot_id: String::new(),
             command_manifest: None,
@@ -308,7 +308,7 @@ fn unknown_results(n: usize) {
     drain(&mut gw);
     let mut message = Vec::new();
     for i in 0..BATCH {
-        message.extend_from_slice(&result_line(&RequestId(format!("bogus-{i}"))));
+        message.extend_from_slice(&result_line(&RequestId::from(format!("bogus-{i}"))));
     }
     let mut diagnostics = 0;
     for _ in 0..n / BATCH {
@@ -517,7 +517,7 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
     let now = Instant::now();
     conn.handle_input(
         now,
-        encode(&Frame::Hello(Identity {
+        encode(&Frame::from(Identity {
             platform: "discord".into(),
             bot_id: String::new(),
             command_manifest: None,
@@ -528,8 +528,8 @@ fn the_connector_bounds_open_requests_and_answers_the_excess() {
     let (mut handed_out, mut refused, mut answered) = (0, 0, 0);
     let mut message = Vec::new();
     for i in 0..n {
-        message.extend_from_slice(&encode(&Frame::Outbound(Outbound {
-            request_id: RequestId(format!("r{i}")),
+        message.extend_from_slice(&encode(&Frame::from(Outbound {
+            request_id: RequestId::from(format!("r{i}")),
             action: send_action("c").into(),
             platform: None,
             bot_id: None,
@@ -572,7 +572,7 @@ fn the_connector_bounds_identities() {
     let now = Instant::now();
     let mut message = Vec::new();
     for i in 0..10_000 {
-        message.extend_from_slice(&encode(&Frame::Hello(Identity {
+        message.extend_from_slice(&encode(&Frame::from(Identity {
             platform: format!("p{i}"),
             bot_id: String::new(),
             command_manifest: None,
@@ -633,7 +633,7 @@ fn a_flood_of_descriptors_is_bounded() {
         let mut message = Vec::new();
         for i in 0..1_000 {
             message.extend_from_slice(&encode(&Frame::Descriptor(Descriptor {
-                descriptor: CapabilityDescriptor::new(format!("p{i}"), "P"),
+                descriptor: Box::new(CapabilityDescriptor::new(format!("p{i}"), "P")),
             })));
         }
         gw.handle_input(t0, &message);

@@ -161,7 +161,10 @@ fn edge_values_round_trip() {
         descriptor.max_message_length = max_message_length;
         frames.push((
             "descriptor limits",
-            relay_machine::wire::Descriptor { descriptor }.into(),
+            relay_machine::wire::Descriptor {
+                descriptor: Box::new(descriptor),
+            }
+            .into(),
         ));
     }
     frames.push((
@@ -203,9 +206,12 @@ fn values_the_decoder_normalises() {
     let mut d = CapabilityDescriptor::new("x", "X");
     d.max_message_length = 0;
     d.supported_ops = vec![String::new(), "send".to_owned()];
-    let Ok(Frame::Descriptor(read)) =
-        normalised(relay_machine::wire::Descriptor { descriptor: d }.into())
-    else {
+    let Ok(Frame::Descriptor(read)) = normalised(
+        relay_machine::wire::Descriptor {
+            descriptor: Box::new(d),
+        }
+        .into(),
+    ) else {
         panic!()
     };
     assert_eq!(read.descriptor.max_message_length, 4096);

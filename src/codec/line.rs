@@ -34,9 +34,9 @@ impl Found {
         // The one place a frame type is matched as text: the line did not decode, so there
         // is no typed frame to match on.
         let salvage = match frame_type {
-            Some("outbound") => text("requestId").map(|id| Salvage::Outbound(RequestId(id))),
+            Some("outbound") => text("requestId").map(|id| Salvage::Outbound(RequestId::from(id))),
             Some("outbound_result") => {
-                text("requestId").map(|id| Salvage::OutboundResult(RequestId(id)))
+                text("requestId").map(|id| Salvage::OutboundResult(RequestId::from(id)))
             }
             Some("inbound" | "passthrough_forward") => {
                 text("bufferId").map(|id| Salvage::Delivery(BufferId(id.into())))

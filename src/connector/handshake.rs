@@ -31,7 +31,9 @@ impl ConnectorMachine {
             return Err(ConnectorError::NotAnnounced(descriptor.platform));
         }
         crate::trace::debug!(platform = %descriptor.platform, first = !self.handshaken, "descriptor sent: identity handshaken");
-        self.transmit(&Frame::Descriptor(Descriptor { descriptor }));
+        self.transmit(&Frame::Descriptor(Descriptor {
+            descriptor: Box::new(descriptor),
+        }));
         self.handshaken = true;
         Ok(())
     }

@@ -353,9 +353,9 @@ impl ConnectorMachine {
 
     pub(super) fn handle_frame(&mut self, now: Instant, frame: Frame) {
         match frame {
-            Frame::Hello(hello) => self.on_hello(now, hello),
+            Frame::Hello(hello) => self.on_hello(now, *hello),
             Frame::InboundAck(ack) => self.event(ConnectorEvent::Acked(ack.buffer_id)),
-            Frame::Outbound(outbound) => self.on_outbound(outbound),
+            Frame::Outbound(outbound) => self.on_outbound(*outbound),
             Frame::Interrupt(i) => self.event(ConnectorEvent::Interrupt {
                 session_key: i.session_key,
                 reason: i.reason,

@@ -48,7 +48,7 @@ impl ConnectorMachine {
                 let error = format!("invalid outbound: {}", e.message);
                 self.transmit(&Frame::OutboundResult(OutboundResult {
                     request_id: id.clone(),
-                    result: ActionResult::failure(error, Some(INVALID_ACTION)),
+                    result: Box::new(ActionResult::failure(error, Some(INVALID_ACTION))),
                 }));
             }
         }
@@ -83,7 +83,7 @@ impl ConnectorMachine {
             );
             self.transmit(&Frame::OutboundResult(OutboundResult {
                 request_id: request_id.clone(),
-                result: ActionResult::failure(error, Some(UNKNOWN_IDENTITY)),
+                result: Box::new(ActionResult::failure(error, Some(UNKNOWN_IDENTITY))),
             }));
             crate::trace::info!(request_id = %request_id, platform, bot_id, "request refused: identity not announced");
             return self.diagnostic(ConnectorDiagnostic::UnknownIdentity {
@@ -96,7 +96,10 @@ impl ConnectorMachine {
             self.open_requests.remove(&OpenId::of(&request_id));
             self.transmit(&Frame::OutboundResult(OutboundResult {
                 request_id: request_id.clone(),
-                result: ActionResult::failure("connector busy: too many open requests", None),
+                result: Box::new(ActionResult::failure(
+                    "connector busy: too many open requests",
+                    None,
+                )),
             }));
             crate::trace::warn!(request_id = %request_id, "request refused: too many open requests");
             return self.diagnostic(ConnectorDiagnostic::TooManyRequests(request_id));

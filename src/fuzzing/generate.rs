@@ -181,13 +181,13 @@ fn opt_buffer_id(u: &mut Unstructured<'_>) -> Result<Option<BufferId>> {
 /// Any frame, canonical (see the module docs).
 pub fn frame(u: &mut Unstructured<'_>) -> Result<Frame> {
     Ok(match u.int_in_range(0..=11)? {
-        0 => Frame::Hello(Identity {
+        0 => Frame::Hello(Box::new(Identity {
             platform: text(u)?,
             bot_id: text(u)?,
             command_manifest: opt(u, |u| list(u, |u| map(u, 2, &[])))?,
-        }),
+        })),
         1 => Frame::Descriptor(Descriptor {
-            descriptor: descriptor(u)?,
+            descriptor: Box::new(descriptor(u)?),
         }),
         2 => Frame::from(Inbound {
             event: Box::new(message_event(u)?),
@@ -196,15 +196,15 @@ pub fn frame(u: &mut Unstructured<'_>) -> Result<Frame> {
         3 => Frame::InboundAck(InboundAck {
             buffer_id: buffer_id(u)?,
         }),
-        4 => Frame::Outbound(Outbound {
-            request_id: RequestId(text(u)?),
+        4 => Frame::Outbound(Box::new(Outbound {
+            request_id: RequestId::from(text(u)?),
             action: action(u)?,
             platform: opt_text(u)?,
             bot_id: opt_text(u)?,
-        }),
+        })),
         5 => Frame::OutboundResult(OutboundResult {
-            request_id: RequestId(text(u)?),
-            result: action_result(u)?,
+            request_id: RequestId::from(text(u)?),
+            result: Box::new(action_result(u)?),
         }),
         6 => Frame::Interrupt(Interrupt {
             session_key: text(u)?,

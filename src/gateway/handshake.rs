@@ -64,11 +64,11 @@ impl RelayMachine {
         );
         for identity in self.config.identities.clone() {
             self.transmit(
-                &Frame::Hello(Identity {
+                &Frame::Hello(Box::new(Identity {
                     platform: identity.platform,
                     bot_id: identity.bot_id,
                     command_manifest: identity.command_manifest,
-                }),
+                })),
                 Carries::Nothing,
             );
         }
@@ -76,7 +76,7 @@ impl RelayMachine {
             .set(TimerKind::Handshake, now + self.config.handshake_timeout);
     }
 
-    pub(super) fn on_descriptor(&mut self, now: Instant, descriptor: CapabilityDescriptor) {
+    pub(super) fn on_descriptor(&mut self, now: Instant, descriptor: Box<CapabilityDescriptor>) {
         let new_platform =
             !descriptor.platform.is_empty() && !self.descriptors.contains(&descriptor.platform);
         if new_platform && self.descriptors.len() >= self.config.max_identities {
@@ -96,7 +96,9 @@ impl RelayMachine {
             ));
         }
         // The machine keeps one copy (none twice for the default); the event has the other.
-        let first = self.descriptors.insert(descriptor.clone());
+        let first = self
+            .descriptors
+            .insert(CapabilityDescriptor::clone(&descriptor));
         if first {
             self.handshake_succeeded = true;
             self.timers.clear(TimerKind::Handshake);
@@ -113,7 +115,7 @@ impl RelayMachine {
             });
         }
         crate::trace::debug!(generation = self.generation, platform = %descriptor.platform, bot_id = self.identity(&descriptor.platform).map(|i| i.bot_id.as_str()), first, "descriptor received: identity handshaken");
-        self.event(GatewayEvent::Descriptor(Box::new(descriptor)));
+        self.event(GatewayEvent::Descriptor(descriptor));
     }
 
     /// The first descriptor of the current connection: the session default.

@@ -3,6 +3,7 @@
 //! disconnect's drain when it was the last.
 
 use super::*;
+use crate::wire::ActionResult;
 
 impl RelayMachine {
     /// Asks the connector to perform `action`, tagged with `platform` when given.
@@ -32,17 +33,17 @@ impl RelayMachine {
         }
         let mut action = action.into();
         let (platform, bot_id) = self.apply_route(&mut action, platform);
-        let mut id = RequestId(self.rng.hex32());
+        let mut id = RequestId::from(self.rng.hex32());
         while self.pending.contains(&id) {
-            id = RequestId(self.rng.hex32());
+            id = RequestId::from(self.rng.hex32());
         }
         self.transmit(
-            &Frame::Outbound(Outbound {
+            &Frame::Outbound(Box::new(Outbound {
                 request_id: id.clone(),
                 action,
                 platform,
                 bot_id,
-            }),
+            })),
             Carries::Request(id.clone()),
         );
         self.pending
@@ -75,7 +76,7 @@ impl RelayMachine {
     pub(super) fn resolve(
         &mut self,
         id: RequestId,
-        result: Result<crate::wire::ActionResult, RequestFailure>,
+        result: Result<Box<ActionResult>, RequestFailure>,
     ) {
         crate::trace::debug!(generation = self.generation, request_id = %id, outcome = %crate::trace::Outcome(&result), "request resolved");
         self.event(GatewayEvent::Response { id, result });
@@ -91,7 +92,7 @@ impl RelayMachine {
     }
 
     /// An `outbound_result`: resolves its request, if it is pending.
-    pub(super) fn on_result(&mut self, request_id: RequestId, result: crate::wire::ActionResult) {
+    pub(super) fn on_result(&mut self, request_id: RequestId, result: Box<ActionResult>) {
         if self.pending.remove(&request_id) {
             self.resolve(request_id, Ok(result));
         } else {

@@ -316,8 +316,9 @@ pub enum GatewayEvent {
     Response {
         /// The request.
         id: RequestId,
-        /// The connector's result, or why none came.
-        result: Result<ActionResult, RequestFailure>,
+        /// The connector's result, or why none came. Boxed as it was decoded, so that
+        /// events stay small to move.
+        result: Result<Box<ActionResult>, RequestFailure>,
     },
     /// A `go_idle` or `go_dormant` ended.
     GoingIdle {

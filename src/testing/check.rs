@@ -179,7 +179,7 @@ impl Invariants {
                 let frame = one_frame(line.as_bytes());
                 if frame["type"] == "outbound" {
                     if let Some(id) = frame["requestId"].as_str() {
-                        let id = RequestId(id.to_owned());
+                        let id = RequestId::from(id.to_owned());
                         // A request sent on the machine directly, not through the harness,
                         // is known from its frame: its answer is then no violation.
                         self.requests.entry(id.clone()).or_insert(0);
@@ -423,7 +423,7 @@ impl Invariants {
     fn conn_event(&mut self, conn: Option<ConnId>, event: &ConnectorEvent) {
         if let ConnectorEvent::Outbound { request_id, .. } = event {
             let log = self.conns.entry(conn).or_default();
-            if !log.open.insert(request_id.0.clone()) {
+            if !log.open.insert(String::from(&request_id.0)) {
                 violated(format_args!(
                     "outbound {request_id} handed out twice while open"
                 ));

@@ -369,7 +369,7 @@ impl SoloGateway {
     pub fn responses(&self, id: &RequestId) -> Vec<Result<ActionResult, RequestFailure>> {
         self.picked(0, |_, o| match o {
             Output::Event(GatewayEvent::Response { id: rid, result }) if rid == id => {
-                Some(result.clone())
+                Some(result.clone().map(|r| *r))
             }
             _ => None,
         })

@@ -48,8 +48,9 @@ use tagged::{Tagged, TypeFirst};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Frame {
-    /// gateway → connector: announce one fronted identity.
-    Hello(Identity),
+    /// gateway → connector: announce one fronted identity. The larger frames are boxed
+    /// (or box their body), so that a frame is small to move through the machine.
+    Hello(Box<Identity>),
     /// connector → gateway: capabilities of one announced platform.
     Descriptor(Descriptor),
     /// connector → gateway: one message event, possibly replayed from the buffer. Not
@@ -59,7 +60,7 @@ pub enum Frame {
     /// gateway → connector: durable receipt of a buffered delivery.
     InboundAck(InboundAck),
     /// gateway → connector: a request to perform an action.
-    Outbound(Outbound),
+    Outbound(Box<Outbound>),
     /// connector → gateway: the result of one `outbound`.
     OutboundResult(OutboundResult),
     /// gateway → connector: stop a session's running turn.
@@ -106,7 +107,7 @@ impl Identity {
 pub struct Descriptor {
     /// The capabilities.
     #[serde(deserialize_with = "tagged::object")]
-    pub descriptor: CapabilityDescriptor,
+    pub descriptor: Box<CapabilityDescriptor>,
 }
 
 /// `inbound`: one message event.
@@ -158,9 +159,10 @@ pub struct OutboundResult {
     /// The request answered.
     #[serde(rename = "requestId")]
     pub request_id: RequestId,
-    /// The result.
+    /// The result. Boxed, so that every frame is small to move: a gateway hands the
+    /// box on in its [`Response`](crate::gateway::GatewayEvent::Response) as it is.
     #[serde(deserialize_with = "tagged::object")]
-    pub result: ActionResult,
+    pub result: Box<ActionResult>,
 }
 
 /// `interrupt`: stop the running turn of a session.
@@ -245,7 +247,7 @@ macro_rules! frames {
 
             fn from_tag<'de, D: Deserializer<'de>>(tag: &str, body: D) -> Result<Self, D::Error> {
                 Ok(match tag {
-                    $($name => Frame::$variant(<$ty>::deserialize(body)?),)*
+                    $($name => Frame::$variant(<$ty>::deserialize(body)?.into()),)*
                     $($uname => {
                         de::IgnoredAny::deserialize(body)?;
                         Frame::$unit
@@ -261,7 +263,7 @@ macro_rules! frames {
 
         $(impl From<$ty> for Frame {
             fn from(body: $ty) -> Self {
-                Frame::$variant(body)
+                Frame::$variant(body.into())
             }
         })*
     };
@@ -309,9 +311,14 @@ fn serialize_unknown<S: Serializer>(
 
 /// Correlates an `outbound` with its `outbound_result`. Gateways built on this crate mint
 /// 32 lowercase hex characters; any string from a peer is accepted.
+///
+/// A [`Str`]: the id of a decoded frame is a slice of the received message, so reading
+/// an `outbound_result` or an `outbound` allocates nothing for its id. What the machines
+/// keep of an id past `poll_output` is their own copy (the gateway's pending requests
+/// are ids it minted; the connector keeps open ids inline), never such a slice.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct RequestId(pub String);
+pub struct RequestId(pub Str);
 
 /// Names one buffered delivery, acknowledged with `inbound_ack`.
 ///

@@ -183,7 +183,7 @@ pub fn rich_event() -> MessageEvent {
 
 /// An `outbound` frame for `action`, untagged (session default platform).
 pub fn outbound(request_id: &str, action: impl Into<OutboundAction>) -> Frame {
-    Frame::Outbound(Outbound {
+    Frame::from(Outbound {
         request_id: RequestId::from(request_id),
         action: action.into(),
         platform: None,
@@ -198,7 +198,7 @@ pub fn outbound_on(
     bot_id: Option<&str>,
     action: impl Into<OutboundAction>,
 ) -> Frame {
-    Frame::Outbound(Outbound {
+    Frame::from(Outbound {
         request_id: RequestId::from(request_id),
         action: action.into(),
         platform: Some(platform.to_owned()),
@@ -244,14 +244,14 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
         (
             "descriptor/telegram",
             Descriptor {
-                descriptor: telegram_descriptor(),
+                descriptor: Box::new(telegram_descriptor()),
             }
             .into(),
         ),
         (
             "descriptor/discord-all-fields",
             Descriptor {
-                descriptor: discord_descriptor(),
+                descriptor: Box::new(discord_descriptor()),
             }
             .into(),
         ),
@@ -305,7 +305,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
             "outbound_result/success",
             OutboundResult {
                 request_id: RequestId::from("4f1c0d9e2b7a4c61a0e3d5f6b7c8d9e0"),
-                result: ActionResult::ok_with_message("9002"),
+                result: Box::new(ActionResult::ok_with_message("9002")),
             }
             .into(),
         ),
@@ -313,7 +313,7 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
             "outbound_result/egress_declined",
             OutboundResult {
                 request_id: RequestId::from("0a9b8c7d6e5f40312233445566778899"),
-                result: ActionResult::egress_declined("discord"),
+                result: Box::new(ActionResult::egress_declined("discord")),
             }
             .into(),
         ),
@@ -321,11 +321,11 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
             "outbound_result/auto-thread",
             OutboundResult {
                 request_id: RequestId::from("5d6e7f8091a2b3c4d5e6f708192a3b4c"),
-                result: ActionResult {
+                result: Box::new(ActionResult {
                     thread_id: Some("5566".to_owned()),
                     auto_thread_name: Some("what is 2+2".to_owned()),
                     ..ActionResult::ok_with_message("9004")
-                },
+                }),
             }
             .into(),
         ),
@@ -333,10 +333,10 @@ pub fn frames() -> Vec<(&'static str, Frame)> {
             "outbound_result/chat_info",
             OutboundResult {
                 request_id: RequestId::from("6a7b8c9d0e1f20314253647586970a1b"),
-                result: ActionResult {
+                result: Box::new(ActionResult {
                     extra: obj(json!({"chat_info": {"name": "general", "type": "group"}})),
                     ..ActionResult::ok()
-                },
+                }),
             }
             .into(),
         ),

@@ -13,7 +13,7 @@ use crate::driver::*;
 fn response(id: &str) -> Output {
     Output::Event(GatewayEvent::Response {
         id: RequestId::from(id),
-        result: Ok(ActionResult::ok()),
+        result: Ok(Box::new(ActionResult::ok())),
     })
 }
 

@@ -149,7 +149,7 @@ impl Reader<'_> {
             match self.key()? {
                 b"requestId" => {
                     seen.first(0)?;
-                    request_id = Some(RequestId(self.owned_string()?));
+                    request_id = Some(RequestId(self.string()?));
                 }
                 b"result" => {
                     seen.first(1)?;
@@ -166,7 +166,7 @@ impl Reader<'_> {
 
     /// The common results (`success` and perhaps `message_id`) by hand; any other shape
     /// by serde_json from the result's slice.
-    fn result(&mut self) -> Option<ActionResult> {
+    fn result(&mut self) -> Option<Box<ActionResult>> {
         let start = self.at;
         let mut result = ActionResult::default();
         let mut seen = Seen::default();
@@ -186,10 +186,10 @@ impl Reader<'_> {
             })
         });
         if by_hand.is_some() {
-            return Some(result);
+            return Some(Box::new(result));
         }
         self.at = start;
-        self.serde::<Object<ActionResult>>().map(|o| o.0)
+        self.serde::<Object<Box<ActionResult>>>().map(|o| o.0)
     }
 
     pub(super) fn passthrough(&mut self) -> Option<PassthroughFrame> {

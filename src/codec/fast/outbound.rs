@@ -19,7 +19,7 @@ impl Reader<'_> {
             match self.key()? {
                 b"requestId" => {
                     seen.first(0)?;
-                    request_id = Some(RequestId(self.owned_string()?));
+                    request_id = Some(RequestId(self.string()?));
                 }
                 b"action" => {
                     seen.first(1)?;

@@ -42,24 +42,24 @@ impl Model {
     /// Writes one gateway frame as a line.
     pub(super) fn write_gateway_frame(&mut self, frame: GwFrame, out: &mut Vec<u8>) {
         let mut id_of = |id: Id| match id {
-            Id::Shared(i) => RequestId(format!("r{}", i % 4)),
+            Id::Shared(i) => RequestId::from(format!("r{}", i % 4)),
             Id::Fresh => {
                 self.fresh += 1;
-                RequestId(format!("f{}", self.fresh))
+                RequestId::from(format!("f{}", self.fresh))
             }
         };
         let frame = match frame {
-            GwFrame::Hello { platform, bot } => Frame::Hello(Identity {
+            GwFrame::Hello { platform, bot } => Frame::Hello(Box::new(Identity {
                 platform: PLATFORMS[usize::from(platform) % PLATFORMS.len()].to_owned(),
                 bot_id: BOTS[usize::from(bot) % BOTS.len()].to_owned(),
                 command_manifest: None,
-            }),
-            GwFrame::Outbound { id, platform, bot } => Frame::Outbound(Outbound {
+            })),
+            GwFrame::Outbound { id, platform, bot } => Frame::Outbound(Box::new(Outbound {
                 request_id: id_of(id),
                 action: SendAction::default().into(),
                 platform: platform.map(|p| PLATFORMS[usize::from(p) % PLATFORMS.len()].into()),
                 bot_id: bot.map(|b| BOTS[usize::from(b) % BOTS.len()].to_owned()),
-            }),
+            })),
             GwFrame::BadOutbound(id) => {
                 let line = serde_json::json!({
                     "type": "outbound", "requestId": id_of(id).0, "action": {"op": "send"},
@@ -84,8 +84,8 @@ impl Model {
             GwFrame::Unexpected(kind) => match kind % 3 {
                 0 => Frame::GoingIdleAck,
                 1 => Frame::OutboundResult(crate::wire::OutboundResult {
-                    request_id: RequestId("r0".to_owned()),
-                    result: ActionResult::ok(),
+                    request_id: RequestId::from("r0".to_owned()),
+                    result: Box::new(ActionResult::ok()),
                 }),
                 _ => Frame::Unknown(crate::wire::UnknownFrame {
                     frame_type: "future".to_owned(),

@@ -239,7 +239,7 @@ impl Model {
                 let index = usize::from(request);
                 let (id, open) = match model.open.get(index) {
                     Some(id) => (id.clone(), true),
-                    None => (RequestId(format!("unknown-{request}")), false),
+                    None => (RequestId::from(format!("unknown-{request}")), false),
                 };
                 let closed = model.closed;
                 let result = self.instance.respond(now, conn, &id, ActionResult::ok());

@@ -47,7 +47,7 @@ impl Model {
                 .get(usize::from(i))
                 .or(self.sent.last())
                 .cloned()
-                .unwrap_or_else(|| RequestId(format!("r{i}")))
+                .unwrap_or_else(|| RequestId::from(format!("r{i}")))
         };
         let buffer = |i: u8| BufferId(format!("b-{}", i % 16).into());
         let frame = match frame {
@@ -59,7 +59,7 @@ impl Model {
                     None => PLATFORMS[usize::from(p) % PLATFORMS.len()].to_owned(),
                 };
                 Frame::Descriptor(Descriptor {
-                    descriptor: CapabilityDescriptor::new(platform, "P"),
+                    descriptor: Box::new(CapabilityDescriptor::new(platform, "P")),
                 })
             }
             PeerFrame::Result {
@@ -68,14 +68,14 @@ impl Model {
             } => Frame::OutboundResult(OutboundResult {
                 request_id: request(i),
                 result: if success {
-                    ActionResult::ok_with_message("m")
+                    Box::new(ActionResult::ok_with_message("m"))
                 } else {
-                    ActionResult::failure("no", None)
+                    Box::new(ActionResult::failure("no", None))
                 },
             }),
             PeerFrame::UnknownResult(id) => Frame::OutboundResult(OutboundResult {
-                request_id: RequestId(id),
-                result: ActionResult::ok(),
+                request_id: RequestId::from(id),
+                result: Box::new(ActionResult::ok()),
             }),
             PeerFrame::BadResult(i) => {
                 let line = serde_json::json!({
@@ -127,17 +127,17 @@ impl Model {
                 chat_id: "c0".to_owned(),
             }),
             PeerFrame::Unexpected(kind) => match kind % 5 {
-                0 => Frame::Hello(Identity::default()),
+                0 => Frame::Hello(Box::new(Identity::default())),
                 1 => Frame::InboundAck(InboundAck {
                     buffer_id: buffer(kind),
                 }),
                 2 => Frame::GoingIdle,
-                3 => Frame::Outbound(Outbound {
+                3 => Frame::Outbound(Box::new(Outbound {
                     request_id: request(kind),
                     action: SendAction::default().into(),
                     platform: None,
                     bot_id: None,
-                }),
+                })),
                 _ => Frame::Unknown(crate::wire::UnknownFrame {
                     frame_type: "future".to_owned(),
                     fields: Default::default(),
