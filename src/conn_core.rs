@@ -25,7 +25,7 @@ pub(crate) const MAX_DIAGNOSTICS_PER_INPUT: u64 = 64;
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Step {
     /// A line of the input, decoded or not.
-    Frame(Instant, Result<Frame, DecodeError>),
+    Frame(Instant, Result<Frame, Box<DecodeError>>),
     /// The input is done; this many diagnostics of it were suppressed.
     Done(Instant, Option<u64>),
 }

@@ -26,7 +26,7 @@ fn sentinel() -> Frame {
     })
 }
 
-type Item = Result<Frame, DecodeError>;
+type Item = Result<Frame, Box<DecodeError>>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

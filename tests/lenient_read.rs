@@ -60,7 +60,7 @@ fn error(line: &str) -> DecodeError {
     decoder.push(line.as_bytes());
     decoder.push(b"\n");
     match decoder.next_frame() {
-        Some(Err(e)) => e,
+        Some(Err(e)) => *e,
         other => panic!("{line}: expected an error, got {other:?}"),
     }
 }

@@ -19,7 +19,7 @@ use relay_machine::wire::{
 };
 
 /// Decodes one complete line (with or without its `\n`) that must hold exactly one frame.
-fn decode(line: &[u8]) -> Result<Frame, DecodeError> {
+fn decode(line: &[u8]) -> Result<Frame, Box<DecodeError>> {
     let mut decoder = FrameDecoder::new();
     decoder.push(line);
     if !line.ends_with(b"\n") {

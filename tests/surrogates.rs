@@ -11,7 +11,7 @@ use relay_machine::codec::{DecodeError, DecodeErrorKind, FrameDecoder, Salvage};
 use relay_machine::wire::{BufferId, Frame, OutboundAction, RequestId};
 
 /// Decodes one line: exactly one item.
-fn decode(line: &str) -> Result<Frame, DecodeError> {
+fn decode(line: &str) -> Result<Frame, Box<DecodeError>> {
     let mut decoder = FrameDecoder::new();
     decoder.push(line.as_bytes());
     decoder.push(b"\n");
@@ -26,7 +26,7 @@ fn frame(line: &str) -> Frame {
 
 fn error(line: &str) -> DecodeError {
     match decode(line) {
-        Err(e) => e,
+        Err(e) => *e,
         Ok(frame) => panic!("{line}: expected an error, got {frame:?}"),
     }
 }

@@ -108,7 +108,7 @@ impl FrameDecoder {
     /// Decodes the next complete line: a frame or the line's error, in stream order;
     /// `None` when every complete line pushed so far has been taken.
     #[inline]
-    pub fn next_frame(&mut self) -> Option<Result<Frame, DecodeError>> {
+    pub fn next_frame(&mut self) -> Option<Result<Frame, Box<DecodeError>>> {
         let mut item = None;
         while item.is_none() && !self.shared.is_empty() {
             if let Some(frame) = self.fast_line() {
@@ -182,7 +182,7 @@ impl FrameDecoder {
 
     /// Keeps the start of a line whose newline has not arrived; reports it once it crosses
     /// the limit.
-    fn extend_partial(&mut self, bytes: &[u8]) -> Option<DecodeError> {
+    fn extend_partial(&mut self, bytes: &[u8]) -> Option<Box<DecodeError>> {
         self.position += bytes.len() as u64;
         if self.skipping || bytes.is_empty() {
             return None;
@@ -196,7 +196,7 @@ impl FrameDecoder {
     }
 
     /// `line` holds the rest of the current line and its newline, which is at `n`.
-    fn end_line(&mut self, line: &Bytes, n: usize) -> Option<Result<Frame, DecodeError>> {
+    fn end_line(&mut self, line: &Bytes, n: usize) -> Option<Result<Frame, Box<DecodeError>>> {
         let tail = line.get(..n).unwrap_or_default();
         self.position += tail.len() as u64;
         let item = if self.skipping {
@@ -244,33 +244,35 @@ impl FrameDecoder {
         Some(frame)
     }
 
-    fn too_long(&mut self) -> DecodeError {
+    fn too_long(&mut self) -> Box<DecodeError> {
         self.partial = Vec::new();
         self.skipping = true;
-        DecodeError {
+        Box::new(DecodeError {
             kind: DecodeErrorKind::FrameTooLong,
             line: self.line,
             offset: self.line_start,
             frame_type: None,
             salvage: None,
             message: format!("line exceeds {} bytes", self.max_frame_len),
-        }
+        })
     }
 
     /// Decodes `line`, which lies within `source`: unescaped strings of the frame may be
     /// slices of `source`.
-    fn decode_line(&self, source: &Bytes, line: &[u8]) -> Option<Result<Frame, DecodeError>> {
+    fn decode_line(&self, source: &Bytes, line: &[u8]) -> Option<Result<Frame, Box<DecodeError>>> {
         if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
             return None;
         }
         let decoded = decode_line(source, line);
-        Some(decoded.map_err(|e| DecodeError {
-            kind: e.kind,
-            line: self.line,
-            offset: self.line_start + e.at as u64,
-            frame_type: e.salvage.frame_type,
-            salvage: e.salvage.salvage,
-            message: e.message,
+        Some(decoded.map_err(|e| {
+            Box::new(DecodeError {
+                kind: e.kind,
+                line: self.line,
+                offset: self.line_start + e.at as u64,
+                frame_type: e.salvage.frame_type,
+                salvage: e.salvage.salvage,
+                message: e.message,
+            })
         }))
     }
 }

@@ -39,7 +39,7 @@ impl ConnectorMachine {
     /// An `outbound` that did not decode but names its `requestId` is answered with an
     /// `invalid_action` failure, so the gateway's request resolves now (definitely not
     /// executed) instead of timing out as ambiguous.
-    pub(super) fn on_bad_frame(&mut self, e: DecodeError) {
+    pub(super) fn on_bad_frame(&mut self, e: Box<DecodeError>) {
         // An id still open belongs to a request the application will answer: a second
         // answer for it would be a duplicate result.
         if let Some(Salvage::Outbound(id)) = &e.salvage {

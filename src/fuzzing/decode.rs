@@ -8,7 +8,7 @@ use crate::codec::{DEFAULT_MAX_FRAME_LEN, DecodeError, DecodeErrorKind, FrameDec
 use crate::rng::SplitMix64;
 use crate::wire::Frame;
 
-type Item = Result<Frame, DecodeError>;
+type Item = Result<Frame, Box<DecodeError>>;
 
 /// Chunk sizes from a seeded splitmix64, so one input byte picks a whole cut pattern and the
 /// rest of the input stays the stream itself.

@@ -64,7 +64,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
 fn decode_all(
     bytes: &[u8],
     max_frame_len: usize,
-) -> Vec<Result<crate::wire::Frame, crate::codec::DecodeError>> {
+) -> Vec<Result<crate::wire::Frame, Box<crate::codec::DecodeError>>> {
     let mut decoder = crate::codec::FrameDecoder::with_max_frame_len(max_frame_len);
     decoder.push(bytes);
     decoder.finish();

@@ -233,7 +233,7 @@ impl RelayMachine {
 
     /// A buffered delivery whose body did not decode: handed over like any delivery (never
     /// suppressed by the diagnostics budget), so it is acked and not redelivered forever.
-    pub(super) fn on_undeliverable(&mut self, buffer_id: BufferId, error: DecodeError) {
+    pub(super) fn on_undeliverable(&mut self, buffer_id: BufferId, error: Box<DecodeError>) {
         // Keyed on what made it undecodable: a redelivery of the same poison line is
         // recognised, a good delivery that reuses the id is not swallowed.
         let digest = digest(&(error.kind.as_str(), &error.message));

@@ -284,7 +284,7 @@ impl RelayMachine {
     }
 
     /// A frame that did not decode may still name the request or delivery it belongs to.
-    pub(super) fn on_bad_frame(&mut self, error: DecodeError) {
+    pub(super) fn on_bad_frame(&mut self, error: Box<DecodeError>) {
         match error.salvage.clone() {
             Some(Salvage::OutboundResult(id)) if self.pending.remove(&id) => {
                 let failure = RequestFailure::InvalidResult(error.message.clone());

@@ -289,7 +289,7 @@ pub enum GatewayEvent {
         /// The delivery.
         buffer_id: BufferId,
         /// Why its line did not decode.
-        error: DecodeError,
+        error: Box<DecodeError>,
     },
     /// An `interrupt` that was never written: the connection ended before the driver took
     /// it. Call [`interrupt`](super::RelayMachine::interrupt) again once reconnected if the
@@ -368,7 +368,7 @@ pub enum Diagnostic {
     /// A line that did not decode. If it was an `outbound_result` for a pending request,
     /// that request has resolved with [`RequestFailure::InvalidResult`]; a buffered
     /// delivery comes as [`GatewayEvent::Undeliverable`] instead.
-    Decode(DecodeError),
+    Decode(Box<DecodeError>),
     /// An `outbound_result` for an id that is not pending: unknown, late, or a duplicate.
     UnknownResult(RequestId),
     /// A frame the connector should not send (a gateway→connector type) or an unknown
@@ -486,4 +486,21 @@ fn buffered(buffer_id: Option<&crate::wire::BufferId>) -> String {
 
 fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod size {
+    /// A frame is moved from the decoder through the machine, and every event into the
+    /// output queue and out to the driver: what is large or rare is boxed, so that each of
+    /// those moves is a few registers rather than a call to `memcpy` (they were 200 bytes
+    /// and a tenth of the receive path). A field that grows them should be a decision.
+    #[test]
+    fn frames_events_and_outputs_stay_small() {
+        assert!(size_of::<crate::wire::Frame>() <= 56);
+        assert!(size_of::<super::GatewayEvent>() <= 56);
+        assert!(size_of::<super::Output>() <= 56);
+        assert!(
+            size_of::<Option<Result<crate::wire::Frame, Box<crate::codec::DecodeError>>>>() <= 56
+        );
+    }
 }
