@@ -85,11 +85,11 @@ impl ConnectorMachine {
                 request_id: request_id.clone(),
                 result: Box::new(ActionResult::failure(error, Some(UNKNOWN_IDENTITY))),
             }));
-            crate::trace::info!(request_id = %request_id, platform, bot_id, "request refused: identity not announced");
+            crate::trace::info!(request_id = %request_id, platform = platform.as_deref(), bot_id = bot_id.as_deref(), "request refused: identity not announced");
             return self.diagnostic(ConnectorDiagnostic::UnknownIdentity {
                 request_id,
-                platform,
-                bot_id,
+                platform: platform.map(String::from),
+                bot_id: bot_id.map(String::from),
             });
         };
         if open >= self.config.max_open_requests {

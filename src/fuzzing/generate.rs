@@ -199,8 +199,8 @@ pub fn frame(u: &mut Unstructured<'_>) -> Result<Frame> {
         4 => Frame::Outbound(Box::new(Outbound {
             request_id: RequestId::from(text(u)?),
             action: action(u)?,
-            platform: opt_text(u)?,
-            bot_id: opt_text(u)?,
+            platform: opt_text(u)?.map(Str::from),
+            bot_id: opt_text(u)?.map(Str::from),
         })),
         5 => Frame::OutboundResult(OutboundResult {
             request_id: RequestId::from(text(u)?),

@@ -3,7 +3,7 @@
 //! disconnect's drain when it was the last.
 
 use super::*;
-use crate::wire::ActionResult;
+use crate::wire::{ActionResult, Str};
 
 impl RelayMachine {
     /// Asks the connector to perform `action`, tagged with `platform` when given.
@@ -41,8 +41,8 @@ impl RelayMachine {
             &Frame::Outbound(Box::new(Outbound {
                 request_id: id.clone(),
                 action,
-                platform,
-                bot_id,
+                platform: platform.map(Str::from),
+                bot_id: bot_id.map(Str::from),
             })),
             Carries::Request(id.clone()),
         );

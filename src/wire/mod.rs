@@ -145,12 +145,14 @@ pub struct Outbound {
     pub request_id: RequestId,
     /// What to do.
     pub action: OutboundAction,
-    /// Egress platform; absent means the session default (the first `hello`).
+    /// Egress platform; absent means the session default (the first `hello`). A
+    /// [`Str`], as the action's fields are: a name this short is kept inline, so neither
+    /// it nor `bot_id` costs the connector an allocation per request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<String>,
+    pub platform: Option<Str>,
     /// The bot identity on `platform`; only together with `platform`.
     #[serde(default, rename = "botId", skip_serializing_if = "Option::is_none")]
-    pub bot_id: Option<String>,
+    pub bot_id: Option<Str>,
 }
 
 /// `outbound_result`: what happened to one `outbound`.

@@ -201,8 +201,8 @@ pub fn outbound_on(
     Frame::from(Outbound {
         request_id: RequestId::from(request_id),
         action: action.into(),
-        platform: Some(platform.to_owned()),
-        bot_id: bot_id.map(str::to_owned),
+        platform: Some(platform.into()),
+        bot_id: bot_id.map(relay_machine::wire::Str::from),
     })
 }
 

@@ -292,13 +292,6 @@ impl<'a> Reader<'a> {
         Some(false)
     }
 
-    fn optional_owned_string(&mut self) -> Option<Option<String>> {
-        if self.null()? {
-            return Some(None);
-        }
-        self.owned_string().map(Some)
-    }
-
     fn optional_string(&mut self) -> Option<Option<Str>> {
         if self.null()? {
             return Some(None);

@@ -27,11 +27,11 @@ impl Reader<'_> {
                 }
                 b"platform" => {
                     seen.first(2)?;
-                    platform = self.optional_owned_string()?;
+                    platform = self.optional_string()?;
                 }
                 b"botId" => {
                     seen.first(3)?;
-                    bot_id = self.optional_owned_string()?;
+                    bot_id = self.optional_string()?;
                 }
                 _ => self.skip(1)?,
             }

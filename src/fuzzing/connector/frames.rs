@@ -58,7 +58,7 @@ impl Model {
                 request_id: id_of(id),
                 action: SendAction::default().into(),
                 platform: platform.map(|p| PLATFORMS[usize::from(p) % PLATFORMS.len()].into()),
-                bot_id: bot.map(|b| BOTS[usize::from(b) % BOTS.len()].to_owned()),
+                bot_id: bot.map(|b| BOTS[usize::from(b) % BOTS.len()].into()),
             })),
             GwFrame::BadOutbound(id) => {
                 let line = serde_json::json!({
