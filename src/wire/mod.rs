@@ -8,6 +8,7 @@
 #![deny(clippy::indexing_slicing)]
 
 mod action;
+mod base64_decode;
 pub mod close;
 mod descriptor;
 mod event;

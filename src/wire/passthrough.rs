@@ -120,22 +120,13 @@ pub fn decode_base64(text: &str) -> Result<Bytes, Base64Error> {
 /// [`decode_base64`] of the bytes of a text, for the codec's reader, which has them as
 /// bytes (base64 is ASCII: anything else is an invalid byte).
 pub(crate) fn decode_base64_bytes(text: &[u8]) -> Result<Bytes, Base64Error> {
-    // Decoded into a vector of exactly the decoded length, which `Bytes` then takes over
-    // as it is; a vector with spare capacity (what `decode` returns) costs `Bytes` a
-    // second allocation for its reference count.
-    let padding = text
-        .iter()
-        .rev()
-        .take(2)
-        .take_while(|&&b| b == b'=')
-        .count();
-    let exact = (text.len() / 4 * 3).saturating_sub(padding);
-    let mut body = vec![0; exact];
-    match STANDARD.decode_slice(text, &mut body) {
-        Ok(n) if n == exact => return Ok(Bytes::from(body)),
-        // Malformed, or an impossible length: `decode` says which way.
-        Ok(_) | Err(_) => {}
+    // The fast path takes every valid text, into a vector of exactly the decoded length,
+    // which `Bytes` then takes over as it is (a vector with spare capacity, what `decode`
+    // returns, would cost `Bytes` a second allocation for its reference count).
+    if let Some(body) = super::base64_decode::decode(text) {
+        return Ok(Bytes::from(body));
     }
+    // Only malformed text gets here: the `base64` crate says what is wrong with it.
     STANDARD.decode(text).map(Bytes::from).map_err(|e| match e {
         base64::DecodeError::InvalidByte(offset, byte) => Base64Error::InvalidByte { offset, byte },
         base64::DecodeError::InvalidLength(len) => Base64Error::InvalidLength { len },

@@ -6,7 +6,7 @@ use arbitrary::Arbitrary;
 use super::{Model, PLATFORMS};
 use crate::codec::encode;
 use crate::wire::{
-    ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Identity, Inbound, InboundAck,
+    ActionResult, BufferId, CapabilityDescriptor, Descriptor, Frame, Inbound, InboundAck,
     InterruptInbound, MessageEvent, Outbound, OutboundResult, PassthroughForward, PassthroughFrame,
     RequestId, SendAction, SessionSource,
 };
@@ -127,7 +127,7 @@ impl Model {
                 chat_id: "c0".to_owned(),
             }),
             PeerFrame::Unexpected(kind) => match kind % 5 {
-                0 => Frame::Hello(Box::new(Identity::default())),
+                0 => Frame::Hello(Box::default()),
                 1 => Frame::InboundAck(InboundAck {
                     buffer_id: buffer(kind),
                 }),
