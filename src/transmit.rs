@@ -5,7 +5,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::codec;
-use crate::wire::{ActionResult, BufferId, Frame, RequestId};
+use crate::wire::{ActionResult, BufferId, Frame, RequestId, Str};
 
 /// One wire line to write as one WebSocket **text** message: compact JSON ending in `\n`.
 ///
@@ -33,7 +33,7 @@ impl Transmit {
     pub(crate) fn outbound_result(request_id: &RequestId, result: &ActionResult) -> Self {
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(b"{\"type\":\"outbound_result\",\"requestId\":");
-        let written = serde_json::to_writer(&mut out, request_id.as_str()).and_then(|()| {
+        let written = write_str(&mut out, &request_id.0).and_then(|()| {
             out.extend_from_slice(b",\"result\":");
             write_result(&mut out, result)
         });
@@ -50,9 +50,9 @@ impl Transmit {
     /// writes for that frame, written without building the frame (and without serde's
     /// tagged-enum machinery), as every buffered delivery's ack is.
     pub(crate) fn inbound_ack(buffer_id: &BufferId) -> Self {
-        let mut out = Vec::with_capacity(40 + buffer_id.as_str().len());
+        let mut out = Vec::with_capacity(40 + buffer_id.0.len());
         out.extend_from_slice(b"{\"type\":\"inbound_ack\",\"bufferId\":");
-        if serde_json::to_writer(&mut out, buffer_id.as_str()).is_err() {
+        if write_str(&mut out, &buffer_id.0).is_err() {
             // As `encode`: never half a frame.
             return Self(String::new());
         }
@@ -127,6 +127,21 @@ impl From<Transmit> for Bytes {
 /// string escaped by serde_json: the derived serialiser goes through serde's map machinery
 /// for the flattened extras even when there are none, which cost a connector more than
 /// decoding the request it answers.
+/// Writes `text` as a JSON string, as serde_json does: an id or name with nothing to
+/// escape (no quote, backslash or control character; serde_json writes every other
+/// character as it is) is copied from its bytes, without `Str::as_str`'s UTF-8 check.
+fn write_str(out: &mut Vec<u8>, text: &Str) -> serde_json::Result<()> {
+    let bytes = text.as_bytes();
+    if bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+        return serde_json::to_writer(out, text.as_str());
+    }
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(bytes);
+    out.push(b'"');
+    Ok(())
+}
+
 fn write_result(out: &mut Vec<u8>, result: &ActionResult) -> serde_json::Result<()> {
     let ActionResult {
         success,

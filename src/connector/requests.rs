@@ -131,14 +131,15 @@ const INLINE_ID: usize = 32;
 
 impl OpenId {
     pub(super) fn of(id: &RequestId) -> Self {
-        let text = id.as_str();
+        // Bytes, not `as_str`: that checks them as UTF-8 again on every call.
+        let text = id.0.as_bytes();
         let mut bytes = [0; INLINE_ID];
         match (u8::try_from(text.len()), bytes.get_mut(..text.len())) {
             (Ok(len), Some(prefix)) => {
-                prefix.copy_from_slice(text.as_bytes());
+                prefix.copy_from_slice(text);
                 OpenId::Inline { len, bytes }
             }
-            _ => OpenId::Heap(text.into()),
+            _ => OpenId::Heap(id.as_str().into()),
         }
     }
 }

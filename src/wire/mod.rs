@@ -319,7 +319,7 @@ fn serialize_unknown<S: Serializer>(
 /// an `outbound_result` or an `outbound` allocates nothing for its id. What the machines
 /// keep of an id past `poll_output` is their own copy (the gateway's pending requests
 /// are ids it minted; the connector keeps open ids inline), never such a slice.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RequestId(pub Str);
 
@@ -332,7 +332,7 @@ pub struct RequestId(pub Str);
 /// decoding a buffered delivery, cloning its id to ack it and queueing the ack allocate
 /// nothing for it; a longer one is a slice of the received message, and the gateway's
 /// own state keeps a copy of it, never the slice.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct BufferId(pub Str);
 
@@ -347,6 +347,15 @@ macro_rules! id_common {
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+        impl std::hash::Hash for $ty {
+            // As the id's text hashes (`str` writes its bytes, then `0xFF`), but from its
+            // bytes: `as_str` checks them as UTF-8 on every call, and ids are hashed on
+            // every request and every delivery.
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                state.write(self.0.as_bytes());
+                state.write_u8(0xFF);
             }
         }
         impl From<&str> for $ty {
@@ -450,5 +459,22 @@ mod tests {
         let mut sorted = Frame::KNOWN_TYPES;
         sorted.sort_unstable();
         assert!(sorted.windows(2).all(|w| w[0] != w[1]), "{sorted:?}");
+    }
+
+    /// Ids hash from their bytes as their text hashes, so a table keyed by ids agrees
+    /// with one keyed by the strings (and the hashes did not change with the shortcut).
+    #[test]
+    fn ids_hash_as_their_text() {
+        use std::hash::BuildHasher;
+        let hasher = std::collections::hash_map::RandomState::new();
+        for text in ["", "b-1", "0123456789abcdef0123456789abcdef", "é\u{1F680}"] {
+            let text_hash = hasher.hash_one(text);
+            assert_eq!(hasher.hash_one(RequestId::from(text)), text_hash, "{text}");
+            assert_eq!(hasher.hash_one(BufferId::from(text)), text_hash, "{text}");
+        }
+        assert_ne!(
+            hasher.hash_one(RequestId::from("ab")),
+            hasher.hash_one(RequestId::from("ab\0"))
+        );
     }
 }
