@@ -120,18 +120,24 @@ impl MessageType {
     }
 
     pub(crate) fn from_wire(s: &str) -> Self {
-        match s {
-            "text" => MessageType::Text,
-            "location" => MessageType::Location,
-            "photo" => MessageType::Photo,
-            "video" => MessageType::Video,
-            "audio" => MessageType::Audio,
-            "voice" => MessageType::Voice,
-            "document" => MessageType::Document,
-            "sticker" => MessageType::Sticker,
-            "command" => MessageType::Command,
-            other => MessageType::Other(other.to_owned()),
-        }
+        Self::known(s.as_bytes()).unwrap_or_else(|| MessageType::Other(s.to_owned()))
+    }
+
+    /// The type named by `raw`, if it is one of the known ones: read from bytes, so the
+    /// codec's reader need not check a name as UTF-8 to find out.
+    pub(crate) fn known(raw: &[u8]) -> Option<Self> {
+        Some(match raw {
+            b"text" => MessageType::Text,
+            b"location" => MessageType::Location,
+            b"photo" => MessageType::Photo,
+            b"video" => MessageType::Video,
+            b"audio" => MessageType::Audio,
+            b"voice" => MessageType::Voice,
+            b"document" => MessageType::Document,
+            b"sticker" => MessageType::Sticker,
+            b"command" => MessageType::Command,
+            _ => return None,
+        })
     }
 }
 

@@ -91,6 +91,17 @@ impl Str {
         }
     }
 
+    /// Length in bytes. (Inherent, as `is_empty` is, so that neither goes through
+    /// `Deref` to `str`, which checks the bytes as UTF-8 first.)
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the string is empty.
+    pub fn is_empty(&self) -> bool {
+        self.as_bytes().is_empty()
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         // The bytes come from a `str` (every constructor takes one), so this never falls

@@ -48,7 +48,10 @@ impl Reader<'_> {
                 b"message_type" => {
                     seen.first(1)?;
                     e.message_type = match r.raw_string()? {
-                        (raw, false) => MessageType::from_wire(std::str::from_utf8(raw).ok()?),
+                        (raw, false) => match MessageType::known(raw) {
+                            Some(known) => known,
+                            None => MessageType::from_wire(r.text_of(raw)?),
+                        },
                         (raw, true) => MessageType::from_wire(&unescape(r.text_of(raw)?)?),
                     };
                 }
