@@ -20,9 +20,6 @@ use crate::wire::Frame;
 pub(crate) const MAX_DIAGNOSTICS_PER_INPUT: u64 = 64;
 
 /// The next step of the input being decoded.
-// Handed straight from the decoder to the machine: boxing the error would cost an
-// allocation per bad line to save a move.
-#[allow(clippy::large_enum_variant)]
 pub(crate) enum Step {
     /// A line of the input, decoded or not.
     Frame(Instant, Result<Frame, Box<DecodeError>>),
