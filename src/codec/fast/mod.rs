@@ -66,7 +66,7 @@ fn read(text: &[u8], source: &Bytes) -> Option<(Frame, usize)> {
     }
     let frame = match r.raw_string()? {
         (b"inbound", false) => r.inbound().map(Frame::Inbound),
-        (b"outbound", false) => r.outbound().map(|o| Frame::Outbound(Box::new(o))),
+        (b"outbound", false) => r.outbound().map(Frame::Outbound),
         (b"outbound_result", false) => r.outbound_result().map(Frame::OutboundResult),
         (b"passthrough_forward", false) => r.passthrough().map(Frame::PassthroughForward),
         _ => None,

@@ -9,7 +9,8 @@ use crate::wire::{
 };
 
 impl Reader<'_> {
-    pub(super) fn outbound(&mut self) -> Option<Outbound> {
+    /// Boxed here, where it is built: the frame holds it boxed.
+    pub(super) fn outbound(&mut self) -> Option<Box<Outbound>> {
         let mut request_id = None;
         let mut action = None;
         let mut platform = None;
@@ -36,12 +37,12 @@ impl Reader<'_> {
                 _ => self.skip(1)?,
             }
         }
-        Some(Outbound {
+        Some(Box::new(Outbound {
             request_id: request_id?,
             action: action?,
             platform,
             bot_id,
-        })
+        }))
     }
 
     /// The common actions (`send`, `typing`, `follow_up`, `edit`) by hand; any other op,
