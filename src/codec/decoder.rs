@@ -90,6 +90,22 @@ impl FrameDecoder {
 
     /// Hands over the next chunk of the stream; [`next_frame`](Self::next_frame) decodes it.
     pub fn push(&mut self, chunk: &[u8]) {
+        // The middle of a long line (a large frame in many messages) is appended to the
+        // partial line at once, instead of copied into `input` and then out of it again:
+        // when it is next in the stream (nothing pushed before it is unscanned), ends no
+        // line, and keeps the line within the limit (whose crossing `next_frame` reports).
+        // That second copy made a 16 MiB frame in 4 KiB messages 10% slower than whole.
+        if !self.partial.is_empty()
+            && !self.skipping
+            && self.input.is_empty()
+            && self.shared.is_empty()
+            && self.partial.len() + chunk.len() <= self.max_frame_len
+            && memchr::memchr(b'\n', chunk).is_none()
+        {
+            self.position += chunk.len() as u64;
+            self.partial.extend_from_slice(chunk);
+            return;
+        }
         self.input.extend_from_slice(chunk);
     }
 
