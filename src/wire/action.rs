@@ -215,7 +215,8 @@ pub struct ThreadCreateAction {
 }
 
 fn default_thread_name() -> Str {
-    Str::from_static("handoff")
+    const HANDOFF: Str = Str::from_static("handoff");
+    HANDOFF
 }
 
 /// `thread_rename`: rename the thread `message_id`, with at most one guard.

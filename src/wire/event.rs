@@ -334,11 +334,13 @@ impl SessionSource {
 
 impl Default for SessionSource {
     fn default() -> Self {
+        const RELAY: Str = Str::from_static("relay");
+        const DM: Str = Str::from_static("dm");
         Self {
-            platform: Str::from_static("relay"),
+            platform: RELAY,
             chat_id: Str::new(),
             chat_name: None,
-            chat_type: Str::from_static("dm"),
+            chat_type: DM,
             user_id: None,
             user_name: None,
             user_display_name: None,

@@ -61,9 +61,27 @@ impl Str {
     }
 
     /// A string for `text` known at compile time, without copying it.
-    pub fn from_static(text: &'static str) -> Self {
-        Self::inline(text)
-            .unwrap_or_else(|| Self(Repr::Shared(Bytes::from_static(text.as_bytes()))))
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`i` is below `text.len()`, which is at most `INLINE` there"
+    )]
+    pub const fn from_static(text: &'static str) -> Self {
+        // `const`, so that defaults built of these (an event's `platform` and
+        // `chat_type`) are constants rather than a copy made on every call.
+        let text = text.as_bytes();
+        if text.len() > INLINE {
+            return Self(Repr::Shared(Bytes::from_static(text)));
+        }
+        let mut bytes = [0; INLINE];
+        let mut i = 0;
+        while i < text.len() {
+            bytes[i] = text[i];
+            i += 1;
+        }
+        Self(Repr::Inline {
+            len: text.len() as u8,
+            bytes,
+        })
     }
 
     /// `text` inline when it is short enough.
@@ -395,6 +413,30 @@ mod tests {
         assert!(!two.a.is_shared_slice(&short));
         let other: Two = serde_json::from_slice(&line).unwrap();
         assert!(!other.a.is_shared_slice(&line));
+    }
+
+    /// A constant string is the string it was made from, inline up to 23 bytes and
+    /// shared (static) beyond, as one made at run time is.
+    #[test]
+    fn a_constant_is_the_same_string() {
+        const EMPTY: Str = Str::from_static("");
+        const SHORT: Str = Str::from_static("relay");
+        const EDGE: Str = Str::from_static("0123456789abcdef0123456");
+        const LONG: Str = Str::from_static("0123456789abcdef01234567");
+        for (constant, text) in [
+            (EMPTY, ""),
+            (SHORT, "relay"),
+            (EDGE, "0123456789abcdef0123456"),
+            (LONG, "0123456789abcdef01234567"),
+        ] {
+            assert_eq!(constant.as_str(), text);
+            assert_eq!(constant, Str::from(text));
+            assert_eq!(constant.len(), text.len());
+            assert_eq!(
+                matches!(constant.0, Repr::Inline { .. }),
+                text.len() <= INLINE
+            );
+        }
     }
 
     #[test]
