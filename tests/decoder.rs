@@ -244,3 +244,41 @@ fn a_shared_message_decodes_as_a_borrowed_one() {
         assert!(errors.iter().any(|e| e.line == 15), "{errors:#?}");
     }
 }
+
+/// The middle of a long line pushed as borrowed bytes goes straight into the partial line
+/// (it is not held as unscanned input and copied again); a chunk that ends the line, or
+/// one that would take it past the limit, is scanned as usual, and the frames and errors
+/// are the same.
+#[test]
+fn the_middle_of_a_long_line_is_kept_once() {
+    let mut d = FrameDecoder::with_max_frame_len(100);
+    d.push(br#"{"type":"#);
+    assert!(d.next_frame().is_none());
+    assert_eq!((d.pending_len(), d.buffered_len()), (0, 8));
+    d.push(b"  ");
+    d.push(br#""going_idle_ack"}"#);
+    assert_eq!((d.pending_len(), d.buffered_len()), (0, 27));
+    d.push(b"\n");
+    assert_eq!(d.pending_len(), 1);
+    assert_eq!(d.next_frame(), Some(Ok(Frame::GoingIdleAck)));
+    assert!(d.next_frame().is_none());
+
+    // Line 2 (starting at byte 28) crosses the limit of 100 in its third chunk.
+    d.push(br#"{"a":""#);
+    assert!(d.next_frame().is_none());
+    d.push(&[b'a'; 90]);
+    assert_eq!((d.pending_len(), d.buffered_len()), (0, 96));
+    d.push(&[b'a'; 10]);
+    assert_eq!(d.pending_len(), 10);
+    let Some(Err(e)) = d.next_frame() else {
+        panic!("no error")
+    };
+    assert_eq!(
+        (e.kind, e.line, e.offset),
+        (DecodeErrorKind::FrameTooLong, 2, 28)
+    );
+    assert!(d.buffered_len() <= 100);
+    d.push(b"aa\"}\n{\"type\":\"going_idle\"}\n");
+    assert_eq!(d.next_frame(), Some(Ok(Frame::GoingIdle)));
+    assert!(d.next_frame().is_none());
+}
