@@ -189,6 +189,9 @@ fn edge_cases_agree() {
         r#"{"type":"outbound","requestId":"r","action":{"op":"typing","chat_id":"c","content":null,"metadata":{}}}"#,
         r#"{"type":"outbound","requestId":"r","action":{"op":"follow_up","session_key":"s","kind":"k","content":"c"}}"#,
         r#"{"type":"outbound","requestId":"r","action":{"op":"edit","chat_id":"c","message_id":"m","content":"c"}}"#,
+        // Metadata of strings is kept as its text, whatever its escapes and spacing: it
+        // must read back as the map serde makes of it.
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"x","metadata": { "a" : "caf\u00e9 \ud83d\ude80 \n\"\\" , "b":"", "c":"\u0000" } }}"#,
         // Metadata that is not all strings, and other ops: serde on their slices.
         r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"x","metadata":{"n":1,"o":{"a":[true]}}}}"#,
         r#"{"type":"outbound","requestId":"r","action":{"op":"react","chat_id":"c","message_id":"m","emoji":"\u2705"}}"#,
@@ -242,6 +245,10 @@ fn edge_cases_agree() {
         r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"\ud800"}}"#,
         r#"{"type":"outbound","requestId":"\udc00","action":{"op":"typing","chat_id":"c"}}"#,
         r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"x","metadata":{"a":"\ud800"}}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"x","metadata":{"a":"\udc00"}}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"x","metadata":{"a":"\ud83d\u0041"}}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"x","metadata":{"a":"x\ud83d"}}}"#,
+        r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":"x","metadata":{"a":"\\\ud83d\\ude80"}}}"#,
         r#"{"type":"outbound","requestId":7,"action":{"op":"typing","chat_id":"c"}}"#,
         r#"{"type":"outbound","requestId":"r","action":{"op":"typing","chat_id":5}}"#,
         r#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c"}}"#,

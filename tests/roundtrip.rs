@@ -175,7 +175,8 @@ fn edge_values_round_trip() {
                 metadata: common::obj(serde_json::json!({
                     "s": "x", "i": -5, "u": u64::MAX, "f": 1.5, "e": 1e300, "b": true,
                     "n": null, "a": [1, "two", [3]], "o": {"k": {"k": {}}}
-                })),
+                }))
+                .into(),
                 ..SendAction::default()
             },
         ),

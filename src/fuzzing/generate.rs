@@ -27,10 +27,11 @@ use crate::wire::{
     ActionResult, BodyError, BufferId, CapabilityDescriptor, ContextAuthor, ContextItem,
     DeleteAction, Descriptor, DraftAction, EditAction, FollowUpAction, Frame, GetChatInfoAction,
     Identity, Inbound, InboundAck, Interrupt, InterruptInbound, LenUnit, MediaItem, MessageEvent,
-    MessageType, Outbound, OutboundAction, OutboundResult, PassthroughForward, PassthroughFrame,
-    PromptAction, PromptOption, PromptResponse, ReactAction, ReplyTo, RequestId, SendAction,
-    SendMediaAction, SessionSource, Str, TaskCardAction, TaskCardStopAction, ThreadCreateAction,
-    ThreadRenameAction, TypingAction, UnknownAction, UnknownFrame, decode_base64,
+    MessageType, Metadata, Outbound, OutboundAction, OutboundResult, PassthroughForward,
+    PassthroughFrame, PromptAction, PromptOption, PromptResponse, ReactAction, ReplyTo, RequestId,
+    SendAction, SendMediaAction, SessionSource, Str, TaskCardAction, TaskCardStopAction,
+    ThreadCreateAction, ThreadRenameAction, TypingAction, UnknownAction, UnknownFrame,
+    decode_base64,
 };
 
 /// Every frame `type` this crate knows.
@@ -162,8 +163,8 @@ pub fn map(u: &mut Unstructured<'_>, depth: u32, reserved: &[&str]) -> Result<Ma
     Ok(map)
 }
 
-fn metadata(u: &mut Unstructured<'_>) -> Result<Map<String, Value>> {
-    map(u, MAX_DEPTH - 1, &[])
+fn metadata(u: &mut Unstructured<'_>) -> Result<Metadata> {
+    map(u, MAX_DEPTH - 1, &[]).map(Metadata::from)
 }
 
 /// A non-empty buffer id (`""` reads as "not buffered").

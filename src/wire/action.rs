@@ -3,12 +3,8 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::Str;
 use super::tagged::{self, OpFirst, Tagged};
-
-/// Free-form `metadata` of an action: tenant discriminators (`scope_id`, `user_id`,
-/// `profile`), placement anchors and formatting hints (protocol.md §5.2).
-pub type Metadata = Map<String, Value>;
+use super::{Metadata, Str};
 
 /// An action the gateway asks the connector to perform, tagged by `op` on the wire.
 ///
@@ -417,23 +413,24 @@ impl OutboundAction {
     }
 
     /// The action's `metadata`, for every op that carries one (all but `get_chat_info`;
-    /// for an unknown op, its `metadata` object if it has one).
-    pub fn metadata_mut(&mut self) -> Option<&mut Metadata> {
+    /// for an unknown op, its `metadata` object if it has one), as a map to change (received
+    /// metadata is parsed here: see [`Metadata::map_mut`]).
+    pub fn metadata_mut(&mut self) -> Option<&mut Map<String, Value>> {
         match self {
-            OutboundAction::Send(a) => Some(&mut a.metadata),
-            OutboundAction::Edit(a) => Some(&mut a.metadata),
-            OutboundAction::Typing(a) => Some(&mut a.metadata),
-            OutboundAction::FollowUp(a) => Some(&mut a.metadata),
+            OutboundAction::Send(a) => Some(a.metadata.map_mut()),
+            OutboundAction::Edit(a) => Some(a.metadata.map_mut()),
+            OutboundAction::Typing(a) => Some(a.metadata.map_mut()),
+            OutboundAction::FollowUp(a) => Some(a.metadata.map_mut()),
             OutboundAction::GetChatInfo(_) => None,
-            OutboundAction::SendMedia(a) => Some(&mut a.metadata),
-            OutboundAction::Prompt(a) => Some(&mut a.metadata),
-            OutboundAction::React(a) => Some(&mut a.metadata),
-            OutboundAction::ThreadCreate(a) => Some(&mut a.metadata),
-            OutboundAction::ThreadRename(a) => Some(&mut a.metadata),
-            OutboundAction::Delete(a) => Some(&mut a.metadata),
-            OutboundAction::Draft(a) => Some(&mut a.metadata),
-            OutboundAction::TaskCard(a) => Some(&mut a.metadata),
-            OutboundAction::TaskCardStop(a) => Some(&mut a.metadata),
+            OutboundAction::SendMedia(a) => Some(a.metadata.map_mut()),
+            OutboundAction::Prompt(a) => Some(a.metadata.map_mut()),
+            OutboundAction::React(a) => Some(a.metadata.map_mut()),
+            OutboundAction::ThreadCreate(a) => Some(a.metadata.map_mut()),
+            OutboundAction::ThreadRename(a) => Some(a.metadata.map_mut()),
+            OutboundAction::Delete(a) => Some(a.metadata.map_mut()),
+            OutboundAction::Draft(a) => Some(a.metadata.map_mut()),
+            OutboundAction::TaskCard(a) => Some(a.metadata.map_mut()),
+            OutboundAction::TaskCardStop(a) => Some(a.metadata.map_mut()),
             OutboundAction::Unknown(a) => {
                 a.fields.get_mut("metadata").and_then(Value::as_object_mut)
             }

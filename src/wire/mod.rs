@@ -12,6 +12,7 @@ mod base64_decode;
 pub mod close;
 mod descriptor;
 mod event;
+mod metadata;
 mod passthrough;
 pub(crate) mod tagged;
 pub(crate) mod text;
@@ -24,9 +25,9 @@ use serde_json::{Map, Value};
 
 pub use action::{
     ActionResult, DeleteAction, DraftAction, EGRESS_DECLINED, EditAction, FollowUpAction,
-    GetChatInfoAction, Metadata, OutboundAction, PromptAction, PromptOption, ReactAction,
-    SendAction, SendMediaAction, TaskCardAction, TaskCardStopAction, ThreadCreateAction,
-    ThreadRenameAction, TypingAction, UnknownAction,
+    GetChatInfoAction, OutboundAction, PromptAction, PromptOption, ReactAction, SendAction,
+    SendMediaAction, TaskCardAction, TaskCardStopAction, ThreadCreateAction, ThreadRenameAction,
+    TypingAction, UnknownAction,
 };
 pub use descriptor::{
     CapabilityDescriptor, DEFAULT_MAX_MESSAGE_LENGTH, LEGACY_OPS, LenUnit, split_text, text_len,
@@ -35,6 +36,7 @@ pub use event::{
     ContextAuthor, ContextItem, MediaItem, MessageEvent, MessageType, PromptResponse, ReplyTo,
     SessionSource,
 };
+pub use metadata::Metadata;
 pub(crate) use passthrough::decode_base64_bytes;
 pub use passthrough::{Base64Error, BodyError, PassthroughForward, decode_base64};
 pub use text::Str;

@@ -10,10 +10,10 @@ use relay_machine::wire::{
     ActionResult, BufferId, CapabilityDescriptor, ContextAuthor, ContextItem, DeleteAction,
     Descriptor, DraftAction, EditAction, FollowUpAction, Frame, GetChatInfoAction, Identity,
     Inbound, InboundAck, Interrupt, InterruptInbound, LenUnit, MediaItem, MessageEvent,
-    MessageType, Outbound, OutboundAction, OutboundResult, PassthroughForward, PassthroughFrame,
-    PromptAction, PromptOption, PromptResponse, ReactAction, ReplyTo, RequestId, SendAction,
-    SendMediaAction, SessionSource, TaskCardAction, TaskCardStopAction, ThreadCreateAction,
-    ThreadRenameAction, TypingAction, UnknownAction, UnknownFrame,
+    MessageType, Metadata, Outbound, OutboundAction, OutboundResult, PassthroughForward,
+    PassthroughFrame, PromptAction, PromptOption, PromptResponse, ReactAction, ReplyTo, RequestId,
+    SendAction, SendMediaAction, SessionSource, TaskCardAction, TaskCardStopAction,
+    ThreadCreateAction, ThreadRenameAction, TypingAction, UnknownAction, UnknownFrame,
 };
 use serde_json::{Map, Value, json};
 
@@ -32,8 +32,8 @@ pub const DISCORD_INTERACTION: &str = r#"{"type":2,"id":"i1","channel_id":"4455"
 pub const DISCORD_INTERACTION_B64: &str = "eyJ0eXBlIjoyLCJpZCI6ImkxIiwiY2hhbm5lbF9pZCI6IjQ0NTUiLCJndWlsZF9pZCI6IjEwMDAiLCJkYXRhIjp7Im5hbWUiOiJuZXcifSwibWVtYmVyIjp7InVzZXIiOnsiaWQiOiI3NyIsInVzZXJuYW1lIjoiYWxpY2UifX19";
 
 /// The tenant metadata of a guild reply (protocol.md §2.7, §5.2).
-pub fn guild_metadata() -> Map<String, Value> {
-    obj(json!({"scope_id": "1000", "user_id": "77"}))
+pub fn guild_metadata() -> Metadata {
+    obj(json!({"scope_id": "1000", "user_id": "77"})).into()
 }
 
 /// The telegram descriptor of protocol.md §2.4.
@@ -438,7 +438,7 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
                     chat_id: "9988".into(),
                     content: "Good morning \u{2600}\u{fe0f}".into(),
                     reply_to: None,
-                    metadata: obj(json!({"user_id": "9988"})),
+                    metadata: obj(json!({"user_id": "9988"})).into(),
                 },
             ),
         ),
@@ -476,7 +476,8 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
                 TypingAction {
                     chat_id: "C024BE91L".into(),
                     content: Some(String::new().into()),
-                    metadata: obj(json!({"thread_id": "1700000000.000100", "scope_id": "T0001"})),
+                    metadata: obj(json!({"thread_id": "1700000000.000100", "scope_id": "T0001"}))
+                        .into(),
                 },
             ),
         ),
@@ -611,7 +612,7 @@ pub fn ops() -> Vec<(&'static str, Frame)> {
                     draft_id: 3,
                     content: "4.".into(),
                     is_final: true,
-                    metadata: obj(json!({"user_id": "9988"})),
+                    metadata: obj(json!({"user_id": "9988"})).into(),
                 },
             ),
         ),

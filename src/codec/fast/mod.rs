@@ -274,14 +274,6 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// A string value as an owned `String`.
-    fn owned_string(&mut self) -> Option<String> {
-        match self.string_text()? {
-            Ok(raw) => self.text_of(raw).map(str::to_owned),
-            Err(decoded) => Some(decoded),
-        }
-    }
-
     /// `null`, consumed, if it is next.
     fn null(&mut self) -> Option<bool> {
         self.ws();

@@ -2,7 +2,8 @@
 //! actions by hand, any other by serde_json from the action's slice.
 #![deny(clippy::indexing_slicing)]
 
-use super::{Reader, Seen};
+use super::{Reader, Seen, hex4};
+use crate::wire::text;
 use crate::wire::{
     EditAction, FollowUpAction, Metadata, Outbound, OutboundAction, RequestId, SendAction, Str,
     TypingAction,
@@ -182,24 +183,48 @@ impl Reader<'_> {
         Some(([a?, b?, c?], metadata))
     }
 
-    /// `metadata`: an object of strings (what gateways send: tenant ids, anchors) by
-    /// hand, inserted as serde_json's own map visitor inserts them (a repeated key
-    /// replaces the value, as there); any other shape by serde_json from its slice.
+    /// `metadata`: an object of strings (what gateways send: tenant ids, anchors) is kept
+    /// as its text, checked as it is scanned, and parsed only if the application reads it
+    /// (see [`Metadata`]); any other shape is read by serde_json from its slice.
     fn metadata(&mut self) -> Option<Metadata> {
         let start = self.at;
-        let mut metadata = Metadata::new();
         let by_hand = self.open(b'{').and_then(|()| {
-            self.members(|r, key| {
-                let value = r.owned_string()?;
-                let key = r.text_of(key)?.to_owned();
-                metadata.insert(key, serde_json::Value::String(value));
-                Some(())
-            })
+            let open = self.at.checked_sub(1)?;
+            self.members(|r, _| match r.raw_string()? {
+                (_, false) => Some(()),
+                (raw, true) => surrogates_paired(raw).then_some(()),
+            })?;
+            self.bytes().get(open..self.at)
         });
-        if by_hand.is_some() {
-            return Some(metadata);
+        if let Some(raw) = by_hand {
+            return Some(Metadata::received(text::from_source(self.source, raw)));
         }
         self.at = start;
         self.serde()
     }
+}
+
+/// Whether every `\u` escape of a string's raw text (whose escapes [`Reader::raw_string`]
+/// has checked for form) that is a UTF-16 surrogate is one of a high-low pair: serde_json
+/// refuses a lone one, so metadata text holding one must go its way.
+fn surrogates_paired(raw: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(found) = memchr::memchr(b'\\', raw.get(at..).unwrap_or_default()) {
+        at += found;
+        let unit = |at: usize| match raw.get(at..at + 2) {
+            Some(b"\\u") => raw.get(at + 2..at + 6).and_then(hex4),
+            _ => None,
+        };
+        at += match unit(at) {
+            Some(0xD800..=0xDBFF) => match unit(at + 6) {
+                Some(0xDC00..=0xDFFF) => 12,
+                _ => return false,
+            },
+            Some(0xDC00..=0xDFFF) => return false,
+            Some(_) => 6,
+            // A one-character escape (`\n`, `\\`, ...).
+            None => 2,
+        };
+    }
+    true
 }
