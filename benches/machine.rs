@@ -400,9 +400,9 @@ fn connector_app(conn: &mut ConnectorMachine, now: Instant) -> usize {
         if let ConnectorOutput::Event(event) = output {
             events += 1;
             match event {
-                ConnectorEvent::Outbound { request_id, .. } => {
-                    conn.respond(now, &request_id, ActionResult::ok()).unwrap()
-                }
+                ConnectorEvent::Outbound { request, .. } => conn
+                    .respond(now, &request.request_id, ActionResult::ok())
+                    .unwrap(),
                 ConnectorEvent::Diagnostic(d) => panic!("diagnostic {d:?}"),
                 other => {
                     black_box(other);

@@ -40,7 +40,8 @@ use relay_machine::connector::{
 use relay_machine::gateway::Identity;
 use relay_machine::session_key::{SessionKeyOptions, session_key};
 use relay_machine::wire::{
-    ActionResult, CapabilityDescriptor, LenUnit, MessageEvent, PassthroughForward, SessionSource,
+    ActionResult, CapabilityDescriptor, LenUnit, MessageEvent, Outbound, PassthroughForward,
+    SessionSource,
 };
 use serde_json::json;
 use smol::future::FutureExt as _;
@@ -350,14 +351,10 @@ fn application(relay: &Relay, key: &str, tenant: &mut Tenant, output: InstanceOu
             }
             json!({ "event": "hello", "platform": identity.platform, "botId": identity.bot_id })
         }
-        InstanceOutput::Event(
-            conn,
-            ConnectorEvent::Outbound {
-                request_id,
-                action,
-                identity,
-            },
-        ) => {
+        InstanceOutput::Event(conn, ConnectorEvent::Outbound { request, identity }) => {
+            let Outbound {
+                request_id, action, ..
+            } = *request;
             let result = ActionResult::ok_with_message(format!("m-{request_id}"));
             let _ = tenant.instance.respond(now, conn, &request_id, result);
             json!({ "event": "outbound", "requestId": request_id, "op": action.op(), "platform": identity.platform, "action": action })

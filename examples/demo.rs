@@ -303,11 +303,11 @@ fn script(c: &mut Connector, output: InstanceOutput) {
                 }
             }
         }
-        ConnectorEvent::Outbound { request_id, .. } => {
+        ConnectorEvent::Outbound { request, .. } => {
             let _ = c.instance.respond(
                 now,
                 conn,
-                &request_id,
+                &request.request_id,
                 ActionResult::ok_with_message("9002"),
             );
             if number == 1 {

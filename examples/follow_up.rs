@@ -128,13 +128,10 @@ pub fn run(say: &mut dyn FnMut(&str, String)) -> Result<Outcome, Box<dyn Error>>
     // Connector: find the capability by the key the follow-up names and spend it.
     let mut executed = None;
     for event in std::mem::take(&mut pair.connector_events) {
-        let ConnectorEvent::Outbound {
-            request_id, action, ..
-        } = event
-        else {
+        let ConnectorEvent::Outbound { request, .. } = event else {
             continue;
         };
-        let result = match &action {
+        let result = match &request.action {
             OutboundAction::FollowUp(f) => match vault.get(f.session_key.as_str()) {
                 Some(capability) => {
                     say("conn", format!("follow_up names {}", f.session_key));
@@ -155,7 +152,8 @@ pub fn run(say: &mut dyn FnMut(&str, String)) -> Result<Outcome, Box<dyn Error>>
             _ => ActionResult::failure("unsupported op", None),
         };
         let conn = pair.conn.ok_or("no connection")?;
-        pair.instance.respond(pair.now, conn, &request_id, result)?;
+        pair.instance
+            .respond(pair.now, conn, &request.request_id, result)?;
     }
     pair.drive_until_idle()?;
 

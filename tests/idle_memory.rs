@@ -119,8 +119,9 @@ fn connector_traffic(conn: &mut ConnectorMachine, now: Instant) {
         );
         conn.handle_input(now, line.as_bytes());
         while let Some(output) = conn.poll_output() {
-            if let ConnectorOutput::Event(ConnectorEvent::Outbound { request_id, .. }) = output {
-                conn.respond(now, &request_id, ActionResult::ok()).unwrap();
+            if let ConnectorOutput::Event(ConnectorEvent::Outbound { request, .. }) = output {
+                conn.respond(now, &request.request_id, ActionResult::ok())
+                    .unwrap();
             }
         }
         let event = relay_machine::wire::MessageEvent {

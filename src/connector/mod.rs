@@ -355,7 +355,7 @@ impl ConnectorMachine {
         match frame {
             Frame::Hello(hello) => self.on_hello(now, *hello),
             Frame::InboundAck(ack) => self.event(ConnectorEvent::Acked(ack.buffer_id)),
-            Frame::Outbound(outbound) => self.on_outbound(*outbound),
+            Frame::Outbound(outbound) => self.on_outbound(outbound),
             Frame::Interrupt(i) => self.event(ConnectorEvent::Interrupt {
                 session_key: i.session_key,
                 reason: i.reason,

@@ -55,14 +55,14 @@ impl ConnectorMachine {
         self.diagnostic(ConnectorDiagnostic::Decode(e));
     }
 
-    pub(super) fn on_outbound(&mut self, outbound: Outbound) {
+    pub(super) fn on_outbound(&mut self, request: Box<Outbound>) {
         let Outbound {
             request_id,
-            action,
             platform,
             bot_id,
-        } = outbound;
-        let identity = match &platform {
+            ..
+        } = &*request;
+        let identity = match platform {
             Some(p) => self.identities.iter().find(|i| &i.platform == p),
             None => self.identities.first(),
         }
@@ -71,11 +71,18 @@ impl ConnectorMachine {
         let open = self.open_requests.len();
         // Opened first, so that a request is hashed once on its way in; a duplicate is
         // refused before anything else, and a refusal below closes it again.
-        if !self.open_requests.insert(OpenId::of(&request_id)) {
+        if !self.open_requests.insert(OpenId::of(request_id)) {
+            let Outbound { request_id, .. } = *request;
             return self.diagnostic(ConnectorDiagnostic::DuplicateRequest(request_id));
         }
         let Some(identity) = identity else {
-            self.open_requests.remove(&OpenId::of(&request_id));
+            self.open_requests.remove(&OpenId::of(request_id));
+            let Outbound {
+                request_id,
+                platform,
+                bot_id,
+                ..
+            } = *request;
             let error = format!(
                 "identity {}:{} is not announced on this connection",
                 platform.as_deref().unwrap_or("<default>"),
@@ -93,7 +100,8 @@ impl ConnectorMachine {
             });
         };
         if open >= self.config.max_open_requests {
-            self.open_requests.remove(&OpenId::of(&request_id));
+            self.open_requests.remove(&OpenId::of(request_id));
+            let Outbound { request_id, .. } = *request;
             self.transmit(&Frame::OutboundResult(OutboundResult {
                 request_id: request_id.clone(),
                 result: Box::new(ActionResult::failure(
@@ -105,11 +113,7 @@ impl ConnectorMachine {
             return self.diagnostic(ConnectorDiagnostic::TooManyRequests(request_id));
         }
         crate::trace::debug!(request_id = %request_id, platform = %identity.platform, "request received");
-        self.event(ConnectorEvent::Outbound {
-            request_id,
-            action,
-            identity,
-        });
+        self.event(ConnectorEvent::Outbound { request, identity });
     }
 }
 

@@ -421,7 +421,8 @@ impl Invariants {
     }
 
     fn conn_event(&mut self, conn: Option<ConnId>, event: &ConnectorEvent) {
-        if let ConnectorEvent::Outbound { request_id, .. } = event {
+        if let ConnectorEvent::Outbound { request, .. } = event {
+            let request_id = &request.request_id;
             let log = self.conns.entry(conn).or_default();
             if !log.open.insert(String::from(&request_id.0)) {
                 violated(format_args!(

@@ -407,10 +407,12 @@ impl<S: DeliveryStore> Pair<S> {
                     CapabilityDescriptor::new(identity.platform.clone(), &identity.platform);
                 let _ = self.instance.send_descriptor(self.now, conn, descriptor);
             }
-            ConnectorEvent::Outbound { request_id, .. } if self.app.auto_respond => {
+            ConnectorEvent::Outbound { request, .. } if self.app.auto_respond => {
                 self.responses += 1;
                 let result = ActionResult::ok_with_message(format!("m-{}", self.responses));
-                let _ = self.instance.respond(self.now, conn, request_id, result);
+                let _ = self
+                    .instance
+                    .respond(self.now, conn, &request.request_id, result);
             }
             ConnectorEvent::Hello { .. }
             | ConnectorEvent::Outbound { .. }

@@ -35,7 +35,7 @@ fn a_bad_outbound_naming_its_request_is_answered_invalid_action_and_the_next_fra
     assert!(run.commands().is_empty());
     assert!(matches!(
         run.events().last(),
-        Some(ConnectorEvent::Outbound { request_id, .. }) if request_id.0 == "good"
+        Some(ConnectorEvent::Outbound { request, .. }) if request.request_id.0 == "good"
     ));
     assert_eq!(run.machine.in_flight(), 1);
     // A line that is not JSON at all names nothing: a diagnostic only.

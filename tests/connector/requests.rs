@@ -25,8 +25,8 @@ fn an_outbound_is_answered_exactly_once() {
     run.line(&outbound("r1"));
     assert!(matches!(
         run.events().last(),
-        Some(ConnectorEvent::Outbound { request_id, identity, .. })
-            if request_id.0 == "r1" && identity.platform == "discord"
+        Some(ConnectorEvent::Outbound { request, identity })
+            if request.request_id.0 == "r1" && identity.platform == "discord"
     ));
     assert_eq!(run.machine.in_flight(), 1);
     let r1 = RequestId("r1".into());
@@ -154,7 +154,7 @@ fn past_max_open_requests_an_outbound_is_answered_connector_busy() {
     assert_eq!(run.machine.in_flight(), 2);
     assert!(matches!(
         run.events().last(),
-        Some(ConnectorEvent::Outbound { request_id, .. }) if request_id.0 == "r4"
+        Some(ConnectorEvent::Outbound { request, .. }) if request.request_id.0 == "r4"
     ));
     insta::assert_snapshot!(run.log.transcript.render());
 }
@@ -179,11 +179,9 @@ fn outbound_resolves_its_identity_and_gets_exactly_one_result() {
         .events_since(m)
         .into_iter()
         .map(|e| match e {
-            ConnectorEvent::Outbound {
-                request_id,
-                identity,
-                ..
-            } => (request_id.0, identity.platform.clone()),
+            ConnectorEvent::Outbound { request, identity } => {
+                (request.request_id.0, identity.platform.clone())
+            }
             other => panic!("{other:?}"),
         })
         .collect();

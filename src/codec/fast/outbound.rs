@@ -10,57 +10,91 @@ use crate::wire::{
 };
 
 impl Reader<'_> {
-    /// Boxed here, where it is built: the frame holds it boxed.
+    /// Built in its box, each field written in place: the frame holds it boxed and the
+    /// connector hands that box to the application, so the request (a few hundred bytes)
+    /// is never moved.
     pub(super) fn outbound(&mut self) -> Option<Box<Outbound>> {
-        let mut request_id = None;
-        let mut action = None;
-        let mut platform = None;
-        let mut bot_id = None;
+        let mut outbound = Box::new(Outbound {
+            request_id: RequestId(Str::new()),
+            action: OutboundAction::Typing(TypingAction::default()),
+            platform: None,
+            bot_id: None,
+        });
+        let out = &mut *outbound;
         let mut seen = Seen::default();
         while self.more()? {
             match self.key()? {
                 b"requestId" => {
                     seen.first(0)?;
-                    request_id = Some(RequestId(self.string()?));
+                    out.request_id = RequestId(self.string()?);
                 }
                 b"action" => {
                     seen.first(1)?;
-                    action = Some(self.action()?);
+                    self.action(&mut out.action)?;
                 }
                 b"platform" => {
                     seen.first(2)?;
-                    platform = self.optional_string()?;
+                    out.platform = self.optional_string()?;
                 }
                 b"botId" => {
                     seen.first(3)?;
-                    bot_id = self.optional_string()?;
+                    out.bot_id = self.optional_string()?;
                 }
                 _ => self.skip(1)?,
             }
         }
-        Some(Box::new(Outbound {
-            request_id: request_id?,
-            action: action?,
-            platform,
-            bot_id,
-        }))
+        // The id and the action are required.
+        (seen.0 & 0b11 == 0b11).then_some(outbound)
     }
 
-    /// The common actions (`send`, `typing`, `follow_up`, `edit`) by hand; any other op,
-    /// an `op` that is not the first key (which the general path buffers into a tree
-    /// first), or anything the hand reader does not take, by serde_json from the action's
-    /// slice: that is exactly what the general path makes of the same value.
-    fn action(&mut self) -> Option<OutboundAction> {
+    /// The action, into `slot`: the common ones (`send`, `typing`, `follow_up`, `edit`)
+    /// by hand; any other op, an `op` that is not the first key (which the general path
+    /// buffers into a tree first), or anything the hand reader does not take, by
+    /// serde_json from the action's slice: that is exactly what the general path makes of
+    /// the same value.
+    fn action(&mut self, slot: &mut OutboundAction) -> Option<()> {
         let start = self.at;
         let by_hand = self.open(b'{').and_then(|()| {
             if self.key()? != b"op" {
                 return None;
             }
             match self.raw_string()? {
-                (b"send", false) => self.send().map(OutboundAction::Send),
-                (b"typing", false) => self.typing().map(OutboundAction::Typing),
-                (b"follow_up", false) => self.follow_up().map(OutboundAction::FollowUp),
-                (b"edit", false) => self.edit().map(OutboundAction::Edit),
+                (b"send", false) => {
+                    *slot = OutboundAction::Send(SendAction::default());
+                    let OutboundAction::Send(send) = slot else {
+                        return None;
+                    };
+                    self.send(send)
+                }
+                (b"typing", false) => {
+                    *slot = OutboundAction::Typing(TypingAction::default());
+                    let OutboundAction::Typing(typing) = slot else {
+                        return None;
+                    };
+                    self.typing(typing)
+                }
+                (b"follow_up", false) => {
+                    let ([session_key, kind, content], metadata) =
+                        self.three_strings(["session_key", "kind", "content"])?;
+                    *slot = OutboundAction::FollowUp(FollowUpAction {
+                        session_key,
+                        kind,
+                        content,
+                        metadata,
+                    });
+                    Some(())
+                }
+                (b"edit", false) => {
+                    let ([chat_id, message_id, content], metadata) =
+                        self.three_strings(["chat_id", "message_id", "content"])?;
+                    *slot = OutboundAction::Edit(EditAction {
+                        chat_id,
+                        message_id,
+                        content,
+                        metadata,
+                    });
+                    Some(())
+                }
                 _ => None,
             }
         });
@@ -68,7 +102,8 @@ impl Reader<'_> {
             return by_hand;
         }
         self.at = start;
-        self.serde()
+        *slot = self.serde()?;
+        Some(())
     }
 
     // The actions' readers start after the `op` member, as the derived visitors the
@@ -76,19 +111,17 @@ impl Reader<'_> {
     // key) is skipped, a repeated field or a missing required one fails (and the action
     // then goes to serde, which reports it).
 
-    fn send(&mut self) -> Option<SendAction> {
-        let (mut chat_id, mut content) = (None, None);
-        let mut action = SendAction::default();
+    fn send(&mut self, action: &mut SendAction) -> Option<()> {
         let mut seen = Seen::default();
         while self.more()? {
             match self.key()? {
                 b"chat_id" => {
                     seen.first(0)?;
-                    chat_id = Some(self.string()?);
+                    action.chat_id = self.string()?;
                 }
                 b"content" => {
                     seen.first(1)?;
-                    content = Some(self.string()?);
+                    action.content = self.string()?;
                 }
                 b"reply_to" => {
                     seen.first(2)?;
@@ -101,20 +134,17 @@ impl Reader<'_> {
                 _ => self.skip(2)?,
             }
         }
-        action.chat_id = chat_id?;
-        action.content = content?;
-        Some(action)
+        // `chat_id` and `content` are required.
+        (seen.0 & 0b11 == 0b11).then_some(())
     }
 
-    fn typing(&mut self) -> Option<TypingAction> {
-        let mut chat_id = None;
-        let mut action = TypingAction::default();
+    fn typing(&mut self, action: &mut TypingAction) -> Option<()> {
         let mut seen = Seen::default();
         while self.more()? {
             match self.key()? {
                 b"chat_id" => {
                     seen.first(0)?;
-                    chat_id = Some(self.string()?);
+                    action.chat_id = self.string()?;
                 }
                 b"content" => {
                     seen.first(1)?;
@@ -127,30 +157,8 @@ impl Reader<'_> {
                 _ => self.skip(2)?,
             }
         }
-        action.chat_id = chat_id?;
-        Some(action)
-    }
-
-    fn follow_up(&mut self) -> Option<FollowUpAction> {
-        let ([session_key, kind, content], metadata) =
-            self.three_strings(["session_key", "kind", "content"])?;
-        Some(FollowUpAction {
-            session_key,
-            kind,
-            content,
-            metadata,
-        })
-    }
-
-    fn edit(&mut self) -> Option<EditAction> {
-        let ([chat_id, message_id, content], metadata) =
-            self.three_strings(["chat_id", "message_id", "content"])?;
-        Some(EditAction {
-            chat_id,
-            message_id,
-            content,
-            metadata,
-        })
+        // `chat_id` is required.
+        (seen.0 & 1 == 1).then_some(())
     }
 
     /// The members of an action made of three required strings, named `names`, and an

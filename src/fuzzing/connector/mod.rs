@@ -382,7 +382,7 @@ impl Model {
     fn on_event(&mut self, conn: ConnId, event: ConnectorEvent) {
         let model = self.connections.entry(conn).or_default();
         match event {
-            ConnectorEvent::Outbound { request_id, .. } => model.open.push(request_id),
+            ConnectorEvent::Outbound { request, .. } => model.open.push(request.request_id),
             ConnectorEvent::Diagnostic(ConnectorDiagnostic::TooManyRequests(_)) => {
                 assert!(model.open.len() >= self.config.max_open_requests);
             }
