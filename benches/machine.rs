@@ -17,6 +17,8 @@
 //!   application acks every buffered delivery.
 //! - `connector_receive`: [`ConnectorMachine`] fed one gateway reply per corpus line,
 //!   serialised as Python's `json.dumps` does; the application answers every request.
+//! - `connector_floor`, `connector_decoder`: the floor and the codec alone on those
+//!   replies, for context.
 //! - `gateway_frame_type`, `connector_frame_type`: the same, one frame type at a time,
 //!   for the allocation counts of each (divan's `AllocProfiler` is the global allocator).
 //! - `chunked`: one `passthrough_forward` frame of 1, 4 or 16 MiB through the gateway,
@@ -556,4 +558,43 @@ mod chunked {
     fn whole(bencher: Bencher, mib: usize) {
         bench(bencher, mib, usize::MAX);
     }
+}
+
+/// The floor on the connector's input (the replies, in order): context for
+/// `connector_receive`, whose goal is set against the corpus's floor. Python's escapes and
+/// separators make a reply cost the floor more per byte than a corpus line.
+#[divan::bench(sample_count = SAMPLES, sample_size = SAMPLE)]
+fn connector_floor(bencher: Bencher) {
+    let mut next = 0;
+    bencher
+        .with_inputs(|| {
+            let reply = REPLIES[next].0;
+            next = (next + 1) % REPLIES.len();
+            reply
+        })
+        .input_counter(|line: &&[u8]| BytesCount::of_slice(*line))
+        .counter(ItemsCount::new(1usize))
+        .bench_local_refs(|line| {
+            serde_json::from_slice::<serde::de::IgnoredAny>(line).unwrap();
+        });
+}
+
+/// The codec alone on the connector's input: what `connector_receive` spends beyond it
+/// is the machine's and the application's answer.
+#[divan::bench(sample_count = SAMPLES, sample_size = SAMPLE)]
+fn connector_decoder(bencher: Bencher) {
+    let mut next = 0;
+    let mut decoder = FrameDecoder::new();
+    bencher
+        .with_inputs(|| {
+            let reply = Bytes::from_static(REPLIES[next].0);
+            next = (next + 1) % REPLIES.len();
+            reply
+        })
+        .input_counter(|line: &Bytes| BytesCount::of_slice(line))
+        .counter(ItemsCount::new(1usize))
+        .bench_local_values(|line| {
+            decoder.push_bytes(line);
+            black_box(decoder.next_frame().unwrap().unwrap());
+        });
 }
