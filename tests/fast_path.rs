@@ -408,3 +408,94 @@ fn bodies_agree() {
     }
     assert!(decided >= 16, "{decided}");
 }
+
+/// Escaped strings are decoded from the line's bytes, each raw non-ASCII character
+/// checked where it is met: raw characters beside escapes, surrogate pairs, decoded
+/// lengths about `Str`'s inline limit (23 bytes) are read fast, to what the general path
+/// reads; invalid UTF-8 or a lone surrogate after an escape, and a string the line's end
+/// cuts, are left to the general path. In a message of many lines, the decoder never
+/// reads on into the next line.
+#[test]
+fn escaped_strings_agree() {
+    let send = |content: &[u8]| {
+        [
+            &br#"{"type":"outbound","requestId":"r","action":{"op":"send","chat_id":"c","content":""#[..],
+            content,
+            br#"","metadata":{"k":"v"}},"platform":"discord","botId":"b"}"#,
+        ]
+        .concat()
+    };
+    let inbound = |text: &[u8]| {
+        [
+            &br#"{"type":"inbound","event":{"text":""#[..],
+            text,
+            br#"","source":{"chat_id":"c"}}}"#,
+        ]
+        .concat()
+    };
+    let mut fast: Vec<Vec<u8>> = [
+        "\u{e9}\\u00e9\u{e9}",
+        "\\u00e9\u{e9}\\n\u{65e5}",
+        "\u{1F680}\\ud83d\\ude80\u{1F680}",
+        "\\ud83d\\ude80",
+        "a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\u{e9}",
+        "\\u0000\\u001F",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    // Decoded to 21..=26 bytes, the escape first or last.
+    for n in 19..=24 {
+        let a = "a".repeat(n);
+        fast.push(format!("\\u00e9{a}").into_bytes());
+        fast.push(format!("{a}\\u00e9").into_bytes());
+        fast.push(format!("{a}\\n\u{e9}").into_bytes());
+    }
+    for content in &fast {
+        for line in [send(content), inbound(content)] {
+            let text = String::from_utf8_lossy(&line);
+            assert!(fast_path_line(&line), "not decided fast: {text}");
+        }
+    }
+    let general: [&[u8]; 9] = [
+        b"\\u00e9\xff",
+        b"\\n\xc3",
+        b"\\u00e9\xc3\x28",
+        b"\\ud83d\\ude80\xed\xa0\x80",
+        b"\\n\xf0\x9f\x98",
+        "\u{e9}\\ud800".as_bytes(),
+        "\u{e9}\\ud800\\u0041".as_bytes(),
+        "\\u00e9\u{e9}\\x".as_bytes(),
+        b"\\u00e9\x01",
+    ];
+    for content in general {
+        for line in [send(content), inbound(content)] {
+            let text = String::from_utf8_lossy(&line);
+            assert!(!fast_path_line(&line), "decided fast: {text}");
+        }
+    }
+    // A string the line's end cuts, with the next line's text closing it: the line is
+    // not decided (its action goes to serde_json, which fails too).
+    let whole = send(b"\\u00e9 cut");
+    let at = whole.windows(3).position(|w| w == b"cut").unwrap() + 3;
+    let cut = [&whole[..at], b"\n", &send(b"x"), b"\n"].concat();
+    assert_eq!(fast_path_in_message(&cut).0, 0);
+    let mut message = Vec::new();
+    for content in &fast {
+        message.extend_from_slice(&send(content));
+        message.push(b'\n');
+    }
+    assert_eq!(fast_path_in_message(&message), (fast.len(), 0));
+    for message in [cut, message] {
+        let decode = |shared: bool| {
+            let mut decoder = FrameDecoder::new();
+            if shared {
+                decoder.push_bytes(bytes::Bytes::from(message.clone()));
+            } else {
+                decoder.push(&message);
+            }
+            std::iter::from_fn(|| decoder.next_frame()).collect::<Vec<_>>()
+        };
+        assert_eq!(decode(true), decode(false));
+    }
+}

@@ -234,6 +234,21 @@ pub(crate) fn from_source(source: &Bytes, text: &[u8]) -> Str {
     }))
 }
 
+/// A `Str` holding a copy of `text`, text the codec's reader decoded from an escaped
+/// string: inline when short enough, else a buffer of exactly its length, one allocation
+/// (a `Bytes` adopts a buffer whose capacity is its length as it is, where any other needs
+/// a second allocation, its shared header).
+///
+/// `text` must be UTF-8, which the reader makes sure of as it decodes (every piece it
+/// writes is checked ASCII, a checked character, or an escape's encoded `char`): taking
+/// bytes spares checking them again (`std::str::from_utf8` of the decoded text added a
+/// third to the cost of decoding a typical reply's escaped content). Were they not, the
+/// `Str` would read as empty (see [`Str::as_str`]), never as invalid text.
+pub(crate) fn from_decoded(text: &[u8]) -> Str {
+    debug_assert!(std::str::from_utf8(text).is_ok());
+    Str::inline_bytes(text).unwrap_or_else(|| Str(Repr::Shared(Bytes::copy_from_slice(text))))
+}
+
 impl Deref for Str {
     type Target = str;
 
@@ -436,6 +451,19 @@ mod tests {
                 matches!(constant.0, Repr::Inline { .. }),
                 text.len() <= INLINE
             );
+        }
+    }
+
+    /// Decoded text is the same string, inline up to 23 bytes and one exact-size copy
+    /// beyond.
+    #[test]
+    fn decoded_text_is_the_same_string() {
+        for len in [0, 1, 22, 23, 24, 25, 100] {
+            let text = "\u{e9}".repeat(len / 2) + &"a".repeat(len % 2);
+            let s = from_decoded(text.as_bytes());
+            assert_eq!(s, text.as_str());
+            assert_eq!(s.len(), text.len());
+            assert_eq!(matches!(s.0, Repr::Inline { .. }), text.len() <= INLINE);
         }
     }
 

@@ -111,12 +111,13 @@ impl<'a> Reader<'a> {
         self.text
     }
 
-    /// `raw`, a part of the line, as text. A `String` (or a decoded escape's
-    /// surroundings) cannot be made of bytes without checking them again (there is no
-    /// `unsafe` here), and many small checks cost more than one of the line: so the first
-    /// part needed as text checks the line once, up to its newline, and every later part
-    /// is a slice of it. A line made only of `Str`s and bytes (a gateway's `inbound`,
-    /// `passthrough_forward`) is never checked again at all.
+    /// `raw`, a part of the line, as text. A `String` cannot be made of bytes without
+    /// checking them again (there is no `unsafe` here), and many small checks cost more
+    /// than one of the line: so the first part needed as text checks the line once, up to
+    /// its newline, and every later part is a slice of it. A line made only of `Str`s and
+    /// bytes (a gateway's `inbound`, `passthrough_forward`, a connector's `outbound`) is
+    /// never checked again at all: an escaped string is decoded from the bytes (see
+    /// [`string_text`](Self::string_text)).
     fn text_of(&mut self, raw: &'a [u8]) -> Option<&'a str> {
         let start = (raw.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
         self.line_from(start)?.get(..raw.len())
@@ -233,12 +234,20 @@ impl<'a> Reader<'a> {
     }
 
     /// A string value's text: its raw text, a slice of the line, when it has no escapes
-    /// (most have none); else its decoded text. An escaped string is not checked escape
-    /// by escape and then decoded, as [`raw_string`](Self::raw_string) and [`unescape`]
-    /// would do: [`decode`] finds its end as it decodes and checks it (Python writes every
-    /// non-ASCII character as `\uXXXX`, so a reply's text is dense with escapes, and a
-    /// second walk over them cost as much as the first).
-    fn string_text(&mut self) -> Option<Result<&'a [u8], String>> {
+    /// (most have none); else `decoded` of its decoded text's bytes (UTF-8, see [`decode`]),
+    /// lent from this thread's scratch buffer (see [`with_scratch`]).
+    ///
+    /// An escaped string is not checked escape by escape and then decoded, as
+    /// [`raw_string`](Self::raw_string) and [`unescape`] would do: [`decode`] finds its end
+    /// as it decodes and checks it (Python writes every non-ASCII character as `\uXXXX`,
+    /// so a reply's text is dense with escapes, and a second walk over them cost as much
+    /// as the first). It decodes from the bytes, checking each raw non-ASCII character as
+    /// it meets it, as the scan does: not from the line checked as UTF-8 up to its newline
+    /// first, which cost as much again for a line that needed no other text.
+    fn string_text<T>(
+        &mut self,
+        decoded: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> Option<Result<&'a [u8], T>> {
         self.open(b'"')?;
         let start = self.at;
         let rest = self.bytes().get(start..)?;
@@ -251,13 +260,9 @@ impl<'a> Reader<'a> {
                     return rest.get(..at).map(Ok);
                 }
                 b'\\' => {
-                    // The rest of the line, as text: where the string ends is not known yet.
-                    let text = self.line_from(start)?;
-                    let (decoded, end) = decode(text);
-                    // Only a closing quote ends it well (not the line's end, nor a fault).
-                    text.as_bytes().get(end).filter(|&&b| b == b'"')?;
+                    let (value, end) = escaped_string(rest, at, decoded)?;
                     self.at = start + end + 1;
-                    return decoded.map(Err);
+                    return Some(Err(value));
                 }
                 0x80.. => at += utf8_char(rest.get(at..)?)?,
                 // A raw control character, which JSON does not allow in a string.
@@ -266,11 +271,13 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A string value as a [`Str`]: a slice of the line when it has no escapes.
+    /// A string value as a [`Str`]: a slice of the line when it has no escapes, else a
+    /// copy of its decoded text (inline when short, else one allocation of its size).
     fn string(&mut self) -> Option<Str> {
-        Some(match self.string_text()? {
+        let decoded = |decoded: &[u8]| Some(text::from_decoded(decoded));
+        Some(match self.string_text(decoded)? {
             Ok(raw) => text::from_source(self.source, raw),
-            Err(decoded) => Str::from(decoded),
+            Err(decoded) => decoded,
         })
     }
 
@@ -422,59 +429,152 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
     }
 }
 
+/// `decoded` of the text of the string whose contents `rest` starts with, and which has an
+/// escape at `at` (the plain ASCII and checked characters before it need no decoding),
+/// and the index of its closing quote.
+///
+/// Kept out of line: inlined into [`Reader::string_text`], whose scan of unescaped strings
+/// (the usual kind) it made larger, the `decoder` bench measured 4% slower.
+#[inline(never)]
+fn escaped_string<T>(
+    rest: &[u8],
+    at: usize,
+    decoded: impl FnOnce(&[u8]) -> Option<T>,
+) -> Option<(T, usize)> {
+    with_scratch(|out| {
+        out.extend_from_slice(rest.get(..at)?);
+        let end = at + decode(rest.get(at..)?, out)?;
+        // Only a closing quote ends it well (not the end of the input).
+        rest.get(end).filter(|&&b| b == b'"')?;
+        Some((decoded(out)?, end))
+    })
+}
+
 /// The text a JSON string's raw contents stand for; `None` for a lone surrogate, which
 /// the general path deals with, and for anything JSON does not allow in a string (a raw
 /// control character, an unknown escape, a bare quote).
 fn unescape(raw: &str) -> Option<String> {
-    match decode(raw) {
-        (decoded, end) if end == raw.len() => decoded,
-        _ => None,
+    // Decoding never lengthens a string (an escape is at least as long as what it writes),
+    // so this is its one allocation. Rare (an escaped `message_type` or body), so simply
+    // done: the decoded text is checked again, whole, to make a `String` of it.
+    let mut out = Vec::with_capacity(raw.len());
+    if decode(raw.as_bytes(), &mut out)? != raw.len() {
+        return None;
+    }
+    String::from_utf8(out).ok()
+}
+
+thread_local! {
+    /// The buffer escaped strings are decoded into on this thread, kept from one to the
+    /// next: decoding into a fresh `String` of a guessed capacity, then made a `Bytes`,
+    /// was two allocations per string (a `Bytes` made of a buffer with spare capacity
+    /// needs a shared header), and shrinking it first a reallocation that cost more. A
+    /// decoded string is instead copied out of here into a buffer of exactly its size.
+    /// Thread-local rather than the decoder's because a [`Reader`] lasts one line, and the
+    /// codec's entry points ([`frame`], [`frame_line`]) are reached through `&self`
+    /// methods of the decoder and from free functions, which have nowhere to keep it.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The most scratch kept between strings: a longer string's buffer is freed after it, so
+/// one long message does not pin its size in every thread that decoded it.
+const SCRATCH_KEPT: usize = 64 << 10;
+
+/// `f` of this thread's scratch buffer, emptied; of a fresh buffer if the scratch is not
+/// available (in use further up the stack, or the thread is ending), which nothing here
+/// does but which must not panic.
+fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> Option<T>) -> Option<T> {
+    let mut f = Some(f);
+    let shared = SCRATCH.try_with(|scratch| {
+        let mut out = scratch.try_borrow_mut().ok()?;
+        out.clear();
+        let result = f.take().and_then(|f| f(&mut out));
+        if out.capacity() > SCRATCH_KEPT {
+            *out = Vec::new();
+        }
+        Some(result)
+    });
+    match shared {
+        Ok(Some(result)) => result,
+        _ => f.and_then(|f| f(&mut Vec::new())),
     }
 }
 
-/// Decodes string contents from the start of `text` up to the first quote not escaped, or
-/// the end of `text`: the decoded text, and where it stopped (the quote's index, or
-/// `text.len()`). The text is `None`, and the index where it stopped is then no string's
-/// end, for a lone surrogate (which the general path deals with) and anything JSON does
-/// not allow in a string (a raw control character, an unknown escape). The plain runs
-/// between escapes are found eight bytes at a time and copied whole.
-fn decode(text: &str) -> (Option<String>, usize) {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len().min(256));
+/// Decodes string contents from the start of `raw` into `out`, up to the first quote not
+/// escaped or the end of `raw`: where it stopped (the quote's index, or `raw.len()`).
+/// `None` for a lone surrogate (which the general path deals with) and anything JSON
+/// does not allow in a string (a raw control character, an unknown escape, a byte that is
+/// not part of a well-formed UTF-8 character).
+///
+/// `raw` is bytes, not yet known to be UTF-8, and what this writes is UTF-8 by
+/// construction: runs of plain ASCII ([`copy_plain`]), each non-ASCII character checked
+/// as std checks one ([`utf8_char`]), and each escape's `char` encoded.
+fn decode(raw: &[u8], out: &mut Vec<u8>) -> Option<usize> {
     let mut at = 0;
-    while let Some(&b) = bytes.get(at) {
-        let Some(rest) = text.get(at..) else {
-            return (None, at);
+    loop {
+        at += copy_plain(raw.get(at..)?, out);
+        let Some(&b) = raw.get(at) else {
+            return Some(at);
         };
         match b {
-            b'"' => return (Some(out), at),
-            b'\\' => match bytes.get(at + 1..).and_then(escape) {
-                Some((c, len)) => {
-                    out.push(c);
-                    at += 1 + len;
-                }
-                None => return (None, at),
-            },
+            b'"' => return Some(at),
+            b'\\' => {
+                let (c, len) = escape(raw.get(at + 1..)?)?;
+                let mut utf8 = [0; 4];
+                let n = c.encode_utf8(&mut utf8).len();
+                push_small(out, utf8, n);
+                at += 1 + len;
+            }
             0x80.. => {
-                let Some(c) = rest.chars().next() else {
-                    return (None, at);
-                };
-                out.push(c);
-                at += c.len_utf8();
-            }
-            _ => {
-                let run = find_special(rest.as_bytes()).unwrap_or(rest.len());
-                if run == 0 {
-                    // A raw control character.
-                    return (None, at);
+                let rest = raw.get(at..)?;
+                let len = utf8_char(rest)?;
+                match rest.get(..4).and_then(|w| <[u8; 4]>::try_from(w).ok()) {
+                    Some(window) => push_small(out, window, len),
+                    // The character ends the input: too near its end for the window.
+                    None => out.extend_from_slice(rest.get(..len)?),
                 }
-                // The run ends before a non-ASCII byte or at the end: whole characters.
-                out.push_str(rest.get(..run).unwrap_or_default());
-                at += run;
+                at += len;
             }
+            // A raw control character, which JSON does not allow in a string.
+            _ => return None,
         }
     }
-    (Some(out), at)
+}
+
+/// Appends the plain ASCII `bytes` starts with (up to what [`find_special`] would find)
+/// to `out`, and returns its length. Eight bytes at a time, each word appended whole and
+/// the excess cut off where the run ends: in text dense with escapes the runs are words,
+/// and a call to `memcpy` for each (what `extend_from_slice` of a run of unknown length
+/// makes) cost more than the copying.
+fn copy_plain(bytes: &[u8], out: &mut Vec<u8>) -> usize {
+    let mut n = 0;
+    while let Some(chunk) = bytes
+        .get(n..n + 8)
+        .and_then(|c| <[u8; 8]>::try_from(c).ok())
+    {
+        let flagged = specials(u64::from_le_bytes(chunk));
+        let len = out.len();
+        out.extend_from_slice(&chunk);
+        if flagged != 0 {
+            let run = flagged.trailing_zeros() as usize / 8;
+            out.truncate(len + run);
+            return n + run;
+        }
+        n += 8;
+    }
+    while let Some(&b) = bytes.get(n).filter(|&&b| !is_special(b)) {
+        out.push(b);
+        n += 1;
+    }
+    n
+}
+
+/// Appends the first `len` (at most 4) bytes of `bytes` to `out`: a copy of fixed size (a
+/// couple of moves, where one of `len` bytes is a call to `memcpy`), then cut to length.
+fn push_small(out: &mut Vec<u8>, bytes: [u8; 4], len: usize) {
+    let keep = out.len() + len;
+    out.extend_from_slice(&bytes);
+    out.truncate(keep);
 }
 
 /// The character an escape stands for, from the bytes after its backslash, and how many
@@ -511,44 +611,81 @@ fn escape(after: &[u8]) -> Option<(char, usize)> {
     })
 }
 
-/// Four hex digits' value.
-fn hex4(digits: &[u8]) -> Option<u32> {
-    if digits.len() != 4 {
-        return None;
+/// Each byte's value as a hex digit, or `0xFF` if it is not one.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "`b` is below 256, the table's length (a `const` loop cannot use iterators)"
+)]
+static HEX: [u8; 256] = {
+    let mut table = [0xFF; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            d @ b'0'..=b'9' => d - b'0',
+            d @ b'a'..=b'f' => d - b'a' + 10,
+            d @ b'A'..=b'F' => d - b'A' + 10,
+            _ => 0xFF,
+        };
+        b += 1;
     }
-    digits
-        .iter()
-        .try_fold(0, |unit, &d| Some(unit << 4 | char::from(d).to_digit(16)?))
+    table
+};
+
+/// Four hex digits' value. By table, without a branch per digit: Python's replies hold
+/// one `\uXXXX` for every non-ASCII character.
+fn hex4(digits: &[u8]) -> Option<u32> {
+    let digits: [u8; 4] = digits.try_into().ok()?;
+    let (mut unit, mut invalid) = (0, 0);
+    for d in digits {
+        // `HEX` has an entry for every byte: the `get` never fails.
+        let value = HEX.get(usize::from(d)).copied().unwrap_or(0xFF);
+        invalid |= value;
+        unit = unit << 4 | u32::from(value);
+    }
+    // A digit's value has no high bits; the `0xFF` of a non-digit has.
+    (invalid & 0xF0 == 0).then_some(unit)
+}
+
+/// Whether `b` ends a run of plain ASCII string text: a `"`, `\\`, control character or
+/// non-ASCII byte.
+fn is_special(b: u8) -> bool {
+    b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b)
+}
+
+/// The bytes of `word` (eight of the text, little-endian) that end a run of plain ASCII
+/// string text ([`is_special`]), flagged in their high bits; exact up to the lowest flagged
+/// one. A byte equal to `x` is a zero byte of `word ^ x`, and a zero byte (or one below
+/// `0x20`) is the only kind that borrows into its high bit when `0x01` (or `0x20`) is
+/// subtracted from every byte; a non-ASCII byte has its high bit set already. Only the
+/// lowest flagged byte is exact (a borrow runs on upwards), which is the one wanted.
+fn specials(word: u64) -> u64 {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    (below(quote, 1) | below(backslash, 1) | below(word, 0x20) | word) & HIGH
 }
 
 /// Index of the first `"`, `\\`, control character or non-ASCII byte in `bytes`: what
-/// ends a run of plain ASCII string text. Eight bytes at a time, as serde_json scans: a
-/// byte equal to `x` is a zero byte of `word ^ x`, and a zero byte (or one below `0x20`)
-/// is the only kind that borrows into its high bit when `0x01` (or `0x20`) is subtracted
-/// from every byte; a non-ASCII byte has its high bit set already. Only the lowest
-/// flagged byte is exact, which is the one wanted.
+/// ends a run of plain ASCII string text. Eight bytes at a time, as serde_json scans (see
+/// [`specials`]).
 ///
 /// Stopping at non-ASCII bytes is what spares the reader a UTF-8 check of the whole line
 /// (serde_json's `IgnoredAny` makes none): each such character is checked where it is met
 /// ([`utf8_char`]), and a line of ASCII costs nothing more than the scan.
 fn find_special(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = ONES << 7;
-    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word;
     let mut chunks = bytes.chunks_exact(8);
     let mut offset = 0;
     for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().ok()?);
-        let quote = word ^ (ONES * u64::from(b'"'));
-        let backslash = word ^ (ONES * u64::from(b'\\'));
-        let flagged = (below(quote, 1) | below(backslash, 1) | below(word, 0x20) | word) & HIGH;
+        let flagged = specials(u64::from_le_bytes(chunk.try_into().ok()?));
         if flagged != 0 {
             return Some(offset + flagged.trailing_zeros() as usize / 8);
         }
         offset += 8;
     }
     let tail = chunks.remainder().iter();
-    tail.map(|&b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b))
+    tail.map(|&b| is_special(b))
         .position(|special| special)
         .map(|at| offset + at)
 }
@@ -574,4 +711,155 @@ fn utf8_char(bytes: &[u8]) -> Option<usize> {
         .all(continuation)
         .then_some(len)
         .filter(|_| continuation(1))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    /// What serde_json makes of the string whose raw contents are `raw`, as bytes; `None`
+    /// where it fails.
+    fn serde_string(raw: &[u8]) -> Option<Vec<u8>> {
+        let quoted = [&b"\""[..], raw, b"\""].concat();
+        serde_json::from_slice::<String>(&quoted)
+            .ok()
+            .map(String::into_bytes)
+    }
+
+    /// `decode` of `raw` followed by a closing quote (and more text, which it must not
+    /// read), as `string_text` calls it.
+    fn decoded(raw: &[u8]) -> Option<Vec<u8>> {
+        let text = [raw, b"\",\"x\":\"\\u00e9\""].concat();
+        let mut out = Vec::new();
+        let end = decode(&text, &mut out)?;
+        assert_eq!(end, raw.len(), "{raw:?}");
+        Some(out)
+    }
+
+    /// Strings of raw ASCII, raw non-ASCII characters and escapes in every mix (at every
+    /// offset within the eight-byte words), and malformed ones: `decode` takes exactly
+    /// what serde_json takes, to the same text, with or without the scratch's earlier
+    /// contents, and `unescape` (which decodes to the end of its input) agrees.
+    #[test]
+    fn decode_agrees_with_serde_json() {
+        let pieces: [&[u8]; 22] = [
+            b"a",
+            b"plain words",
+            "\u{e9}".as_bytes(),
+            "\u{65e5}\u{672c}".as_bytes(),
+            "\u{1F680}".as_bytes(),
+            br"\u00e9",
+            br"\u00E9",
+            br"\u2705",
+            br"\ud83d\ude80",
+            br"\uD83D\uDE80",
+            br#"\"\\\/\b\f\n\r\t"#,
+            br"\u0000\u001f\u0041",
+            // Malformed: each must fail both ways.
+            br"\ud800",
+            br"\ud800\u0041",
+            br"\udc00",
+            br"\x",
+            br"\u00g0",
+            b"\x01",
+            b"\xff",
+            b"\xc3",
+            b"\xed\xa0\x80",
+            b"\xf0\x9f\x98",
+        ];
+        let mut rng = crate::rng::SplitMix64::new(0xDEC0DE);
+        let (mut good, mut bad) = (0, 0);
+        for _ in 0..20_000 {
+            let mut raw = Vec::new();
+            for _ in 0..=rng.next_u64() % 6 {
+                let piece = pieces[(rng.next_u64() % pieces.len() as u64) as usize];
+                raw.extend_from_slice(piece);
+            }
+            let expected = serde_string(&raw);
+            assert_eq!(decoded(&raw), expected, "{raw:?}");
+            let text = std::str::from_utf8(&raw).ok();
+            if let Some(text) = text {
+                let unescaped = unescape(text).map(String::into_bytes);
+                assert_eq!(unescaped, expected, "{raw:?}");
+            }
+            match expected {
+                Some(_) => good += 1,
+                None => bad += 1,
+            }
+        }
+        assert!(good > 2_000 && bad > 2_000, "{good} {bad}");
+    }
+
+    /// A character right at the end of the input (too near for the four-byte window):
+    /// copied exactly, and an unterminated string is no string.
+    #[test]
+    fn a_character_at_the_end_of_the_input() {
+        for raw in ["\u{e9}", "a\\n\u{e9}", "\\u00e9\u{1F680}", "\u{65e5}"] {
+            let expected = serde_string(raw.as_bytes()).unwrap();
+            assert_eq!(unescape(raw).unwrap().into_bytes(), expected);
+            let mut out = Vec::new();
+            assert_eq!(decode(raw.as_bytes(), &mut out), Some(raw.len()));
+            assert_eq!(out, expected);
+        }
+        let mut r = Reader {
+            text: b"\"\\u00e9",
+            at: 0,
+            source: &Bytes::new(),
+            line: None,
+        };
+        assert!(r.string().is_none());
+    }
+
+    /// The scratch is lent to one user at a time (a nested use gets a fresh buffer and
+    /// leaves the outer one's contents alone), starts empty, and is freed after a string
+    /// longer than it keeps.
+    #[test]
+    fn the_scratch() {
+        let outer = with_scratch(|out| {
+            assert!(out.is_empty());
+            out.extend_from_slice(b"outer");
+            let inner = with_scratch(|inner| {
+                assert!(inner.is_empty());
+                inner.extend_from_slice(b"inner");
+                Some(inner.clone())
+            });
+            assert_eq!(inner.unwrap(), b"inner");
+            Some(out.clone())
+        });
+        assert_eq!(outer.unwrap(), b"outer");
+        with_scratch(|out| {
+            assert!(out.is_empty());
+            out.resize(SCRATCH_KEPT + 1, b'a');
+            Some(())
+        });
+        let capacity = SCRATCH.with_borrow(Vec::capacity);
+        assert!(capacity <= SCRATCH_KEPT, "{capacity}");
+        with_scratch(|out| {
+            out.resize(100, b'a');
+            Some(())
+        });
+        assert!(SCRATCH.with_borrow(Vec::capacity) >= 100);
+    }
+
+    /// An escaped string read as a `Str`: its decoded text, whatever its length (inline
+    /// up to 23 bytes, else a copy), and the reader goes on after its closing quote.
+    #[test]
+    fn escaped_strings_as_str_and_string() {
+        for len in [0, 1, 21, 22, 23, 24, 25, 64, 300] {
+            let text = format!("\u{e9}{}", "a".repeat(len));
+            let raw = format!("\"\\u00e9{}\",", "a".repeat(len));
+            let source = Bytes::from(raw);
+            let mut r = Reader {
+                text: &source,
+                at: 0,
+                source: &source,
+                line: None,
+            };
+            let s = r.string().unwrap();
+            assert_eq!(s, text.as_str());
+            assert!(!s.is_shared_slice(&source));
+            assert_eq!(r.peek(), Some(b','));
+        }
+    }
 }
