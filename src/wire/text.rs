@@ -209,6 +209,8 @@ pub(crate) fn from_borrowed(text: &str) -> Str {
 /// `text` must be UTF-8, which the codec's reader has checked as it scanned it: taking
 /// bytes spares checking it again. Were it not, the `Str` would read as empty (see
 /// [`Str::as_str`]), never as invalid text.
+// Inlined into the codec's string reader: see `Reader::string` in `codec::fast`.
+#[inline(always)]
 pub(crate) fn from_source(source: &Bytes, text: &[u8]) -> Str {
     debug_assert!(std::str::from_utf8(text).is_ok());
     let within = contains(source, text).then(|| text.as_ptr() as usize - source.as_ptr() as usize);

@@ -273,6 +273,13 @@ impl<'a> Reader<'a> {
 
     /// A string value as a [`Str`]: a slice of the line when it has no escapes, else a
     /// copy of its decoded text (inline when short, else one allocation of its size).
+    ///
+    /// Inlined, with [`text::from_source`], into each field's reader: a `Str` returned
+    /// through memory was written as a byte, a word and two overlapping copies, then read
+    /// back at once as two 16-byte halves to be copied into its field, and a load that
+    /// spans several pending stores waits for them (no store-to-load forwarding). Built
+    /// where it goes, nothing reads it back: gateway and codec about 3.5% faster.
+    #[inline(always)]
     fn string(&mut self) -> Option<Str> {
         let decoded = |decoded: &[u8]| Some(text::from_decoded(decoded));
         Some(match self.string_text(decoded)? {
@@ -291,6 +298,7 @@ impl<'a> Reader<'a> {
         Some(false)
     }
 
+    #[inline(always)]
     fn optional_string(&mut self) -> Option<Option<Str>> {
         if self.null()? {
             return Some(None);
