@@ -170,7 +170,33 @@ impl<'a> Reader<'a> {
 
     /// An object's first key, or `None` for `{}` as for anything unexpected: callers
     /// that accept an empty object check for it first.
+    ///
+    /// A key is short plain ASCII: its closing quote is the first special byte, and its
+    /// colon mostly follows at once (`":"`) or after a space (Python's `": "`). Read so,
+    /// without the string scanner's loop; any other key goes through the scanner.
     fn key(&mut self) -> Option<&'a [u8]> {
+        self.ws();
+        let quote = self.at;
+        let start = quote + 1;
+        let rest = self
+            .bytes()
+            .get(start..)
+            .filter(|_| self.peek() == Some(b'"'))?;
+        let len = find_special(rest)?;
+        if let (Some(b'"'), Some(key)) = (rest.get(len), rest.get(..len)) {
+            let colon = match rest.get(len + 1..len + 3) {
+                Some([b':', _]) => 2,
+                Some([b' ', b':']) => 3,
+                _ => {
+                    self.at = start + len + 1;
+                    return (self.next_byte()? == b':').then_some(key);
+                }
+            };
+            self.at = start + len + colon;
+            return Some(key);
+        }
+        // Not plain ASCII: scanned as any string is.
+        self.at = quote;
         match self.raw_string()? {
             (key, false) => (self.next_byte()? == b':').then_some(key),
             // A key spelled with escapes: rare enough to leave to serde.
