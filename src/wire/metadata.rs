@@ -21,6 +21,24 @@ use super::Str;
 /// allocations of a six-allocation `send` action and about 15% of its decoding. A read
 /// of received metadata (`get`, `map`) parses that text each time; `map_mut` parses it
 /// once and keeps the map.
+///
+/// ```
+/// use relay_machine::wire::{Metadata, SendAction};
+/// use serde_json::json;
+///
+/// // Built in code: from pairs, or from a serde_json map with `.into()`.
+/// let mut metadata: Metadata = [("scope_id", "T1")].into_iter().collect();
+/// metadata.insert("thread_id".into(), json!("t-1"));
+/// let send = SendAction { chat_id: "c".into(), content: "hi".into(), metadata, ..Default::default() };
+///
+/// // Read a key, as the application that receives the action does.
+/// let received: SendAction = serde_json::from_value(json!({
+///     "chat_id": "c", "content": "hi", "metadata": {"scope_id": "T1", "thread_id": "t-1"}
+/// }))?;
+/// assert_eq!(received.metadata.get_str("scope_id").as_deref(), Some("T1"));
+/// assert_eq!(received.metadata, send.metadata);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Metadata(Repr);
 
