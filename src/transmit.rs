@@ -246,7 +246,14 @@ mod tests {
                 ..ActionResult::default()
             },
         ];
-        for id in ["r-1", "", "a\"b\\c\u{1}\u{1F680}", &"9".repeat(40)] {
+        let controls = "\u{0}\u{8}\u{c}\r\t\n\u{1f}\u{7f}";
+        for id in [
+            "r-1",
+            "",
+            "a\"b\\c\u{1}\u{1F680}",
+            controls,
+            &"9".repeat(40),
+        ] {
             for result in &results {
                 let frame = Frame::OutboundResult(OutboundResult {
                     request_id: RequestId::from(id),

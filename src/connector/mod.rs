@@ -87,7 +87,7 @@ pub struct ConnectorMachine {
     /// A descriptor was sent: the handshake is answered.
     handshaken: bool,
     idle: bool,
-    open_requests: HashSet<requests::OpenId, requests::IdHashing>,
+    open_requests: HashSet<requests::OpenId, crate::hash::SeededFx>,
     /// Nothing more is written: closed by us, or the socket ended.
     closed: bool,
     /// Deadlines: the hello, the next keepalive Ping (from the first hello on), the
@@ -120,7 +120,7 @@ impl ConnectorMachine {
             identities: Vec::new(),
             handshaken: false,
             idle: false,
-            open_requests: HashSet::with_hasher(requests::IdHashing::new()),
+            open_requests: HashSet::with_hasher(requests::id_hashing()),
             closed: false,
             deaf: false,
         }

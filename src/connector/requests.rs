@@ -4,6 +4,8 @@
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
+use crate::hash::SeededFx;
+
 use super::*;
 
 impl ConnectorMachine {
@@ -137,6 +139,13 @@ impl OpenId {
     pub(super) fn of(id: &RequestId) -> Self {
         // Bytes, not `as_str`: that checks them as UTF-8 again on every call.
         let text = id.0.as_bytes();
+        // The usual id fills the array: a copy of fixed size, not a call to `memcpy`.
+        if let Ok(bytes) = <[u8; INLINE_ID]>::try_from(text) {
+            return OpenId::Inline {
+                len: INLINE_ID as u8,
+                bytes,
+            };
+        }
         let mut bytes = [0; INLINE_ID];
         match (u8::try_from(text.len()), bytes.get_mut(..text.len())) {
             (Ok(len), Some(prefix)) => {
@@ -150,88 +159,30 @@ impl OpenId {
 
 impl Hash for OpenId {
     fn hash<H: Hasher>(&self, state: &mut H) {
+        // The id's bytes, whichever way it is kept: equal ids are equal keys.
+        state.write(self.as_bytes());
+    }
+}
+
+impl OpenId {
+    fn as_bytes(&self) -> &[u8] {
         match self {
-            // Four whole words and the length: a fixed, branch-free sequence (the padding
-            // is zero, so equal ids hash alike).
-            OpenId::Inline { len, bytes } => {
-                for word in bytes.chunks_exact(8) {
-                    let mut w = [0; 8];
-                    w.copy_from_slice(word);
-                    state.write_u64(u64::from_le_bytes(w));
-                }
-                state.write_u8(*len);
-            }
-            OpenId::Heap(text) => state.write(text.as_bytes()),
+            OpenId::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            OpenId::Heap(text) => text.as_bytes(),
         }
     }
 }
 
-/// Builds the hashers of the open-request table: a multiply-rotate over 8-byte words from
-/// a per-machine random seed, then a full avalanche.
+/// Builds the hashers of the open-request table: the gateway's tables' hash
+/// ([`SeededFx`]), from a per-machine random seed. A 32-byte id is two folded multiplies.
 ///
 /// SipHash, the default, hashed each id three times per request (the duplicate check,
 /// the insert, the answer) for several percent of the receive path. The ids come from
 /// the authenticated gateway and the table is bounded (`max_open_requests`), so, as for
 /// the gateway's tables, a fast seeded hash is enough: colliding ids cannot be computed
 /// offline, and even all-colliding ids cost a bounded probe.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct IdHashing(u64);
-
-impl IdHashing {
-    /// A seed of its own for each machine.
-    pub(super) fn new() -> Self {
-        Self(std::collections::hash_map::RandomState::new().hash_one(0x6f70_656e_u64))
-    }
-}
-
-impl BuildHasher for IdHashing {
-    type Hasher = IdHasher;
-
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(self.0)
-    }
-}
-
-/// One hashing by [`IdHashing`].
-#[derive(Debug, Clone, Copy)]
-pub(super) struct IdHasher(u64);
-
-/// The FxHash multiplier (odd, with well-spread bits).
-const K: u64 = 0xf135_7aea_2e62_a9c5;
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in words.by_ref() {
-            let mut w = [0; 8];
-            w.copy_from_slice(word);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-        let rest = words.remainder();
-        let mut w = [0; 8];
-        if let Some(prefix) = w.get_mut(..rest.len()) {
-            prefix.copy_from_slice(rest);
-        }
-        // The length tells `ab` from `ab\0`.
-        self.write_u64(u64::from_le_bytes(w) ^ ((bytes.len() as u64) << 56));
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(K);
-    }
-
-    fn finish(&self) -> u64 {
-        // The table indexes by the low bits and filters by the top seven: mix both
-        // (splitmix64's finaliser).
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
+pub(super) fn id_hashing() -> SeededFx {
+    SeededFx::new(std::collections::hash_map::RandomState::new().hash_one(0x6f70_656e_u64))
 }
 
 #[cfg(test)]
@@ -242,7 +193,7 @@ mod tests {
     /// ids that differ only past a prefix or by length stay apart.
     #[test]
     fn open_ids_are_exact_and_hash_alike() {
-        let hashing = IdHashing::new();
+        let hashing = id_hashing();
         let ids = ["", "a", "a\0", "0123456789abcdef0123456789abcdef"];
         let long = "0123456789abcdef0123456789abcdef0";
         let keys: Vec<OpenId> = ids
