@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crate::codec::{DecodeError, FrameDecoder};
 use crate::outputs::Queue;
-use crate::wire::Frame;
+use crate::wire::{Frame, Outbound};
 
 /// Most diagnostics one input may produce; the rest are counted and reported once, when the
 /// input is done. A message of tiny bad lines (`1\n` repeated) would otherwise produce an
@@ -69,6 +69,14 @@ impl<C, E> Core<C, E> {
                 Step::Done(now, Some(suppressed).filter(|&n| n > 0))
             }
         })
+    }
+
+    /// The next frame of the input if it is an `outbound` that the fast path reads (see
+    /// `FrameDecoder::next_outbound`); `None` leaves it to [`step`](Self::step).
+    #[inline]
+    pub(crate) fn next_outbound(&mut self) -> Option<Box<Outbound>> {
+        self.input?;
+        self.decoder.next_outbound()
     }
 
     /// Whether a diagnostic of the current input may be reported; if not, it is counted.

@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::line::decode_line;
 use super::{DEFAULT_MAX_FRAME_LEN, DecodeError, DecodeErrorKind};
-use crate::wire::Frame;
+use crate::wire::{Frame, Outbound};
 
 /// Turns a stream of byte chunks into frames.
 ///
@@ -248,16 +248,34 @@ impl FrameDecoder {
             return None;
         }
         let (frame, n) = super::fast::frame_line(&self.shared, &self.shared)?;
-        if n > self.max_frame_len {
-            // What the usual way reports; whatever was decoded is dropped.
+        self.take_fast_line(n).then_some(frame)
+    }
+
+    /// [`next_frame`](Self::next_frame) when the next line is an `outbound` that the fast
+    /// path reads, as its box: the connector's way to its usual frame (see
+    /// `fast::outbound_line`). `None` leaves the line, whatever it is, to `next_frame`.
+    #[inline]
+    pub(crate) fn next_outbound(&mut self) -> Option<Box<Outbound>> {
+        if !self.partial.is_empty() || self.skipping {
             return None;
+        }
+        let (outbound, n) = super::fast::outbound_line(&self.shared, &self.shared)?;
+        self.take_fast_line(n).then_some(outbound)
+    }
+
+    /// Consumes a line the fast path read, whose newline is at `n`; `false` (consuming
+    /// nothing) when it is too long, which the usual way reports.
+    #[inline]
+    fn take_fast_line(&mut self, n: usize) -> bool {
+        if n > self.max_frame_len {
+            return false;
         }
         bytes::Buf::advance(&mut self.shared, n + 1);
         // As `end_line` counts a line.
         self.position += n as u64 + 1;
         self.line += 1;
         self.line_start = self.position;
-        Some(frame)
+        true
     }
 
     fn too_long(&mut self) -> Box<DecodeError> {

@@ -97,6 +97,20 @@ pub(crate) fn both_paths(line: &[u8]) -> Option<(Frame, Result<Frame, String>)> 
     Some((fast, general))
 }
 
+/// For the fast path's oracle: whether the connector's way to an `outbound`
+/// (`fast::outbound_line`) reads `line` (without its newline) exactly as `frame_line`
+/// reads it: the same frame where that is an `outbound`, and nothing otherwise.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn outbound_way_agrees(line: &[u8]) -> bool {
+    let mut bytes = line.to_vec();
+    bytes.push(b'\n');
+    let source = Bytes::from(bytes);
+    let typed = super::fast::outbound_line(&source, &source).map(|(o, n)| (Frame::Outbound(o), n));
+    let framed = super::fast::frame_line(&source, &source)
+        .filter(|(frame, _)| matches!(frame, Frame::Outbound(_)));
+    typed == framed
+}
+
 /// For tests of the decoder's way with a shared message: how many of the lines at the
 /// start of `message` the fast path reads straight from it, one after another (each from
 /// the whole rest of the message, as `FrameDecoder` does), before the first it leaves; and

@@ -6,7 +6,7 @@ mod fast;
 mod line;
 
 #[cfg(feature = "fuzzing")]
-pub(crate) use line::{both_paths, fast_lines};
+pub(crate) use line::{both_paths, fast_lines, outbound_way_agrees};
 
 use std::fmt;
 

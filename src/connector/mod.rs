@@ -244,6 +244,13 @@ impl ConnectorMachine {
     /// Decodes and handles the next frame handed in, or finishes the input; `false` when
     /// there is nothing to decode.
     fn step_input(&mut self) -> bool {
+        // The usual frame straight to its handler, as its box.
+        if let Some(request) = self.core.next_outbound() {
+            if !self.closed {
+                self.on_outbound(request);
+            }
+            return true;
+        }
         match self.core.step() {
             None => return false,
             Some(Step::Frame(_, Ok(Frame::InboundAck(ack)))) => {

@@ -3,8 +3,9 @@
 
 /// Every line of `data` through both paths.
 ///
-/// Invariant: whenever the fast path decodes a line, the general path decodes it to an
-/// equal frame (it may not accept, or read differently, anything the general path does
+/// Invariants: whenever the fast path decodes a line, the general path decodes it to an
+/// equal frame; and the connector's typed way to an `outbound` reads every line as the
+/// fast path does (it may not accept, or read differently, anything the general path does
 /// not). The seeds are corpus frames, so the fuzzer mutates lines the fast path reads.
 pub fn fast_path(data: &[u8]) {
     for line in data.split(|&b| b == b'\n') {
@@ -15,6 +16,11 @@ pub fn fast_path(data: &[u8]) {
 /// One line (without its newline) through both paths, as [`fast_path`] does; returns
 /// whether the fast path decided it, so a test can tell its lines exercise that path.
 pub fn fast_path_line(line: &[u8]) -> bool {
+    assert!(
+        crate::codec::outbound_way_agrees(line),
+        "the connector's way to an outbound reads {:?} differently",
+        String::from_utf8_lossy(line)
+    );
     let Some((fast, general)) = crate::codec::both_paths(line) else {
         return false;
     };

@@ -27,7 +27,7 @@ mod outbound;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::wire::{BufferId, Frame, Str, text};
+use crate::wire::{BufferId, Frame, Outbound, Str, text};
 
 /// Deeper nesting than this goes the general way, which has its own limit.
 const MAX_DEPTH: usize = 64;
@@ -50,6 +50,27 @@ pub(super) fn frame(line: &[u8], source: &Bytes) -> Option<Frame> {
 pub(super) fn frame_line(input: &[u8], source: &Bytes) -> Option<(Frame, usize)> {
     let (frame, end) = read(input, source)?;
     (input.get(end) == Some(&b'\n')).then_some((frame, end))
+}
+
+/// [`frame_line`] for a line that is an `outbound`, the frame a connector receives most:
+/// its box and the index of its newline, returned in two registers where a [`Frame`] is
+/// returned through memory and then moved through the decoder's and the machine's
+/// matches, a load that waits on several pending stores at each step. `None` for any
+/// other line, and for what `frame_line` would not read.
+pub(super) fn outbound_line(input: &[u8], source: &Bytes) -> Option<(Box<Outbound>, usize)> {
+    let mut r = Reader {
+        text: input,
+        at: 0,
+        source,
+        line: None,
+    };
+    r.open(b'{')?;
+    if r.key()? != b"type" || r.raw_string()? != (b"outbound".as_slice(), false) {
+        return None;
+    }
+    let outbound = r.outbound()?;
+    r.ws();
+    (input.get(r.at) == Some(&b'\n')).then_some((outbound, r.at))
 }
 
 /// The frame `text` starts with, and where the whitespace after it ends.
