@@ -65,13 +65,16 @@ pub(super) fn outbound_line(input: &[u8], source: &Bytes) -> Option<(Box<Outboun
         line: None,
     };
     r.open(b'{')?;
-    if r.key()? != b"type" || r.raw_string()? != (b"outbound".as_slice(), false) {
+    if r.known_key(&TYPE, &mut 0)? != 0 || r.raw_string()? != (b"outbound".as_slice(), false) {
         return None;
     }
     let outbound = r.outbound()?;
     r.ws();
     (input.get(r.at) == Some(&b'\n')).then_some((outbound, r.at))
 }
+
+/// A frame's first key: the fast path reads only frames that start with their type.
+static TYPE: Keys<1> = Keys::new([b"type"]);
 
 /// The frame `text` starts with, and where the whitespace after it ends.
 fn read(text: &[u8], source: &Bytes) -> Option<(Frame, usize)> {
@@ -82,7 +85,7 @@ fn read(text: &[u8], source: &Bytes) -> Option<(Frame, usize)> {
         line: None,
     };
     r.open(b'{')?;
-    if r.key()? != b"type" {
+    if r.known_key(&TYPE, &mut 0)? != 0 {
         return None;
     }
     let frame = match r.raw_string()? {
@@ -103,13 +106,114 @@ thread_local! {
     pub(crate) static SERDE_VALUES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+/// The keys of one kind of object that a reader knows, in the order writers put them:
+/// see [`Reader::known_key`].
+struct Keys<const N: usize>([Key; N]);
+
+impl<const N: usize> Keys<N> {
+    const fn new(names: [&'static [u8]; N]) -> Self {
+        let mut keys = [Key::new(b""); N];
+        let mut i = 0;
+        while i < N {
+            #[expect(
+                clippy::indexing_slicing,
+                reason = "`i` is below `N`, both arrays' length (a `const` loop cannot use iterators)"
+            )]
+            {
+                keys[i] = Key::new(names[i]);
+            }
+            i += 1;
+        }
+        Self(keys)
+    }
+}
+
+/// A known key, with the sixteen bytes its member starts with when written as usual:
+/// `"name":` (the key, its quotes and the colon right after), and a mask of the bytes of
+/// those sixteen that hold it.
+#[derive(Clone, Copy)]
+struct Key {
+    name: &'static [u8],
+    /// The pattern's length: `"name":`, or 0 for a name too long for sixteen bytes.
+    len: usize,
+    pattern: [u64; 2],
+    mask: [u64; 2],
+}
+
+impl Key {
+    const fn new(name: &'static [u8]) -> Self {
+        let mut pattern = [0u8; 16];
+        let mut mask = [0u8; 16];
+        let len = name.len() + 3;
+        if len > 16 {
+            return Self {
+                name,
+                len: 0,
+                pattern: [0; 2],
+                mask: [0; 2],
+            };
+        }
+        let mut i = 0;
+        while i < len {
+            #[expect(
+                clippy::indexing_slicing,
+                reason = "`i` is below `len`, at most 16, the arrays' length, and `i - 1` below `name.len()` where read"
+            )]
+            {
+                pattern[i] = if i == 0 || i == len - 2 {
+                    b'"'
+                } else if i == len - 1 {
+                    b':'
+                } else {
+                    name[i - 1]
+                };
+                mask[i] = 0xFF;
+            }
+            i += 1;
+        }
+        Self {
+            name,
+            len,
+            pattern: words(pattern),
+            mask: words(mask),
+        }
+    }
+}
+
+/// Sixteen bytes as two little-endian words.
+const fn words(bytes: [u8; 16]) -> [u64; 2] {
+    let [
+        a0,
+        a1,
+        a2,
+        a3,
+        a4,
+        a5,
+        a6,
+        a7,
+        b0,
+        b1,
+        b2,
+        b3,
+        b4,
+        b5,
+        b6,
+        b7,
+    ] = bytes;
+    [
+        u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+        u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+    ]
+}
+
 /// Keys seen in one object, by bit: a repeated key is an error on the general path.
 #[derive(Default)]
 struct Seen(u64);
 
 impl Seen {
-    fn first(&mut self, bit: u32) -> Option<()> {
-        let mask = 1u64 << bit;
+    fn first(&mut self, bit: usize) -> Option<()> {
+        // (Bits are field indices, all far below 64.)
+        let mask = 1u64 << (bit % 64);
         let fresh = self.0 & mask == 0;
         self.0 |= mask;
         fresh.then_some(())
@@ -223,6 +327,42 @@ impl<'a> Reader<'a> {
             // A key spelled with escapes: rare enough to leave to serde.
             (_, true) => None,
         }
+    }
+
+    /// The next key, as its index in `keys` (`N` for a key not in it), consumed with its
+    /// colon as [`key`](Self::key) consumes it; `next` is the index of the key expected
+    /// (the one after the last found), and is moved on past the one found.
+    ///
+    /// The expected key is recognised by comparing the sixteen bytes at the reader with
+    /// its pattern, two words masked: members come in the order their writer puts them,
+    /// and this is a few instructions where reading the key (scanning it for its closing
+    /// quote, checking what follows) and then matching it against each name was a tenth
+    /// of a connector's time. A pattern matches exactly where [`key`](Self::key) would
+    /// read that name (a quote, the name's plain ASCII, a quote, a colon); anything else,
+    /// a key out of order included, is read by `key` and looked up.
+    #[inline(always)]
+    fn known_key<const N: usize>(&mut self, keys: &Keys<N>, next: &mut usize) -> Option<usize> {
+        self.ws();
+        let window = self.bytes().get(self.at..self.at + 16);
+        if let (Some(key), Some(window)) = (keys.0.get(*next), window) {
+            let word = |at: usize| {
+                window
+                    .get(at..at + 8)
+                    .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                    .map_or(0, u64::from_le_bytes)
+            };
+            let ([p0, p1], [m0, m1]) = (key.pattern, key.mask);
+            let differ = ((word(0) ^ p0) & m0) | ((word(8) ^ p1) & m1);
+            if differ == 0 && key.len != 0 {
+                self.at += key.len;
+                *next += 1;
+                return Some(*next - 1);
+            }
+        }
+        let name = self.key()?;
+        let found = keys.0.iter().position(|k| k.name == name).unwrap_or(N);
+        *next = found + 1;
+        Some(found)
     }
 
     /// Reads the members of an object whose `{` was consumed: `member` is called with
@@ -772,6 +912,55 @@ fn utf8_char(bytes: &[u8]) -> Option<usize> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    /// A known key is read exactly as `key` reads it and then looked up, whichever key is
+    /// expected: the same index, the same position after it, and `None` alike. The cases
+    /// are where a pattern could be fooled: a longer name, a space before the colon, an
+    /// escape, a name too long for a pattern, and a member too near the end of the text
+    /// for sixteen bytes.
+    #[test]
+    fn known_keys_read_as_keys_do() {
+        static KEYS: Keys<4> = Keys::new([b"op", b"chat_id", b"a_name_too_long", b"x"]);
+        let texts: [&[u8]; 13] = [
+            br#""op":"send"}"#,
+            br#" "chat_id": "1", "x": 2}"#,
+            br#""chat_idx":"1", "op": "send"}"#,
+            br#""chat_id" :"1","op":"send","x":1}"#,
+            br#""chat\u005fid":"1", "op": "send"}"#,
+            br#""a_name_too_long":"1", "op": "send"}"#,
+            br#""x":1}"#,
+            br#""x" : 1}"#,
+            br#""op""#,
+            br#""op":"#,
+            br#"op":"send","x":1,"chat_id":2}"#,
+            br#""o":"send","x":1,"chat_id":2}"#,
+            br#"}"#,
+        ];
+        let source = Bytes::new();
+        let reader = |text| Reader {
+            text,
+            at: 0,
+            source: &source,
+            line: None,
+        };
+        for text in texts {
+            let mut by_key = reader(text);
+            let expected = by_key
+                .key()
+                .map(|name| KEYS.0.iter().position(|k| k.name == name).unwrap_or(4));
+            for guess in 0..=4 {
+                let mut known = reader(text);
+                let mut next = guess;
+                let found = known.known_key(&KEYS, &mut next);
+                let what = String::from_utf8_lossy(text);
+                assert_eq!(found, expected, "{what}, expecting {guess}");
+                if let Some(found) = found {
+                    assert_eq!(known.at, by_key.at, "{what}, expecting {guess}");
+                    assert_eq!(next, found + 1);
+                }
+            }
+        }
+    }
 
     /// What serde_json makes of the string whose raw contents are `raw`, as bytes; `None`
     /// where it fails.

@@ -2,7 +2,7 @@
 //! actions by hand, any other by serde_json from the action's slice.
 #![deny(clippy::indexing_slicing)]
 
-use super::{Reader, Seen, hex4};
+use super::{Keys, Reader, Seen, hex4};
 use crate::wire::text;
 use crate::wire::{
     EditAction, FollowUpAction, Metadata, Outbound, OutboundAction, RequestId, SendAction, Str,
@@ -21,23 +21,25 @@ impl Reader<'_> {
             bot_id: None,
         });
         let out = &mut *outbound;
-        let mut seen = Seen::default();
+        static KEYS: Keys<4> = Keys::new([b"requestId", b"action", b"platform", b"botId"]);
+        let (mut seen, mut next) = (Seen::default(), 0);
         while self.more()? {
-            match self.key()? {
-                b"requestId" => {
-                    seen.first(0)?;
+            // Each key by its index in `KEYS`, which is also its bit in `seen`.
+            match self.known_key(&KEYS, &mut next)? {
+                key @ 0 => {
+                    seen.first(key)?;
                     out.request_id = RequestId(self.string()?);
                 }
-                b"action" => {
-                    seen.first(1)?;
+                key @ 1 => {
+                    seen.first(key)?;
                     self.action(&mut out.action)?;
                 }
-                b"platform" => {
-                    seen.first(2)?;
+                key @ 2 => {
+                    seen.first(key)?;
                     out.platform = self.optional_string()?;
                 }
-                b"botId" => {
-                    seen.first(3)?;
+                key @ 3 => {
+                    seen.first(key)?;
                     out.bot_id = self.optional_string()?;
                 }
                 _ => self.skip(1)?,
@@ -54,8 +56,9 @@ impl Reader<'_> {
     /// the same value.
     fn action(&mut self, slot: &mut OutboundAction) -> Option<()> {
         let start = self.at;
+        static OP: Keys<1> = Keys::new([b"op"]);
         let by_hand = self.open(b'{').and_then(|()| {
-            if self.key()? != b"op" {
+            if self.known_key(&OP, &mut 0)? != 0 {
                 return None;
             }
             match self.raw_string()? {
@@ -74,8 +77,9 @@ impl Reader<'_> {
                     self.typing(typing)
                 }
                 (b"follow_up", false) => {
-                    let ([session_key, kind, content], metadata) =
-                        self.three_strings(["session_key", "kind", "content"])?;
+                    static KEYS: Keys<4> =
+                        Keys::new([b"session_key", b"kind", b"content", b"metadata"]);
+                    let ([session_key, kind, content], metadata) = self.three_strings(&KEYS)?;
                     *slot = OutboundAction::FollowUp(FollowUpAction {
                         session_key,
                         kind,
@@ -85,8 +89,9 @@ impl Reader<'_> {
                     Some(())
                 }
                 (b"edit", false) => {
-                    let ([chat_id, message_id, content], metadata) =
-                        self.three_strings(["chat_id", "message_id", "content"])?;
+                    static KEYS: Keys<4> =
+                        Keys::new([b"chat_id", b"message_id", b"content", b"metadata"]);
+                    let ([chat_id, message_id, content], metadata) = self.three_strings(&KEYS)?;
                     *slot = OutboundAction::Edit(EditAction {
                         chat_id,
                         message_id,
@@ -112,23 +117,25 @@ impl Reader<'_> {
     // then goes to serde, which reports it).
 
     fn send(&mut self, action: &mut SendAction) -> Option<()> {
-        let mut seen = Seen::default();
+        static KEYS: Keys<4> = Keys::new([b"chat_id", b"content", b"reply_to", b"metadata"]);
+        let (mut seen, mut next) = (Seen::default(), 0);
         while self.more()? {
-            match self.key()? {
-                b"chat_id" => {
-                    seen.first(0)?;
+            // Each key by its index in `KEYS`, which is also its bit in `seen`.
+            match self.known_key(&KEYS, &mut next)? {
+                key @ 0 => {
+                    seen.first(key)?;
                     action.chat_id = self.string()?;
                 }
-                b"content" => {
-                    seen.first(1)?;
+                key @ 1 => {
+                    seen.first(key)?;
                     action.content = self.string()?;
                 }
-                b"reply_to" => {
-                    seen.first(2)?;
+                key @ 2 => {
+                    seen.first(key)?;
                     action.reply_to = self.optional_string()?;
                 }
-                b"metadata" => {
-                    seen.first(3)?;
+                key @ 3 => {
+                    seen.first(key)?;
                     action.metadata = self.metadata()?;
                 }
                 _ => self.skip(2)?,
@@ -139,19 +146,21 @@ impl Reader<'_> {
     }
 
     fn typing(&mut self, action: &mut TypingAction) -> Option<()> {
-        let mut seen = Seen::default();
+        static KEYS: Keys<3> = Keys::new([b"chat_id", b"content", b"metadata"]);
+        let (mut seen, mut next) = (Seen::default(), 0);
         while self.more()? {
-            match self.key()? {
-                b"chat_id" => {
-                    seen.first(0)?;
+            // Each key by its index in `KEYS`, which is also its bit in `seen`.
+            match self.known_key(&KEYS, &mut next)? {
+                key @ 0 => {
+                    seen.first(key)?;
                     action.chat_id = self.string()?;
                 }
-                b"content" => {
-                    seen.first(1)?;
+                key @ 1 => {
+                    seen.first(key)?;
                     action.content = self.optional_string()?;
                 }
-                b"metadata" => {
-                    seen.first(2)?;
+                key @ 2 => {
+                    seen.first(key)?;
                     action.metadata = self.metadata()?;
                 }
                 _ => self.skip(2)?,
@@ -161,27 +170,22 @@ impl Reader<'_> {
         (seen.0 & 1 == 1).then_some(())
     }
 
-    /// The members of an action made of three required strings, named `names`, and an
-    /// optional `metadata` (`follow_up`, `edit`).
-    fn three_strings(&mut self, names: [&str; 3]) -> Option<([Str; 3], Metadata)> {
+    /// The members of an action made of three required strings and an optional
+    /// `metadata` (`follow_up`, `edit`), whose keys are `keys` in that order.
+    fn three_strings(&mut self, keys: &Keys<4>) -> Option<([Str; 3], Metadata)> {
         let mut values: [Option<Str>; 3] = Default::default();
         let mut metadata = Metadata::new();
-        let mut seen = Seen::default();
+        let (mut seen, mut next) = (Seen::default(), 0);
         while self.more()? {
-            let key = self.key()?;
-            if key == b"metadata" {
+            let key = self.known_key(keys, &mut next)?;
+            if key == 3 {
                 seen.first(3)?;
                 metadata = self.metadata()?;
                 continue;
             }
-            match names
-                .iter()
-                .zip(&mut values)
-                .zip(0..)
-                .find(|((name, _), _)| name.as_bytes() == key)
-            {
-                Some(((_, value), bit)) => {
-                    seen.first(bit)?;
+            match values.get_mut(key) {
+                Some(value) => {
+                    seen.first(key)?;
                     *value = Some(self.string()?);
                 }
                 None => self.skip(2)?,
