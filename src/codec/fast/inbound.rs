@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{Object, Reader, Seen, unescape};
+use super::{Keys, Object, Reader, Seen, unescape};
 use crate::wire::tagged::{Objects, OptionalObject};
 use crate::wire::{
     ActionResult, Inbound, MessageEvent, MessageType, OutboundResult, PassthroughForward,
@@ -14,15 +14,17 @@ impl Reader<'_> {
     pub(super) fn inbound(&mut self) -> Option<Inbound> {
         let mut event = None;
         let mut buffer_id = None;
-        let mut seen = Seen::default();
+        static KEYS: Keys<2> = Keys::new([b"event", b"bufferId"]);
+        let (mut seen, mut next) = (Seen::default(), 0);
         while self.more()? {
-            match self.key()? {
-                b"event" => {
-                    seen.first(0)?;
+            // Each key by its index in `KEYS`, which is also its bit in `seen`.
+            match self.known_key(&KEYS, &mut next)? {
+                key @ 0 => {
+                    seen.first(key)?;
                     event = Some(self.event()?);
                 }
-                b"bufferId" => {
-                    seen.first(1)?;
+                key @ 1 => {
+                    seen.first(key)?;
                     buffer_id = self.buffer_id()?;
                 }
                 _ => self.skip(1)?,
@@ -38,15 +40,29 @@ impl Reader<'_> {
         self.open(b'{')?;
         let mut event = Box::<MessageEvent>::default();
         let e = &mut *event;
+        static KEYS: Keys<11> = Keys::new([
+            b"text",
+            b"message_type",
+            b"message_id",
+            b"reply_to_message_id",
+            b"reply_to",
+            b"media_urls",
+            b"media",
+            b"context",
+            b"context_error",
+            b"prompt_response",
+            b"source",
+        ]);
         let mut seen = Seen::default();
-        self.members(|r, key| {
+        // Each key by its index in `KEYS`, which is also its bit in `seen`.
+        self.known_members(&KEYS, |r, key| {
             match key {
-                b"text" => {
-                    seen.first(0)?;
+                0 => {
+                    seen.first(key)?;
                     e.text = r.string()?;
                 }
-                b"message_type" => {
-                    seen.first(1)?;
+                1 => {
+                    seen.first(key)?;
                     e.message_type = match r.raw_string()? {
                         (raw, false) => match MessageType::known(raw) {
                             Some(known) => known,
@@ -55,40 +71,40 @@ impl Reader<'_> {
                         (raw, true) => MessageType::from_wire(&unescape(r.text_of(raw)?)?),
                     };
                 }
-                b"message_id" => {
-                    seen.first(2)?;
+                2 => {
+                    seen.first(key)?;
                     e.message_id = r.optional_string()?;
                 }
-                b"reply_to_message_id" => {
-                    seen.first(3)?;
+                3 => {
+                    seen.first(key)?;
                     e.reply_to_message_id = r.optional_string()?;
                 }
-                b"reply_to" => {
-                    seen.first(4)?;
+                4 => {
+                    seen.first(key)?;
                     e.reply_to = r.serde::<OptionalObject<_>>()?.0;
                 }
-                b"media_urls" => {
-                    seen.first(5)?;
+                5 => {
+                    seen.first(key)?;
                     e.media_urls = r.serde()?;
                 }
-                b"media" => {
-                    seen.first(6)?;
+                6 => {
+                    seen.first(key)?;
                     e.media = r.serde::<Objects<_>>()?.0;
                 }
-                b"context" => {
-                    seen.first(7)?;
+                7 => {
+                    seen.first(key)?;
                     e.context = r.serde::<Objects<_>>()?.0;
                 }
-                b"context_error" => {
-                    seen.first(8)?;
+                8 => {
+                    seen.first(key)?;
                     e.context_error = r.optional_boolean()?;
                 }
-                b"prompt_response" => {
-                    seen.first(9)?;
+                9 => {
+                    seen.first(key)?;
                     e.prompt_response = r.serde::<OptionalObject<_>>()?.0;
                 }
-                b"source" => {
-                    seen.first(10)?;
+                10 => {
+                    seen.first(key)?;
                     r.source(&mut e.source)?;
                 }
                 _ => r.skip(2)?,
@@ -102,34 +118,60 @@ impl Reader<'_> {
         self.open(b'{')?;
         let mut seen = Seen::default();
         let mut guild_id = None;
-        self.members(|r, key| {
-            let (bit, slot) = match key {
-                b"platform" => (0, Slot::Str(&mut s.platform)),
-                b"chat_id" => (1, Slot::Str(&mut s.chat_id)),
-                b"chat_name" => (2, Slot::Opt(&mut s.chat_name)),
-                b"chat_type" => (3, Slot::Str(&mut s.chat_type)),
-                b"user_id" => (4, Slot::Opt(&mut s.user_id)),
-                b"user_name" => (5, Slot::Opt(&mut s.user_name)),
-                b"user_display_name" => (6, Slot::Opt(&mut s.user_display_name)),
-                b"user_handle" => (7, Slot::Opt(&mut s.user_handle)),
-                b"thread_id" => (8, Slot::Opt(&mut s.thread_id)),
-                b"chat_topic" => (9, Slot::Opt(&mut s.chat_topic)),
-                b"user_id_alt" => (10, Slot::Opt(&mut s.user_id_alt)),
-                b"chat_id_alt" => (11, Slot::Opt(&mut s.chat_id_alt)),
-                b"scope_id" => (12, Slot::Opt(&mut s.scope_id)),
-                b"guild_id" => (13, Slot::Opt(&mut guild_id)),
-                b"parent_chat_id" => (14, Slot::Opt(&mut s.parent_chat_id)),
-                b"message_id" => (15, Slot::Opt(&mut s.message_id)),
-                b"profile" => (16, Slot::Opt(&mut s.profile)),
-                b"auto_thread_created" => (17, Slot::Bool(&mut s.auto_thread_created)),
-                b"auto_thread_initial_name" => (18, Slot::Opt(&mut s.auto_thread_initial_name)),
-                b"prospective_thread_id" => (19, Slot::Opt(&mut s.prospective_thread_id)),
-                b"is_bot" => (20, Slot::OptBool(&mut s.is_bot)),
-                b"one_to_one_verified" => (21, Slot::OptBool(&mut s.one_to_one_verified)),
-                b"message_is_edit" => (22, Slot::OptBool(&mut s.message_is_edit)),
+        static KEYS: Keys<23> = Keys::new([
+            b"platform",
+            b"chat_id",
+            b"chat_name",
+            b"chat_type",
+            b"user_id",
+            b"user_name",
+            b"user_display_name",
+            b"user_handle",
+            b"thread_id",
+            b"chat_topic",
+            b"user_id_alt",
+            b"chat_id_alt",
+            b"scope_id",
+            b"guild_id",
+            b"parent_chat_id",
+            b"message_id",
+            b"profile",
+            b"auto_thread_created",
+            b"auto_thread_initial_name",
+            b"prospective_thread_id",
+            b"is_bot",
+            b"one_to_one_verified",
+            b"message_is_edit",
+        ]);
+        // Each key by its index in `KEYS`, which is also its bit in `seen`.
+        self.known_members(&KEYS, |r, key| {
+            let slot = match key {
+                0 => Slot::Str(&mut s.platform),
+                1 => Slot::Str(&mut s.chat_id),
+                2 => Slot::Opt(&mut s.chat_name),
+                3 => Slot::Str(&mut s.chat_type),
+                4 => Slot::Opt(&mut s.user_id),
+                5 => Slot::Opt(&mut s.user_name),
+                6 => Slot::Opt(&mut s.user_display_name),
+                7 => Slot::Opt(&mut s.user_handle),
+                8 => Slot::Opt(&mut s.thread_id),
+                9 => Slot::Opt(&mut s.chat_topic),
+                10 => Slot::Opt(&mut s.user_id_alt),
+                11 => Slot::Opt(&mut s.chat_id_alt),
+                12 => Slot::Opt(&mut s.scope_id),
+                13 => Slot::Opt(&mut guild_id),
+                14 => Slot::Opt(&mut s.parent_chat_id),
+                15 => Slot::Opt(&mut s.message_id),
+                16 => Slot::Opt(&mut s.profile),
+                17 => Slot::Bool(&mut s.auto_thread_created),
+                18 => Slot::Opt(&mut s.auto_thread_initial_name),
+                19 => Slot::Opt(&mut s.prospective_thread_id),
+                20 => Slot::OptBool(&mut s.is_bot),
+                21 => Slot::OptBool(&mut s.one_to_one_verified),
+                22 => Slot::OptBool(&mut s.message_is_edit),
                 _ => return r.skip(3),
             };
-            seen.first(bit)?;
+            seen.first(key)?;
             match slot {
                 Slot::Str(place) => *place = r.string()?,
                 Slot::Opt(place) => *place = r.optional_string()?,
@@ -147,15 +189,17 @@ impl Reader<'_> {
     pub(super) fn outbound_result(&mut self) -> Option<OutboundResult> {
         let mut request_id = None;
         let mut result = None;
-        let mut seen = Seen::default();
+        static KEYS: Keys<2> = Keys::new([b"requestId", b"result"]);
+        let (mut seen, mut next) = (Seen::default(), 0);
         while self.more()? {
-            match self.key()? {
-                b"requestId" => {
-                    seen.first(0)?;
+            // Each key by its index in `KEYS`, which is also its bit in `seen`.
+            match self.known_key(&KEYS, &mut next)? {
+                key @ 0 => {
+                    seen.first(key)?;
                     request_id = Some(RequestId(self.string()?));
                 }
-                b"result" => {
-                    seen.first(1)?;
+                key @ 1 => {
+                    seen.first(key)?;
                     result = Some(self.result()?);
                 }
                 _ => self.skip(1)?,
@@ -173,15 +217,17 @@ impl Reader<'_> {
         let start = self.at;
         let mut result = ActionResult::default();
         let mut seen = Seen::default();
+        static KEYS: Keys<2> = Keys::new([b"success", b"message_id"]);
         let by_hand = self.open(b'{').and_then(|()| {
-            self.members(|r, key| match key {
-                b"success" => {
-                    seen.first(0)?;
+            // Each key by its index in `KEYS`, which is also its bit in `seen`.
+            self.known_members(&KEYS, |r, key| match key {
+                0 => {
+                    seen.first(key)?;
                     result.success = r.boolean()?;
                     Some(())
                 }
-                b"message_id" => {
-                    seen.first(1)?;
+                1 => {
+                    seen.first(key)?;
                     result.message_id = r.optional_string()?;
                     Some(())
                 }
@@ -198,15 +244,17 @@ impl Reader<'_> {
     pub(super) fn passthrough(&mut self) -> Option<PassthroughFrame> {
         let mut forward = None;
         let mut buffer_id = None;
-        let mut seen = Seen::default();
+        static KEYS: Keys<2> = Keys::new([b"forward", b"bufferId"]);
+        let (mut seen, mut next) = (Seen::default(), 0);
         while self.more()? {
-            match self.key()? {
-                b"forward" => {
-                    seen.first(0)?;
+            // Each key by its index in `KEYS`, which is also its bit in `seen`.
+            match self.known_key(&KEYS, &mut next)? {
+                key @ 0 => {
+                    seen.first(key)?;
                     forward = Some(self.forward()?);
                 }
-                b"bufferId" => {
-                    seen.first(1)?;
+                key @ 1 => {
+                    seen.first(key)?;
                     buffer_id = self.buffer_id()?;
                 }
                 _ => self.skip(1)?,
@@ -222,35 +270,45 @@ impl Reader<'_> {
         self.open(b'{')?;
         let mut forward = Box::new(PassthroughForward::new(Str::new(), Bytes::new()));
         let f = &mut *forward;
+        static KEYS: Keys<7> = Keys::new([
+            b"platform",
+            b"botId",
+            b"method",
+            b"path",
+            b"headers",
+            b"bodyB64",
+            b"profile",
+        ]);
         let mut seen = Seen::default();
-        self.members(|r, key| {
+        // Each key by its index in `KEYS`, which is also its bit in `seen`.
+        self.known_members(&KEYS, |r, key| {
             match key {
-                b"platform" => {
-                    seen.first(0)?;
+                0 => {
+                    seen.first(key)?;
                     f.platform = r.string()?;
                 }
-                b"botId" => {
-                    seen.first(1)?;
+                1 => {
+                    seen.first(key)?;
                     f.bot_id = r.string()?;
                 }
-                b"method" => {
-                    seen.first(2)?;
+                2 => {
+                    seen.first(key)?;
                     f.method = r.string()?;
                 }
-                b"path" => {
-                    seen.first(3)?;
+                3 => {
+                    seen.first(key)?;
                     f.path = r.string()?;
                 }
-                b"headers" => {
-                    seen.first(4)?;
+                4 => {
+                    seen.first(key)?;
                     f.headers = r.headers()?;
                 }
-                b"bodyB64" => {
-                    seen.first(5)?;
+                5 => {
+                    seen.first(key)?;
                     f.body = r.body()?;
                 }
-                b"profile" => {
-                    seen.first(6)?;
+                6 => {
+                    seen.first(key)?;
                     f.profile = r.optional_string()?;
                 }
                 _ => r.skip(2)?,

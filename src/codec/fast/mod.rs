@@ -333,30 +333,38 @@ impl<'a> Reader<'a> {
     /// colon as [`key`](Self::key) consumes it; `next` is the index of the key expected
     /// (the one after the last found), and is moved on past the one found.
     ///
-    /// The expected key is recognised by comparing the sixteen bytes at the reader with
-    /// its pattern, two words masked: members come in the order their writer puts them,
-    /// and this is a few instructions where reading the key (scanning it for its closing
-    /// quote, checking what follows) and then matching it against each name was a tenth
-    /// of a connector's time. A pattern matches exactly where [`key`](Self::key) would
-    /// read that name (a quote, the name's plain ASCII, a quote, a colon); anything else,
-    /// a key out of order included, is read by `key` and looked up.
+    /// Keys are recognised by comparing the sixteen bytes at the reader with their
+    /// patterns, two words masked, starting with the expected key: members come in the
+    /// order their writer puts them (some left out), so the first or second pattern tried
+    /// is the one. That is a few instructions, where reading the key (scanning it for its
+    /// closing quote, checking what follows) and then matching it against each name was a
+    /// tenth of a connector's time. A pattern matches exactly where [`key`](Self::key)
+    /// would read that name (a quote, the name's plain ASCII, a quote, a colon); anything
+    /// else is read by `key` and looked up.
     #[inline(always)]
     fn known_key<const N: usize>(&mut self, keys: &Keys<N>, next: &mut usize) -> Option<usize> {
         self.ws();
-        let window = self.bytes().get(self.at..self.at + 16);
-        if let (Some(key), Some(window)) = (keys.0.get(*next), window) {
+        if let Some(window) = self.bytes().get(self.at..self.at + 16) {
             let word = |at: usize| {
                 window
                     .get(at..at + 8)
                     .and_then(|w| <[u8; 8]>::try_from(w).ok())
                     .map_or(0, u64::from_le_bytes)
             };
-            let ([p0, p1], [m0, m1]) = (key.pattern, key.mask);
-            let differ = ((word(0) ^ p0) & m0) | ((word(8) ^ p1) & m1);
-            if differ == 0 && key.len != 0 {
+            let (w0, w1) = (word(0), word(8));
+            let here = |key: &Key| {
+                let ([p0, p1], [m0, m1]) = (key.pattern, key.mask);
+                key.len != 0 && ((w0 ^ p0) & m0) | ((w1 ^ p1) & m1) == 0
+            };
+            let (before, after) = keys.0.split_at((*next).min(N));
+            let found = match after.iter().position(here) {
+                Some(i) => Some(*next + i),
+                None => before.iter().position(here),
+            };
+            if let Some((found, key)) = found.and_then(|i| Some((i, keys.0.get(i)?))) {
                 self.at += key.len;
-                *next += 1;
-                return Some(*next - 1);
+                *next = found + 1;
+                return Some(found);
             }
         }
         let name = self.key()?;
@@ -375,6 +383,29 @@ impl<'a> Reader<'a> {
         }
         loop {
             let key = self.key()?;
+            member(self, key)?;
+            if !self.more()? {
+                return Some(());
+            }
+        }
+    }
+
+    /// [`members`](Self::members) of an object whose keys are known (see
+    /// [`known_key`](Self::known_key)): `member` is called with each key's index in `keys`
+    /// (`N` for another key).
+    fn known_members<const N: usize>(
+        &mut self,
+        keys: &Keys<N>,
+        mut member: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<()> {
+        self.ws();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        let mut next = 0;
+        loop {
+            let key = self.known_key(keys, &mut next)?;
             member(self, key)?;
             if !self.more()? {
                 return Some(());
