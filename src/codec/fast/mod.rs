@@ -65,7 +65,8 @@ pub(super) fn outbound_line(input: &[u8], source: &Bytes) -> Option<(Box<Outboun
         line: None,
     };
     r.open(b'{')?;
-    if r.known_key(&TYPE, &mut 0)? != 0 || r.raw_string()? != (b"outbound".as_slice(), false) {
+    static OUTBOUND: Keys<1> = Keys::strings([b"outbound"]);
+    if r.known_key(&TYPE, &mut 0)? != 0 || r.known_string(&OUTBOUND)? != 0 {
         return None;
     }
     let outbound = r.outbound()?;
@@ -88,11 +89,17 @@ fn read(text: &[u8], source: &Bytes) -> Option<(Frame, usize)> {
     if r.known_key(&TYPE, &mut 0)? != 0 {
         return None;
     }
-    let frame = match r.raw_string()? {
-        (b"inbound", false) => r.inbound().map(Frame::Inbound),
-        (b"outbound", false) => r.outbound().map(Frame::Outbound),
-        (b"outbound_result", false) => r.outbound_result().map(Frame::OutboundResult),
-        (b"passthrough_forward", false) => r.passthrough().map(Frame::PassthroughForward),
+    static TYPES: Keys<4> = Keys::strings([
+        b"inbound",
+        b"outbound",
+        b"outbound_result",
+        b"passthrough_forward",
+    ]);
+    let frame = match r.known_string(&TYPES)? {
+        0 => r.inbound().map(Frame::Inbound),
+        1 => r.outbound().map(Frame::Outbound),
+        2 => r.outbound_result().map(Frame::OutboundResult),
+        3 => r.passthrough().map(Frame::PassthroughForward),
         _ => None,
     }?;
     r.ws();
@@ -106,13 +113,24 @@ thread_local! {
     pub(crate) static SERDE_VALUES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// The keys of one kind of object that a reader knows, in the order writers put them:
-/// see [`Reader::known_key`].
+/// The keys of one kind of object that a reader knows, in the order writers put them
+/// (see [`Reader::known_key`]); or the strings a value is expected to be one of (see
+/// [`Reader::known_string`]).
 struct Keys<const N: usize>([Key; N]);
 
 impl<const N: usize> Keys<N> {
+    /// Keys: each pattern is the quoted name and its colon.
     const fn new(names: [&'static [u8]; N]) -> Self {
-        let mut keys = [Key::new(b""); N];
+        Self::of(names, true)
+    }
+
+    /// String values: each pattern is the quoted name.
+    const fn strings(names: [&'static [u8]; N]) -> Self {
+        Self::of(names, false)
+    }
+
+    const fn of(names: [&'static [u8]; N], colon: bool) -> Self {
+        let mut keys = [Key::new(b"", false); N];
         let mut i = 0;
         while i < N {
             #[expect(
@@ -120,7 +138,7 @@ impl<const N: usize> Keys<N> {
                 reason = "`i` is below `N`, both arrays' length (a `const` loop cannot use iterators)"
             )]
             {
-                keys[i] = Key::new(names[i]);
+                keys[i] = Key::new(names[i], colon);
             }
             i += 1;
         }
@@ -128,23 +146,24 @@ impl<const N: usize> Keys<N> {
     }
 }
 
-/// A known key, with the sixteen bytes its member starts with when written as usual:
-/// `"name":` (the key, its quotes and the colon right after), and a mask of the bytes of
-/// those sixteen that hold it.
+/// A known key (or string), with the sixteen bytes its member (or value) starts with when
+/// written as usual: `"name":` (the key, its quotes and the colon right after; for a
+/// string, `"name"`), and a mask of the bytes of those sixteen that hold it.
 #[derive(Clone, Copy)]
 struct Key {
     name: &'static [u8],
-    /// The pattern's length: `"name":`, or 0 for a name too long for sixteen bytes.
+    /// The pattern's length, or 0 for a name too long for sixteen bytes.
     len: usize,
     pattern: [u64; 2],
     mask: [u64; 2],
 }
 
 impl Key {
-    const fn new(name: &'static [u8]) -> Self {
+    const fn new(name: &'static [u8], colon: bool) -> Self {
         let mut pattern = [0u8; 16];
         let mut mask = [0u8; 16];
-        let len = name.len() + 3;
+        let quoted = name.len() + 2;
+        let len = quoted + colon as usize;
         if len > 16 {
             return Self {
                 name,
@@ -160,9 +179,9 @@ impl Key {
                 reason = "`i` is below `len`, at most 16, the arrays' length, and `i - 1` below `name.len()` where read"
             )]
             {
-                pattern[i] = if i == 0 || i == len - 2 {
+                pattern[i] = if i == 0 || i == quoted - 1 {
                     b'"'
-                } else if i == len - 1 {
+                } else if i == quoted {
                     b':'
                 } else {
                     name[i - 1]
@@ -333,43 +352,65 @@ impl<'a> Reader<'a> {
     /// colon as [`key`](Self::key) consumes it; `next` is the index of the key expected
     /// (the one after the last found), and is moved on past the one found.
     ///
-    /// Keys are recognised by comparing the sixteen bytes at the reader with their
-    /// patterns, two words masked, starting with the expected key: members come in the
-    /// order their writer puts them (some left out), so the first or second pattern tried
-    /// is the one. That is a few instructions, where reading the key (scanning it for its
-    /// closing quote, checking what follows) and then matching it against each name was a
-    /// tenth of a connector's time. A pattern matches exactly where [`key`](Self::key)
-    /// would read that name (a quote, the name's plain ASCII, a quote, a colon); anything
-    /// else is read by `key` and looked up.
+    /// Keys are recognised by their patterns ([`pattern_at`](Self::pattern_at)), starting
+    /// with the expected key: members come in the order their writer puts them (some left
+    /// out), so the first or second pattern tried is the one. That is a few instructions,
+    /// where reading the key (scanning it for its closing quote, checking what follows)
+    /// and then matching it against each name was a tenth of a connector's time. A
+    /// pattern matches exactly where [`key`](Self::key) would read that name (a quote,
+    /// the name's plain ASCII, a quote, a colon); anything else is read by `key` and
+    /// looked up.
     #[inline(always)]
     fn known_key<const N: usize>(&mut self, keys: &Keys<N>, next: &mut usize) -> Option<usize> {
         self.ws();
-        if let Some(window) = self.bytes().get(self.at..self.at + 16) {
-            let word = |at: usize| {
-                window
-                    .get(at..at + 8)
-                    .and_then(|w| <[u8; 8]>::try_from(w).ok())
-                    .map_or(0, u64::from_le_bytes)
-            };
-            let (w0, w1) = (word(0), word(8));
-            let here = |key: &Key| {
-                let ([p0, p1], [m0, m1]) = (key.pattern, key.mask);
-                key.len != 0 && ((w0 ^ p0) & m0) | ((w1 ^ p1) & m1) == 0
-            };
-            let (before, after) = keys.0.split_at((*next).min(N));
-            let found = match after.iter().position(here) {
-                Some(i) => Some(*next + i),
-                None => before.iter().position(here),
-            };
-            if let Some((found, key)) = found.and_then(|i| Some((i, keys.0.get(i)?))) {
-                self.at += key.len;
-                *next = found + 1;
-                return Some(found);
-            }
+        if let Some(found) = self.pattern_at(keys, *next) {
+            *next = found + 1;
+            return Some(found);
         }
         let name = self.key()?;
         let found = keys.0.iter().position(|k| k.name == name).unwrap_or(N);
         *next = found + 1;
+        Some(found)
+    }
+
+    /// The next value, a string, as its index in `values` (`N` for any other string, and
+    /// for one spelled with escapes), consumed as [`raw_string`](Self::raw_string)
+    /// consumes it; by pattern as [`known_key`](Self::known_key) reads a key.
+    #[inline(always)]
+    fn known_string<const N: usize>(&mut self, values: &Keys<N>) -> Option<usize> {
+        self.ws();
+        if let Some(found) = self.pattern_at(values, 0) {
+            return Some(found);
+        }
+        Some(match self.raw_string()? {
+            (raw, false) => values.0.iter().position(|k| k.name == raw).unwrap_or(N),
+            (_, true) => N,
+        })
+    }
+
+    /// The index of the pattern of `keys` that the sixteen bytes at the reader start
+    /// with, trying `first` and those after it first, consumed; compared two words
+    /// masked.
+    #[inline(always)]
+    fn pattern_at<const N: usize>(&mut self, keys: &Keys<N>, first: usize) -> Option<usize> {
+        let window = self.bytes().get(self.at..self.at + 16)?;
+        let word = |at: usize| {
+            window
+                .get(at..at + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let (w0, w1) = (word(0), word(8));
+        let here = |key: &Key| {
+            let ([p0, p1], [m0, m1]) = (key.pattern, key.mask);
+            key.len != 0 && ((w0 ^ p0) & m0) | ((w1 ^ p1) & m1) == 0
+        };
+        let (before, after) = keys.0.split_at(first.min(N));
+        let found = match after.iter().position(here) {
+            Some(i) => first + i,
+            None => before.iter().position(here)?,
+        };
+        self.at += keys.0.get(found)?.len;
         Some(found)
     }
 
@@ -1018,6 +1059,45 @@ mod tests {
                     assert_eq!(known.at, by_key.at, "{what}, expecting {guess}");
                     assert_eq!(next, found + 1);
                 }
+            }
+        }
+    }
+
+    /// A known string is read exactly as `raw_string` reads it and then looked up: the
+    /// same index (`N` for another string or an escaped one), the same position after it.
+    #[test]
+    fn known_strings_read_as_raw_strings_do() {
+        static VALUES: Keys<3> = Keys::strings([b"send", b"typing", b"a_name_much_too_long"]);
+        let texts: [&[u8]; 10] = [
+            br#""send", "chat_id": "1"}"#,
+            br#" "typing", "chat_id": "1"}"#,
+            br#""sendx", "chat_id": "1"}"#,
+            br#""sen", "chat_id": "1"}"#,
+            br#""se\u006ed", "chat_id": "1"}"#,
+            br#""a_name_much_too_long", "chat_id": "1"}"#,
+            br#""send"}"#,
+            br#""send"#,
+            br#"send", "chat_id": "1"}"#,
+            br#""", "chat_id": "1"}"#,
+        ];
+        let source = Bytes::new();
+        let reader = |text| Reader {
+            text,
+            at: 0,
+            source: &source,
+            line: None,
+        };
+        for text in texts {
+            let mut by_raw = reader(text);
+            let expected = by_raw.raw_string().map(|(raw, escaped)| match escaped {
+                false => VALUES.0.iter().position(|k| k.name == raw).unwrap_or(3),
+                true => 3,
+            });
+            let mut known = reader(text);
+            let what = String::from_utf8_lossy(text);
+            assert_eq!(known.known_string(&VALUES), expected, "{what}");
+            if expected.is_some() {
+                assert_eq!(known.at, by_raw.at, "{what}");
             }
         }
     }

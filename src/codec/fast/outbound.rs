@@ -61,22 +61,23 @@ impl Reader<'_> {
             if self.known_key(&OP, &mut 0)? != 0 {
                 return None;
             }
-            match self.raw_string()? {
-                (b"send", false) => {
+            static OPS: Keys<4> = Keys::strings([b"send", b"typing", b"follow_up", b"edit"]);
+            match self.known_string(&OPS)? {
+                0 => {
                     *slot = OutboundAction::Send(SendAction::default());
                     let OutboundAction::Send(send) = slot else {
                         return None;
                     };
                     self.send(send)
                 }
-                (b"typing", false) => {
+                1 => {
                     *slot = OutboundAction::Typing(TypingAction::default());
                     let OutboundAction::Typing(typing) = slot else {
                         return None;
                     };
                     self.typing(typing)
                 }
-                (b"follow_up", false) => {
+                2 => {
                     static KEYS: Keys<4> =
                         Keys::new([b"session_key", b"kind", b"content", b"metadata"]);
                     let ([session_key, kind, content], metadata) = self.three_strings(&KEYS)?;
@@ -88,7 +89,7 @@ impl Reader<'_> {
                     });
                     Some(())
                 }
-                (b"edit", false) => {
+                3 => {
                     static KEYS: Keys<4> =
                         Keys::new([b"chat_id", b"message_id", b"content", b"metadata"]);
                     let ([chat_id, message_id, content], metadata) = self.three_strings(&KEYS)?;
