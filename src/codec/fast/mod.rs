@@ -58,12 +58,7 @@ pub(super) fn frame_line(input: &[u8], source: &Bytes) -> Option<(Frame, usize)>
 /// matches, a load that waits on several pending stores at each step. `None` for any
 /// other line, and for what `frame_line` would not read.
 pub(super) fn outbound_line(input: &[u8], source: &Bytes) -> Option<(Box<Outbound>, usize)> {
-    let mut r = Reader {
-        text: input,
-        at: 0,
-        source,
-        line: None,
-    };
+    let mut r = Reader::new(input, source);
     r.open(b'{')?;
     static OUTBOUND: Keys<1> = Keys::strings([b"outbound"]);
     if r.known_key(&TYPE, &mut 0)? != 0 || r.known_string(&OUTBOUND)? != 0 {
@@ -79,12 +74,7 @@ static TYPE: Keys<1> = Keys::new([b"type"]);
 
 /// The frame `text` starts with, and where the whitespace after it ends.
 fn read(text: &[u8], source: &Bytes) -> Option<(Frame, usize)> {
-    let mut r = Reader {
-        text,
-        at: 0,
-        source,
-        line: None,
-    };
+    let mut r = Reader::new(text, source);
     r.open(b'{')?;
     if r.known_key(&TYPE, &mut 0)? != 0 {
         return None;
@@ -251,6 +241,16 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the start of `text`, which lies within `source`.
+    fn new(text: &'a [u8], source: &'a Bytes) -> Self {
+        Self {
+            text,
+            at: 0,
+            source,
+            line: None,
+        }
+    }
+
     fn bytes(&self) -> &'a [u8] {
         self.text
     }
@@ -1038,12 +1038,7 @@ mod tests {
             br#"}"#,
         ];
         let source = Bytes::new();
-        let reader = |text| Reader {
-            text,
-            at: 0,
-            source: &source,
-            line: None,
-        };
+        let reader = |text| Reader::new(text, &source);
         for text in texts {
             let mut by_key = reader(text);
             let expected = by_key
@@ -1081,12 +1076,7 @@ mod tests {
             br#""", "chat_id": "1"}"#,
         ];
         let source = Bytes::new();
-        let reader = |text| Reader {
-            text,
-            at: 0,
-            source: &source,
-            line: None,
-        };
+        let reader = |text| Reader::new(text, &source);
         for text in texts {
             let mut by_raw = reader(text);
             let expected = by_raw.raw_string().map(|(raw, escaped)| match escaped {
@@ -1186,12 +1176,8 @@ mod tests {
             assert_eq!(decode(raw.as_bytes(), &mut out), Some(raw.len()));
             assert_eq!(out, expected);
         }
-        let mut r = Reader {
-            text: b"\"\\u00e9",
-            at: 0,
-            source: &Bytes::new(),
-            line: None,
-        };
+        let empty = Bytes::new();
+        let mut r = Reader::new(b"\"\\u00e9", &empty);
         assert!(r.string().is_none());
     }
 
@@ -1242,12 +1228,7 @@ mod tests {
         );
         for (text, raw) in cases.into_iter().chain([long]) {
             let source = Bytes::from(raw);
-            let mut r = Reader {
-                text: &source,
-                at: 0,
-                source: &source,
-                line: None,
-            };
+            let mut r = Reader::new(&source, &source);
             let s = r.string().unwrap();
             assert_eq!(s, text.as_str());
             assert!(!s.is_shared_slice(&source));
