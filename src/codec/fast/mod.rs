@@ -138,7 +138,9 @@ impl<const N: usize> Keys<N> {
 
 /// A known key (or string), with the sixteen bytes its member (or value) starts with when
 /// written as usual: `"name":` (the key, its quotes and the colon right after; for a
-/// string, `"name"`), and a mask of the bytes of those sixteen that hold it.
+/// string, `"name"`), and a mask of the bytes of those sixteen that hold it. Names are
+/// plain ASCII (no quote, backslash, control or non-ASCII byte), so that a pattern's
+/// closing quote is where the scanner would stop too.
 #[derive(Clone, Copy)]
 struct Key {
     name: &'static [u8],
